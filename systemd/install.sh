@@ -94,8 +94,9 @@ unit_text() {
 
 do_install() {
 	for b in $binaries; do
-		[ -f "$builddir/$b" ] && [ -x "$builddir/$b" ] ||
+		if [ ! -f "$builddir/$b" ] || [ ! -x "$builddir/$b" ]; then
 			die "$builddir/$b is not built: run 'make' first"
+		fi
 	done
 	for m in $man8 $man5; do
 		[ -f "$root/docs/man/$m" ] || die "missing $root/docs/man/$m"
