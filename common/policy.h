@@ -1,0 +1,110 @@
+/*
+ * policy.h — the sizing policy: how many stages a fleet should have.
+ *
+ * A pure function of (policy, observation, history, now): no clock, no I/O, no globals, no
+ * allocation. The shape follows the Kubernetes HPA (ARCHITECTURE.md §2 "Sizing policy"):
+ *
+ *   raw      = ceil(V / (C·u)), at least 1
+ *   demand   = override if one is given, else S when V is within ±10 % of S·C·u, else raw
+ *   rec      = clamp(demand, 1 + min_replicas, 1 + min(max_replicas, 5))
+ *   up       : desired = min(rec, S + max(S, 4))          (at once, rate-limited)
+ *   down     : desired = max(highest rec over the last scale_down_delay, S - 1)
+ *   unknown V: desired = max(rec, S)                      (never shrink on missing data)
+ *
+ * Counts are whole stages including the origin: S = origin + non-draining replicas.
+ */
+#ifndef IVS_POLICY_H
+#define IVS_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* IVS: 5 concurrent replications per participant, not adjustable. */
+#define POLICY_MAX_REPLICAS_PER_HOST 5
+/* One host can therefore feed at most the origin plus five replica stages. */
+#define POLICY_MAX_STAGES (1 + POLICY_MAX_REPLICAS_PER_HOST)
+
+/* Input bounds that keep the integer arithmetic below exact (see policy.c). */
+#define POLICY_MAX_VIEWERS_PER_STAGE 1000000u
+#define POLICY_MAX_VIEWERS           1000000000000ull  /* larger totals saturate */
+#define POLICY_MAX_DELAY_MS          (24ll * 3600 * 1000)
+
+/* Slots of the scale-down stabilization ring (see struct policy_state). */
+#define POLICY_HISTORY_SLOTS 32
+
+/* Per-fleet knobs; the daemon fills this from the fleet's config section. */
+struct fleet_policy {
+	uint32_t viewers_per_stage;   /* C: subscribers one stage should hold, 1..1e6 */
+	double target_utilization;    /* u: fraction of C to aim for, (0, 1] */
+	uint32_t min_replicas;        /* replica stages kept even with no viewers */
+	uint32_t max_replicas;        /* upper bound on replica stages (further capped at 5) */
+	int64_t scale_down_delay_ms;  /* stabilization window for scale-down, 0..24 h */
+	int64_t drain_timeout_ms;     /* used by the planner: delete a draining stage after this */
+};
+
+/* What was observed this pass. */
+struct policy_input {
+	uint64_t viewers;          /* V: total over the serving stages; a lower bound if unknown */
+	bool viewers_known;        /* false when Redis failed or any stage's count was invalid */
+	uint32_t serving_stages;   /* S: origin + non-draining replica stages */
+	bool has_override;         /* a valid desired_stages override was read */
+	uint32_t override_stages;  /* total stages the operator asked for */
+};
+
+struct policy_decision {
+	uint32_t desired_stages;   /* total stages (origin included) to have after this pass */
+	uint32_t raw;              /* ceil(V / (C·u)), at least 1 */
+	uint32_t demand;           /* after tolerance and override, before clamps */
+	bool capped;               /* demand exceeds what one host can feed (1 + 5 stages) */
+	bool held;                 /* stabilization kept desired above what demand asked for */
+	const char *reason;        /* static string for logs and status */
+};
+
+/*
+ * Scale-down history, owned by the caller (one per fleet) and kept between passes. A zeroed
+ * struct is a valid empty history.
+ *
+ * Approximation: time is cut into buckets of bucket_ms = ceil(delay / (SLOTS - 2)); each slot
+ * remembers the highest recommendation of one bucket. The window is evaluated at bucket
+ * granularity, so a recommendation may be remembered up to one bucket (delay/30, 10 s for the
+ * default 300 s) longer than the delay, never shorter: the error only ever delays a scale-down.
+ */
+struct policy_history_slot {
+	int64_t bucket;            /* floor(time / bucket_ms) this slot describes */
+	uint32_t max_stages;       /* highest recommendation recorded in that bucket */
+	bool used;
+};
+
+struct policy_state {
+	int64_t bucket_ms;         /* bucket width the slots were recorded with; 0 = none yet */
+	struct policy_history_slot slot[POLICY_HISTORY_SLOTS];
+};
+
+/* 0 when the knobs are in range, -EINVAL otherwise (C, u, min <= max, delays). */
+int policy_validate(const struct fleet_policy *policy);
+
+/* Empty the history (same as zeroing it). */
+void policy_state_init(struct policy_state *state);
+
+/*
+ * ceil(viewers / (C·u)) in exact integer arithmetic (u rounded to parts per million), at
+ * least 1, saturating at UINT32_MAX. The policy must be valid.
+ */
+uint32_t policy_raw_stages(const struct fleet_policy *policy, uint64_t viewers);
+
+/*
+ * 1 when V is within ±10 % of S·C·u (edges included), else 0; 0 when S is 0. The policy
+ * must be valid.
+ */
+int policy_within_tolerance(const struct fleet_policy *policy, uint64_t viewers,
+                            uint32_t serving_stages);
+
+/*
+ * Decide the stage count for one pass and record this pass's recommendation in *state.
+ * now_ms must come from a monotonic clock. Returns 0, or -EINVAL for an invalid policy or a
+ * NULL argument (then *out is zeroed and *state untouched).
+ */
+int policy_decide(const struct fleet_policy *policy, const struct policy_input *in,
+                  struct policy_state *state, int64_t now_ms, struct policy_decision *out);
+
+#endif
