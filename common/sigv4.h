@@ -14,7 +14,10 @@
  *   normalize_path: remove dot segments and duplicate slashes (every service but S3);
  *   double_encode:  URI-encode each path segment once more for the canonical URI (every
  *                   service but S3; this is what makes restJson1 labels such as %3A appear as
- *                   %253A in the canonical request).
+ *                   %253A in the canonical request). Without it, existing %XX escapes are kept
+ *                   (hex upper-cased) and only other reserved bytes are encoded.
+ * The query string is decoded, then each name and value re-encoded with the unreserved set
+ * A-Za-z0-9-._~ and sorted by name, then value ('+' is a literal plus, not a space).
  */
 #ifndef IVS_SIGV4_H
 #define IVS_SIGV4_H
