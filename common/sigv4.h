@@ -62,6 +62,13 @@ void sigv4_result_free(struct sigv4_result *r);
 /* Format a UNIX time as an x-amz-date value ("YYYYMMDDTHHMMSSZ", 17 bytes with NUL). */
 void sigv4_format_amz_date(long long unix_seconds, char out[17]);
 
+/*
+ * The SigV4 signing key HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date8), region), service),
+ * "aws4_request"); date8 is "YYYYMMDD". 0, or -EINVAL / -ENOMEM / -EIO.
+ */
+int sigv4_derive_signing_key(const char *secret_access_key, const char *date8, const char *region,
+			     const char *service, unsigned char out[32]);
+
 /* Lower-case hex SHA-256 of data (65 bytes with NUL). */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
