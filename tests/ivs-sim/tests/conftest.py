@@ -76,10 +76,11 @@ class Sim:
                                     amz_date, token)
         return base + added
 
-    def api(self, op, payload=None, **kw):
+    def api(self, op, payload=None, timeout=10, **kw):
         body = json.dumps(payload or {}).encode()
         target = "/" + op
-        return self.raw("POST", target, body, self.signed_headers("POST", target, body, **kw))
+        return self.raw("POST", target, body, self.signed_headers("POST", target, body, **kw),
+                        timeout=timeout)
 
     def tags(self, method, arn, payload=None, query=""):
         target = "/tags/" + urllib.parse.quote(arn, safe="-._~") + (("?" + query) if query else "")
