@@ -192,6 +192,9 @@ def route(method, path, query):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the client's
+    # delayed ACK would add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
     server_version = "ivs-sim"
     sys_version = ""
 
