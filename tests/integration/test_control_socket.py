@@ -89,8 +89,14 @@ def harness_factory():
         return h
 
     yield start
+    # A harness that started must also stop cleanly: exit 0 on SIGTERM, and under ASan/UBSan
+    # (IVS_BUILD=build/asan) no leak or error report, which would change the exit status.
     for h in started:
-        h.stop()
+        was_running = h.proc.poll() is None
+        log = h.stop()
+        if was_running or h.proc.returncode != 1:
+            assert h.proc.returncode == 0, log
+        assert "Sanitizer" not in log and "runtime error" not in log, log
 
 
 @pytest.fixture
@@ -338,6 +344,25 @@ def test_client_that_never_reads_does_not_stall_others(harness):
         assert len(reply) == 1000001 and reply.index(b"\n\n") == 999999
         r2, _ = read_reply(stuck, False, rest)
         assert r2.startswith(b"version  harness\n")
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers(harness_factory, sockdir):
+    # With 16 descriptors the harness can hold only a few clients; the rest wait in the
+    # backlog while accept() fails with EMFILE, and are served as earlier clients leave.
+    h = harness_factory(os.path.join(sockdir, "fd.sock"), "-n", "16", "-c", "256")
+    socks = {connect(h.path): i for i in range(30)}
+    for s, i in socks.items():
+        s.sendall(f"json echo {i}\n".encode())
+    pending = dict(socks)
+    end = time.monotonic() + DEADLINE
+    while pending:
+        assert time.monotonic() < end, f"{len(pending)} clients never answered"
+        ready, _, _ = select.select(list(pending), [], [], end - time.monotonic())
+        for s in ready:
+            reply, _ = read_reply(s, True)
+            assert json.loads(reply)["data"] == [str(pending.pop(s))]
+            s.close()
+    assert "out of file descriptors" in h.stop()
 
 
 def test_reply_larger_than_output_cap(harness):

@@ -3,7 +3,9 @@
  * so that tests can drive the real socket code (and the real ivs-autoscalerctl) without the
  * daemon.
  *
- *   control-harness -s PATH [-m MODE] [-g GROUP] [-c MAX_CLIENTS] [-i IDLE_MS] [-v]
+ *   control-harness -s PATH [-m MODE] [-g GROUP] [-c MAX_CLIENTS] [-i IDLE_MS] [-n NOFILE] [-v]
+ *
+ * -n lowers RLIMIT_NOFILE so that tests can make accept() fail with EMFILE.
  *
  * Prints "ready" on stdout once the socket listens; exits 0 on SIGTERM/SIGINT, 1 when the
  * server cannot start (e.g. another instance answers on PATH).
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <systemd/sd-event.h>
 
@@ -179,7 +182,7 @@ static const struct control_command commands[] = {
 static void usage(void)
 {
 	fprintf(stderr, "usage: control-harness -s PATH [-m MODE] [-g GROUP] [-c MAX_CLIENTS] "
-		"[-i IDLE_MS] [-v]\n");
+		"[-i IDLE_MS] [-n NOFILE] [-v]\n");
 	exit(2);
 }
 
@@ -191,13 +194,15 @@ int main(int argc, char **argv)
 	sd_event *event = NULL;
 	sigset_t mask;
 	int c, r, verbose = 0, rc = 1;
+	struct rlimit nofile = { 0, 0 };
 
-	while ((c = getopt(argc, argv, "c:g:i:m:s:v")) != -1) {
+	while ((c = getopt(argc, argv, "c:g:i:m:n:s:v")) != -1) {
 		switch (c) {
 		case 'c': opts.max_clients = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': opts.admin_group = optarg; break;
 		case 'i': opts.idle_timeout_ms = strtoull(optarg, NULL, 10); break;
 		case 'm': opts.socket_mode = (mode_t)strtoul(optarg, NULL, 8); break;
+		case 'n': nofile.rlim_cur = nofile.rlim_max = strtoul(optarg, NULL, 10); break;
 		case 's': opts.socket_path = optarg; break;
 		case 'v': verbose = 1; break;
 		default: usage();
@@ -206,6 +211,10 @@ int main(int argc, char **argv)
 	if (opts.socket_path == NULL || optind != argc)
 		usage();
 	log_init("control-harness", verbose);
+	if (nofile.rlim_cur > 0 && setrlimit(RLIMIT_NOFILE, &nofile) < 0) {
+		perror("control-harness: setrlimit");
+		return 1;
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
