@@ -419,6 +419,32 @@ def test_refuses_to_start_when_live_instance_answers(harness, harness_factory):
     assert_text_reply(ask(harness.path, "status"))
 
 
+def test_socket_from_systemd_is_used_and_left_in_place(sockdir):
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate not installed")
+    path = os.path.join(sockdir, "activated.sock")
+    # systemd-socket-activate binds path and execs the harness (same pid) on the first
+    # connection, passing the listening socket as fd 3. -s names a path that must stay unused.
+    unused = os.path.join(sockdir, "unused.sock")
+    proc = subprocess.Popen([activate, "-l", path, HARNESS, "-a", "-s", unused],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + DEADLINE
+        while not os.path.exists(path):
+            assert time.monotonic() < end and proc.poll() is None, "socket never appeared"
+            select.select([], [], [], 0.01)
+        assert ask(path, "echo activated") == "activated\n\n"
+        assert ask(path, "json fleets") == '{"ok":true,"data":["main","eu"]}\n'
+        assert not os.path.exists(unused)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0, err
+    assert "using the admin socket passed by systemd" in err.decode()
+    assert os.path.exists(path), "the socket from systemd must never be unlinked"
+
+
 def test_stale_socket_is_replaced(harness_factory, sockdir):
     path = os.path.join(sockdir, "stale.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -493,6 +519,7 @@ def test_admin_group_member_may_mutate(harness_factory, sockdir):
     except KeyError:
         pytest.skip("group users missing")
     h = harness_factory(os.path.join(sockdir, "g.sock"), "-m", "666", "-g", "users")
+    assert os.stat(h.path).st_gid == group.gr_gid     # the socket belongs to the admin group
     r = ctl(h.path, "pause", user=[f"--groups={group.gr_gid}"])
     assert r.returncode == 0, r
     r = ctl(h.path, "pause", user=["--clear-groups"])

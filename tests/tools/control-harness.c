@@ -6,6 +6,7 @@
  *   control-harness -s PATH [-m MODE] [-g GROUP] [-c MAX_CLIENTS] [-i IDLE_MS] [-n NOFILE] [-v]
  *
  * -n lowers RLIMIT_NOFILE so that tests can make accept() fail with EMFILE.
+ * -a accepts a socket passed by systemd (LISTEN_FDS) instead of binding PATH.
  *
  * Prints "ready" on stdout once the socket listens; exits 0 on SIGTERM/SIGINT, 1 when the
  * server cannot start (e.g. another instance answers on PATH).
@@ -182,7 +183,7 @@ static const struct control_command commands[] = {
 static void usage(void)
 {
 	fprintf(stderr, "usage: control-harness -s PATH [-m MODE] [-g GROUP] [-c MAX_CLIENTS] "
-		"[-i IDLE_MS] [-n NOFILE] [-v]\n");
+		"[-i IDLE_MS] [-n NOFILE] [-a] [-v]\n");
 	exit(2);
 }
 
@@ -196,8 +197,9 @@ int main(int argc, char **argv)
 	int c, r, verbose = 0, rc = 1;
 	struct rlimit nofile = { 0, 0 };
 
-	while ((c = getopt(argc, argv, "c:g:i:m:n:s:v")) != -1) {
+	while ((c = getopt(argc, argv, "ac:g:i:m:n:s:v")) != -1) {
 		switch (c) {
+		case 'a': opts.no_activation = 0; break;
 		case 'c': opts.max_clients = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': opts.admin_group = optarg; break;
 		case 'i': opts.idle_timeout_ms = strtoull(optarg, NULL, 10); break;
