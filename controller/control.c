@@ -584,7 +584,10 @@ static void client_pump(struct client *c)
 		if (r == 0)
 			break;
 		if (r < 0) {
-			reply_error(c, 0, "line too long");
+			/* The line's start is known, so a "json ..." line gets a JSON error. */
+			reply_error(c, c->inlen > 4 && memcmp(c->in, "json", 4) == 0 &&
+					       (c->in[4] == ' ' || c->in[4] == '\t'),
+				    "line too long");
 			c->closing = 1;
 			continue;
 		}

@@ -219,9 +219,16 @@ static int print_reply(const struct strbuf *reply, int json)
 		json_t *ok = json_object_get(obj, "ok");
 		int rc;
 
-		fwrite(text, 1, n, stdout);
-		fputc('\n', stdout);
-		if (obj == NULL || !json_is_boolean(ok)) {
+		if (obj != NULL) {
+			fwrite(text, 1, n, stdout);
+			fputc('\n', stdout);
+		}
+		if (obj == NULL && strncmp(text, "error: ", 7) == 0) {
+			/* Refused before the daemon read our line (e.g. too many clients). */
+			fwrite(text, 1, n, stderr);
+			fputc('\n', stderr);
+			rc = EXIT_DAEMON_ERROR;
+		} else if (obj == NULL || !json_is_boolean(ok)) {
 			fprintf(stderr, "%s: the daemon's reply is not a valid JSON reply\n",
 				progname);
 			rc = EXIT_CONNECT;

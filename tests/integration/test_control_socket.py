@@ -282,6 +282,16 @@ def test_one_mebibyte_line_is_refused_and_closed(harness):
     assert_text_reply(ask(harness.path, "status"))
 
 
+def test_long_json_line_gets_json_error(harness):
+    with connect(harness.path) as s:
+        try:
+            s.sendall(b"json echo " + b"z" * 5000 + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply, _ = read_reply(s, True)
+    assert json.loads(reply) == {"ok": False, "error": "line too long"}
+
+
 def test_line_cap_boundary(harness):
     # 4095 bytes + newline is the largest line accepted.
     arg = "a" * (4096 - len("echo ") - 1)
@@ -323,7 +333,9 @@ def test_too_many_clients(harness_factory, sockdir):
             reply, _ = read_reply(c)
             assert reply == b"error: too many clients\n\n"
         r = ctl(h.path, "status")
-        assert r.returncode == 1 and "too many clients" in r.stderr
+        assert r.returncode == 1 and r.stderr == "error: too many clients\n"
+        r = ctl(h.path, "-j", "status")
+        assert r.returncode == 1 and r.stderr == "error: too many clients\n"
     finally:
         a.close()
         b.close()
