@@ -14,7 +14,10 @@
  *   normalize_path: remove dot segments and duplicate slashes (every service but S3);
  *   double_encode:  URI-encode each path segment once more for the canonical URI (every
  *                   service but S3; this is what makes restJson1 labels such as %3A appear as
- *                   %253A in the canonical request).
+ *                   %253A in the canonical request). Without it, existing %XX escapes are kept
+ *                   (hex upper-cased) and only other reserved bytes are encoded.
+ * The query string is decoded, then each name and value re-encoded with the unreserved set
+ * A-Za-z0-9-._~ and sorted by name, then value ('+' is a literal plus, not a space).
  */
 #ifndef IVS_SIGV4_H
 #define IVS_SIGV4_H
@@ -61,6 +64,13 @@ void sigv4_result_free(struct sigv4_result *r);
 
 /* Format a UNIX time as an x-amz-date value ("YYYYMMDDTHHMMSSZ", 17 bytes with NUL). */
 void sigv4_format_amz_date(long long unix_seconds, char out[17]);
+
+/*
+ * The SigV4 signing key HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date8), region), service),
+ * "aws4_request"); date8 is "YYYYMMDD". 0, or -EINVAL / -ENOMEM / -EIO.
+ */
+int sigv4_derive_signing_key(const char *secret_access_key, const char *date8, const char *region,
+			     const char *service, unsigned char out[32]);
 
 /* Lower-case hex SHA-256 of data (65 bytes with NUL). */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);

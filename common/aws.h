@@ -1,0 +1,89 @@
+/*
+ * aws.h — one signed AWS JSON request with rate budget and retries, asynchronous.
+ *
+ * aws_request() queues a call; the call waits for its operation's token bucket (an sd-event
+ * timer, never a sleep), is signed afresh for every attempt (new x-amz-date, credentials
+ * fetched again from the callback), sent with http.c, classified with awserr.c and retried per
+ * retry.c (backoff on an sd-event timer). The done callback runs exactly once per call, from
+ * the event loop, never from inside aws_request().
+ */
+#ifndef IVS_AWS_H
+#define IVS_AWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "aws_credentials.h"
+#include "awserr.h"
+#include "retry.h"
+
+struct aws_client;
+
+/* Fill *out (zeroed on entry) with a copy of the current credentials; must not block.
+ * 0, or a negative errno (the call then fails with AWS_ERR_LOCAL). */
+typedef int (*aws_credentials_fn)(void *ctx, struct aws_credentials *out);
+
+struct aws_client_options {
+	const char *region;                 /* required, e.g. "us-east-1" */
+	const char *endpoint;               /* NULL/"" → https://ivsrealtime.<region>.amazonaws.com */
+	const char *service;                /* signing name; NULL → "ivs" */
+	double max_tps;                     /* per operation; 0 → 4 */
+	long timeout_ms;                    /* per attempt; 0 → 10000 */
+	long connect_timeout_ms;            /* 0 → 5000 */
+	aws_credentials_fn credentials;     /* required */
+	void *credentials_ctx;
+	/* test hooks; NULL → real randomness / clocks */
+	double (*random)(void *ctx);        /* uniform in [0,1) */
+	uint64_t (*monotonic_us)(void *ctx);
+	int64_t (*unix_seconds)(void *ctx);
+	void *hook_ctx;
+	const struct retry_policy *retry;   /* NULL → retry_policy_standard */
+};
+
+/*
+ * err->kind == AWS_OK on success (http_status 2xx, body the response). Otherwise err says why;
+ * body/len are the last response's body when there was one. Valid only during the call.
+ */
+typedef void (*aws_done_fn)(void *userdata, const struct aws_error *err, int http_status,
+			    const char *body, size_t len);
+
+/* Per-operation counters for metrics. */
+struct aws_op_stats {
+	char operation[48];
+	uint64_t outcomes[AWS_ERR_KIND_COUNT];  /* final outcome of each call, by kind */
+	uint64_t throttles;                     /* attempts answered with throttling */
+	uint64_t retries;                       /* attempts after the first */
+	uint64_t rate_waits;                    /* times a call waited for the token bucket */
+	uint64_t latency_us_sum;                /* first queueing to final outcome */
+	uint64_t latency_count;
+};
+
+#define AWS_MAX_OPERATIONS 32
+
+/* 0, -EINVAL (missing region/credentials, bad endpoint), -ENOMEM, -EIO. */
+int aws_client_new(sd_event *event, const struct aws_client_options *options,
+		   struct aws_client **out);
+
+/* Cancels every call (callbacks run with AWS_ERR_CANCELLED), then frees. */
+void aws_client_free(struct aws_client *client);
+
+/* Every call in flight or waiting completes now with AWS_ERR_CANCELLED. */
+void aws_client_cancel_all(struct aws_client *client);
+
+/*
+ * Queue one call. operation names the rate bucket and the stats ("ListStages"); path is the
+ * request path as sent ("/ListStages"); json_body may be NULL ("{}" is sent for POST).
+ * 0, or -EINVAL, -ENOMEM, -E2BIG (more than AWS_MAX_OPERATIONS distinct operations),
+ * -ESHUTDOWN (inside cancel-all).
+ */
+int aws_request(struct aws_client *client, const char *operation, const char *method,
+		const char *path, const char *json_body, aws_done_fn done, void *userdata);
+
+/* The stats table (n entries), valid until the next aws_request or aws_client_free. */
+const struct aws_op_stats *aws_client_stats(const struct aws_client *client, size_t *n);
+
+/* Calls queued, waiting or in flight. */
+size_t aws_client_pending(const struct aws_client *client);
+
+#endif

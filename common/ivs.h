@@ -1,0 +1,75 @@
+/*
+ * ivs.h — the typed IVS Real-time API the controller uses, over aws.c and jansson.
+ *
+ * Every function queues a call and returns 0 or a negative errno; the callback runs once from
+ * the event loop with err->kind == AWS_OK on success. Results passed to callbacks (stages,
+ * participants, replicas, lists) are owned by this module and valid ONLY during the callback:
+ * copy what you keep. List operations follow nextToken through all pages (at most
+ * IVS_MAX_PAGES; a repeated token is an error) before calling back once.
+ * Request bodies contain only members of the model (service-2.json).
+ */
+#ifndef IVS_IVS_H
+#define IVS_IVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aws.h"
+#include "ivs_parse.h"
+
+#define IVS_MAX_PAGES 200
+
+struct ivs_kv {
+	const char *key;
+	const char *value;
+};
+
+enum ivs_participant_filter_kind {
+	IVS_FILTER_NONE = 0,
+	IVS_FILTER_PUBLISHED,       /* filterByPublished = published */
+	IVS_FILTER_STATE,           /* filterByState = state (CONNECTED / DISCONNECTED) */
+	IVS_FILTER_USER_ID,         /* filterByUserId = user_id */
+};
+
+struct ivs_participant_filter {
+	enum ivs_participant_filter_kind kind;
+	bool published;
+	enum ivs_participant_state state;
+	const char *user_id;
+};
+
+typedef void (*ivs_done_fn)(void *ud, const struct aws_error *err);
+typedef void (*ivs_stage_fn)(void *ud, const struct aws_error *err, const struct ivs_stage *stage);
+typedef void (*ivs_stages_fn)(void *ud, const struct aws_error *err,
+			      const struct ivs_stage_list *stages);
+typedef void (*ivs_participant_fn)(void *ud, const struct aws_error *err,
+				   const struct ivs_participant *participant);
+typedef void (*ivs_participants_fn)(void *ud, const struct aws_error *err,
+				    const struct ivs_participant_list *participants);
+typedef void (*ivs_replicas_fn)(void *ud, const struct aws_error *err,
+				const struct ivs_replica_list *replicas);
+
+/* stage is NULL on error. tags: ntags pairs (0..50). name may be NULL. */
+int ivs_create_stage(struct aws_client *c, const char *name, const struct ivs_kv *tags,
+		     size_t ntags, ivs_stage_fn cb, void *ud);
+int ivs_get_stage(struct aws_client *c, const char *arn, ivs_stage_fn cb, void *ud);
+int ivs_delete_stage(struct aws_client *c, const char *arn, ivs_done_fn cb, void *ud);
+int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud);
+int ivs_list_participants(struct aws_client *c, const char *stage_arn, const char *session_id,
+			  const struct ivs_participant_filter *filter, ivs_participants_fn cb,
+			  void *ud);
+int ivs_get_participant(struct aws_client *c, const char *stage_arn, const char *session_id,
+			const char *participant_id, ivs_participant_fn cb, void *ud);
+/* reconnect_window_s 0..300; attributes may be NULL. */
+int ivs_start_participant_replication(struct aws_client *c, const char *source_stage_arn,
+				      const char *destination_stage_arn,
+				      const char *participant_id, int reconnect_window_s,
+				      const struct ivs_kv *attributes, size_t nattributes,
+				      ivs_done_fn cb, void *ud);
+int ivs_stop_participant_replication(struct aws_client *c, const char *source_stage_arn,
+				     const char *destination_stage_arn,
+				     const char *participant_id, ivs_done_fn cb, void *ud);
+int ivs_list_participant_replicas(struct aws_client *c, const char *source_stage_arn,
+				  const char *participant_id, ivs_replicas_fn cb, void *ud);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * test_ivs.c — aws.c and ivs.c end to end against the loopback fake server, in a real
+ * sd-event loop: signing on every attempt, retries, no retry on 402, timeouts, pagination,
+ * cancellation. Randomness is 0 (no backoff wait), the signing clock ticks one second per call
+ * so every attempt carries a new x-amz-date.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "ivs.h"
+#include "fake_http_server.h"
+
+struct hooks {
+	int64_t unix_now;
+};
+
+static double zero_random(void *ctx) { (void)ctx; return 0.0; }
+
+static int64_t ticking_clock(void *ctx)
+{
+	struct hooks *h = ctx;
+
+	return h->unix_now++;
+}
+
+static int test_credentials(void *ctx, struct aws_credentials *out)
+{
+	static const struct aws_credentials creds = {
+		.access_key_id = "AKIDEXAMPLE",
+		.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		.session_token = "session-token-example",
+	};
+
+	(void)ctx;
+	return aws_credentials_copy(out, &creds);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void run_until(sd_event *e, const int *calls, int want)
+{
+	uint64_t deadline = now_ms() + 15000;
+
+	while (*calls < want && now_ms() < deadline)
+		assert_true(sd_event_run(e, 100000) >= 0);
+	assert_int_equal(*calls, want);
+}
+
+struct fixture {
+	sd_event *event;
+	struct aws_client *aws;
+	struct fake_server server;
+	struct hooks hooks;
+};
+
+static struct fixture *setup(const struct fake_response *responses, size_t n, long timeout_ms)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct aws_client_options o = {
+		.region = "us-east-1", .max_tps = 100, .timeout_ms = timeout_ms,
+		.credentials = test_credentials, .random = zero_random,
+		.unix_seconds = ticking_clock,
+	};
+
+	assert_non_null(f);
+	f->hooks.unix_now = 1440938160;
+	o.hook_ctx = &f->hooks;
+	assert_int_equal(sd_event_new(&f->event), 0);
+	assert_int_equal(fake_server_start(&f->server, responses, n), 0);
+	o.endpoint = f->server.url;
+	assert_int_equal(aws_client_new(f->event, &o, &f->aws), 0);
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	aws_client_free(f->aws);
+	fake_server_stop(&f->server);
+	sd_event_unref(f->event);
+	free(f);
+}
+
+struct outcome {
+	int calls;
+	enum aws_error_kind kind;
+	char code[64];
+	char request_id[80];
+	size_t items;
+	char first[IVS_ARN_MAX + 1];
+};
+
+static void on_stage(void *ud, const struct aws_error *err, const struct ivs_stage *stage)
+{
+	struct outcome *o = ud;
+
+	o->calls++;
+	o->kind = err->kind;
+	snprintf(o->code, sizeof(o->code), "%s", err->code);
+	snprintf(o->request_id, sizeof(o->request_id), "%s", err->request_id);
+	if (stage != NULL) {
+		o->items = 1;
+		snprintf(o->first, sizeof(o->first), "%s", stage->arn);
+	}
+}
+
+static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *l)
+{
+	struct outcome *o = ud;
+
+	o->calls++;
+	o->kind = err->kind;
+	if (l != NULL) {
+		o->items = l->n;
+		snprintf(o->first, sizeof(o->first), "%s", l->items[0].arn);
+	}
+}
+
+static void on_done(void *ud, const struct aws_error *err)
+{
+	struct outcome *o = ud;
+
+	o->calls++;
+	o->kind = err->kind;
+	snprintf(o->code, sizeof(o->code), "%s", err->code);
+}
+
+static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_replica_list *l)
+{
+	struct outcome *o = ud;
+
+	o->calls++;
+	o->kind = err->kind;
+	o->items = l ? l->n : 0;
+}
+
+#define STAGE_JSON "{\"stage\":{\"arn\":\"arn:aws:ivs:us-east-1:123456789012:stage/AbCd\"," \
+	"\"name\":\"r1\",\"activeSessionId\":\"\",\"tags\":{\"ivs-autoscaler:managed\":\"true\"}}}"
+
+static void test_throttled_then_ok_signed_each_time(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 429, .headers = "x-amzn-RequestId: r-1\r\n", .body = "{\"message\":\"Rate exceeded\"}" },
+		{ .status = 200, .headers = "x-amzn-RequestId: r-2\r\n", .body = STAGE_JSON },
+	};
+	struct fixture *f = setup(responses, 2, 0);
+	static const struct ivs_kv tags[] = { { "ivs-autoscaler:managed", "true" } };
+	struct outcome o = { 0 };
+	char a1[512], a2[512], v[256];
+	const struct aws_op_stats *st;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(ivs_create_stage(f->aws, "r1", tags, 1, on_stage, &o), 0);
+	assert_int_equal(o.calls, 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_OK);
+	assert_string_equal(o.first, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd");
+	assert_int_equal(fake_server_nrequests(&f->server), 2);
+	assert_string_equal(f->server.requests[0].path, "/CreateStage");
+	assert_string_equal(f->server.requests[0].body,
+			    "{\"name\":\"r1\",\"tags\":{\"ivs-autoscaler:managed\":\"true\"}}");
+	fake_request_header(&f->server, 0, "Authorization", a1, sizeof(a1));
+	fake_request_header(&f->server, 1, "Authorization", a2, sizeof(a2));
+	assert_non_null(strstr(a1, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/ivs/aws4_request"));
+	assert_non_null(strstr(a1, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+	assert_string_not_equal(a1, a2);          /* re-signed with a new date */
+	fake_request_header(&f->server, 0, "X-Amz-Date", v, sizeof(v));
+	assert_string_equal(v, "20150830T123600Z");
+	fake_request_header(&f->server, 1, "X-Amz-Date", v, sizeof(v));
+	assert_string_equal(v, "20150830T123601Z");
+	fake_request_header(&f->server, 1, "X-Amz-Security-Token", v, sizeof(v));
+	assert_string_equal(v, "session-token-example");
+	fake_request_header(&f->server, 1, "Host", v, sizeof(v));
+	assert_string_equal(v, f->server.url + strlen("http://"));
+	fake_request_header(&f->server, 1, "Content-Type", v, sizeof(v));
+	assert_string_equal(v, "application/json");
+	st = aws_client_stats(f->aws, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].operation, "CreateStage");
+	assert_int_equal(st[0].retries, 1);
+	assert_int_equal(st[0].throttles, 1);
+	assert_int_equal(st[0].outcomes[AWS_OK], 1);
+	assert_int_equal(st[0].latency_count, 1);
+	teardown(f);
+}
+
+static void test_quota_not_retried(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 402, .headers = "x-amzn-ErrorType: ServiceQuotaExceededException:x\r\n"
+		  "x-amzn-RequestId: q-1\r\n", .body = "{\"exceptionMessage\":\"5 replications\"}" },
+	};
+	struct fixture *f = setup(responses, 1, 0);
+	struct outcome o = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_start_participant_replication(f->aws,
+		"arn:aws:ivs:us-east-1:1:stage/src", "arn:aws:ivs:us-east-1:1:stage/dst", "p1", 60,
+		NULL, 0, on_done, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_ERR_QUOTA);
+	assert_string_equal(o.code, "ServiceQuotaExceededException");
+	assert_int_equal(fake_server_nrequests(&f->server), 1);
+	assert_string_equal(f->server.requests[0].body,
+			    "{\"sourceStageArn\":\"arn:aws:ivs:us-east-1:1:stage/src\","
+			    "\"destinationStageArn\":\"arn:aws:ivs:us-east-1:1:stage/dst\","
+			    "\"participantId\":\"p1\",\"reconnectWindowSeconds\":60}");
+	teardown(f);
+}
+
+static void test_timeouts_exhaust_attempts(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .action = FAKE_HANG }, { .action = FAKE_HANG }, { .action = FAKE_HANG },
+	};
+	struct fixture *f = setup(responses, 3, 300);
+	struct outcome o = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_delete_stage(f->aws, "arn:aws:ivs:us-east-1:1:stage/x", on_done, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_ERR_TIMEOUT);
+	assert_int_equal(fake_server_nrequests(&f->server), 3);
+	teardown(f);
+}
+
+static void test_dropped_then_ok(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .action = FAKE_CLOSE }, { .status = 200, .body = "{}" },
+	};
+	struct fixture *f = setup(responses, 2, 0);
+	struct outcome o = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_stop_participant_replication(f->aws, "arn:aws:ivs:us-east-1:1:stage/a",
+		"arn:aws:ivs:us-east-1:1:stage/b", "p1", on_done, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_OK);
+	assert_int_equal(fake_server_nrequests(&f->server), 2);
+	teardown(f);
+}
+
+static void test_pagination_three_pages(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/a\"}],\"nextToken\":\"t1\"}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/b\"},"
+		  "{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/c\"}],\"nextToken\":\"t2\"}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/d\"}]}" },
+	};
+	struct fixture *f = setup(responses, 3, 0);
+	struct outcome o = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_list_stages(f->aws, on_stages, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_OK);
+	assert_int_equal(o.items, 4);
+	assert_string_equal(o.first, "arn:aws:ivs:us-east-1:1:stage/a");
+	assert_int_equal(fake_server_nrequests(&f->server), 3);
+	assert_string_equal(f->server.requests[0].body, "{\"maxResults\":100}");
+	assert_string_equal(f->server.requests[1].body, "{\"maxResults\":100,\"nextToken\":\"t1\"}");
+	assert_string_equal(f->server.requests[2].body, "{\"maxResults\":100,\"nextToken\":\"t2\"}");
+	teardown(f);
+}
+
+static void test_repeated_token_and_bad_body(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 200, .body = "{\"replicas\":[],\"nextToken\":\"same\"}" },
+		{ .status = 200, .body = "{\"replicas\":[],\"nextToken\":\"same\"}" },
+		{ .status = 200, .headers = "x-amzn-RequestId: bad-1\r\n", .body = "{\"stage\":{\"arn\":5}}" },
+	};
+	struct fixture *f = setup(responses, 3, 0);
+	struct outcome o = { 0 }, o2 = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_list_participant_replicas(f->aws, "arn:aws:ivs:us-east-1:1:stage/a", "p1",
+						       on_replicas, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_ERR_PARSE);
+	assert_string_equal(f->server.requests[0].body,
+			    "{\"sourceStageArn\":\"arn:aws:ivs:us-east-1:1:stage/a\",\"participantId\":\"p1\",\"maxResults\":50}");
+	assert_int_equal(ivs_get_stage(f->aws, "arn:aws:ivs:us-east-1:1:stage/a", on_stage, &o2), 0);
+	run_until(f->event, &o2.calls, 1);
+	assert_int_equal(o2.kind, AWS_ERR_PARSE);
+	assert_string_equal(o2.request_id, "bad-1");
+	teardown(f);
+}
+
+static void test_cancel_on_free_and_bad_args(void **state)
+{
+	static const struct fake_response responses[] = { { .action = FAKE_HANG } };
+	struct fixture *f = setup(responses, 1, 0);
+	struct outcome o = { 0 }, o2 = { 0 };
+	struct ivs_participant_filter filt = { .kind = IVS_FILTER_STATE, .state = IVS_PARTICIPANT_STATE_UNKNOWN };
+	uint64_t deadline = now_ms() + 10000;
+
+	(void)state;
+	assert_int_equal(ivs_get_stage(f->aws, NULL, on_stage, &o), -EINVAL);
+	assert_int_equal(ivs_list_participants(f->aws, "arn:aws:ivs:us-east-1:1:stage/a",
+					       "st-a1b2c3d4e5f6g", &filt, NULL, NULL), -EINVAL);
+	assert_int_equal(ivs_start_participant_replication(f->aws, "a", "b", "p", 301, NULL, 0,
+							   on_done, &o), -EINVAL);
+	assert_int_equal(ivs_delete_stage(f->aws, "arn:aws:ivs:us-east-1:1:stage/a", on_done, &o), 0);
+	assert_int_equal(ivs_list_stages(f->aws, on_stages, &o2), 0);
+	while (fake_server_nrequests(&f->server) < 1 && now_ms() < deadline)
+		assert_true(sd_event_run(f->event, 50000) >= 0);
+	assert_int_equal(aws_client_pending(f->aws), 2);
+	aws_client_free(f->aws);
+	f->aws = NULL;
+	assert_int_equal(o.calls, 1);
+	assert_int_equal(o.kind, AWS_ERR_CANCELLED);
+	assert_int_equal(o2.calls, 1);
+	assert_int_equal(o2.kind, AWS_ERR_CANCELLED);
+	teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_throttled_then_ok_signed_each_time),
+		cmocka_unit_test(test_quota_not_retried),
+		cmocka_unit_test(test_timeouts_exhaust_attempts),
+		cmocka_unit_test(test_dropped_then_ok),
+		cmocka_unit_test(test_pagination_three_pages),
+		cmocka_unit_test(test_repeated_token_and_bad_body),
+		cmocka_unit_test(test_cancel_on_free_and_bad_args),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
