@@ -34,6 +34,7 @@
 
 #define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (47); bounds the O(n^2) checks */
 #define FLEETS_MAX       256
+#define NODES_MAX        20000 /* far above any real config; bounds memory on hostile input */
 #define STRING_MAX       1024  /* generous bound on any single configured string */
 #define DURATION_MAX_MS  (30ULL * 24 * 3600 * 1000)
 #define SUN_PATH_MAX     107   /* sizeof(sockaddr_un.sun_path) - 1 */
@@ -192,6 +193,7 @@ static int build_tree(const char *name, const char *data, size_t len, struct nod
 	size_t depth = 0;
 	struct node *doc = NULL;
 	int documents = 0, r = -EINVAL;
+	size_t nodes = 0;
 	bool done = false;
 
 	*root = NULL;
@@ -269,6 +271,12 @@ static int build_tree(const char *name, const char *data, size_t len, struct nod
 		}
 		if (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
 		    ev.type == YAML_MAPPING_START_EVENT) {
+			if (++nodes > NODES_MAX) {
+				node_free(n);
+				mark_error(errs, name, ev.start_mark,
+					   "too many YAML nodes (more than 20000) for a configuration");
+				goto out_event;
+			}
 			if (n == NULL || (n->kind == NODE_SCALAR && n->value == NULL)) {
 				node_free(n);
 				errors_add(errs, "%s:1:1: out of memory", name);

@@ -468,6 +468,17 @@ static void test_error_cap_and_size(void **state)
 			    "endpoint, profile, credentials_file, max_tps, timeout, connect_timeout)");
 	config_errors_free(&errs);
 
+	/* A flat list of 30000 scalars stays under 1 MiB but is refused before it costs memory. */
+	used = (size_t)snprintf(big, 64, "aws: [");
+	for (int i = 0; i < 30000; i++)
+		used += (size_t)snprintf(big + used, 8, "1,");
+	used += (size_t)snprintf(big + used, 8, "1]\n");
+	assert_int_equal(config_load_buffer("t.yaml", big, used, &c, &errs), -EINVAL);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.msgs[0],
+			    "t.yaml:1:40001: too many YAML nodes (more than 20000) for a configuration");
+	config_errors_free(&errs);
+
 	memset(big, '#', CONFIG_MAX_BYTES + 1);
 	assert_int_equal(config_load_buffer("t.yaml", big, CONFIG_MAX_BYTES + 1, &c, &errs), -EFBIG);
 	assert_int_equal(errs.count, 1);
