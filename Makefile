@@ -32,7 +32,8 @@ DEB_ALL     := $(DEB_BUILD) $(DEB_TEST)
 CC          ?= cc
 CFLAGS      ?= -O2 -g
 WARN        := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
-               -Wmissing-prototypes -Wpointer-arith -Wvla
+               -Wmissing-prototypes -Wpointer-arith -Wvla \
+               -Wno-format-truncation   # bounded snprintf truncation is deliberate (names, messages)
 DEFS        := -D_GNU_SOURCE -DIVS_AUTOSCALER_VERSION='"$(VERSION)"'
 ifneq ($(SANITIZE),)
 CFLAGS      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -1,0 +1,365 @@
+/*
+ * commands.c — the admin commands (ARCHITECTURE.md §3 "Admin socket") over control.c.
+ *
+ * Every handler answers from the reconciler's in-memory snapshot or records an intent (pause,
+ * drain, reconcile now, a manual replication) for the loop to act on; none waits on AWS or
+ * Redis. Each command returns JSON data; the text form is rendered from the same data, so the
+ * two can never disagree.
+ */
+#include "commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "control.h"
+#include "log.h"
+#include "metrics.h"
+#include "reconcile.h"
+#include "strbuf.h"
+
+static struct command_context *ctx_of(void *ud) { return ud; }
+
+static int check_fleet(struct command_context *c, const struct control_request *req,
+		       const char **fleet, char *err, size_t errlen)
+{
+	*fleet = req->argc > 0 ? req->argv[0] : NULL;
+	if (*fleet != NULL && !reconciler_has_fleet(c->reconciler, *fleet)) {
+		snprintf(err, errlen, "no fleet named '%s'", *fleet);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- text renderers ------------------------------------------------------------------------ */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s != NULL ? s : "-";
+}
+
+static long long jint(const json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void render_fleet_line(const json_t *f, struct strbuf *out)
+{
+	if (!json_is_true(json_object_get(f, "observed"))) {
+		strbuf_printf(out, "%-12s not observed yet%s\n", jstr(f, "name"),
+			      json_is_true(json_object_get(f, "paused")) ? " (paused)" : "");
+		return;
+	}
+	strbuf_printf(out, "%-12s stages %lld/%lld  draining %lld  hosts %lld  replicas %lld/%lld  %s%s%s%s\n",
+		      jstr(f, "name"), jint(f, "serving"), jint(f, "desired"), jint(f, "draining"),
+		      jint(f, "hosts"), jint(f, "replications_active"),
+		      jint(f, "replications_expected"), jstr(f, "decision"),
+		      json_is_true(json_object_get(f, "capped")) ? "  CAPPED" : "",
+		      json_is_true(json_object_get(f, "fail_static")) ? "  FAIL-STATIC" : "",
+		      json_is_true(json_object_get(f, "paused")) ? "  PAUSED" : "");
+}
+
+static void render_status(const json_t *d, struct strbuf *out)
+{
+	const json_t *last = json_object_get(d, "last_pass");
+	size_t i;
+	json_t *f;
+
+	strbuf_printf(out, "ivs-autoscaler %s, uptime %llds, %s%s\n", jstr(d, "version"),
+		      jint(d, "uptime_s"), json_is_true(json_object_get(d, "leader")) ? "leader" : "standby",
+		      json_is_true(json_object_get(d, "dry_run")) ? ", dry run" : "");
+	strbuf_printf(out, "redis: %s\n",
+		      json_is_true(json_object_get(d, "redis_connected")) ? "connected" : "DOWN");
+	if (json_is_object(last))
+		strbuf_printf(out, "last pass: %s at %s in %lld ms (%lld done, %lld failed)\n",
+			      jstr(last, "result"), jstr(last, "at"), jint(last, "duration_ms"),
+			      jint(last, "actions_done"), jint(last, "actions_failed"));
+	else
+		strbuf_printf(out, "last pass: none yet\n");
+	json_array_foreach(json_object_get(d, "fleets"), i, f)
+		render_fleet_line(f, out);
+}
+
+static void render_fleets(const json_t *d, struct strbuf *out)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(d, i, f)
+		render_fleet_line(f, out);
+	if (json_array_size(d) == 0)
+		strbuf_puts(out, "no fleets\n");
+}
+
+static void render_stages(const json_t *d, struct strbuf *out)
+{
+	size_t i, k;
+	json_t *s, *rep;
+	strbuf_printf(out, "%-10s %-8s %-58s %9s %-8s %s\n", "FLEET", "ROLE", "ARN", "VIEWERS",
+		      "DRAINING", "REPLICATION");
+	json_array_foreach(d, i, s) {
+		const json_t *v = json_object_get(s, "viewers");
+		char viewers[24];
+		if (json_is_integer(v))
+			snprintf(viewers, sizeof(viewers), "%lld", (long long)json_integer_value(v));
+		else
+			snprintf(viewers, sizeof(viewers), "?");
+		strbuf_printf(out, "%-10s %-8s %-58s %9s %-8s", jstr(s, "fleet"), jstr(s, "role"),
+			      jstr(s, "arn"), viewers,
+			      json_is_true(json_object_get(s, "draining")) ? "yes" : "no");
+		json_array_foreach(json_object_get(s, "replication"), k, rep)
+			strbuf_printf(out, " %s=%s", jstr(rep, "participant"), jstr(rep, "state"));
+		strbuf_putc(out, '\n');
+	}
+	strbuf_printf(out, "%zu stages\n", json_array_size(d));
+}
+
+static void render_replicas(const json_t *d, struct strbuf *out)
+{
+	size_t i;
+	json_t *r;
+	strbuf_printf(out, "%-10s %-20s %-58s %s\n", "FLEET", "PARTICIPANT", "DESTINATION", "STATE");
+	json_array_foreach(d, i, r)
+		strbuf_printf(out, "%-10s %-20s %-58s %s\n", jstr(r, "fleet"), jstr(r, "participant"),
+			      jstr(r, "destination"), jstr(r, "state"));
+	strbuf_printf(out, "%zu replications\n", json_array_size(d));
+}
+
+static void render_plan(const json_t *d, struct strbuf *out)
+{
+	size_t i, k;
+	json_t *p, *a;
+	json_array_foreach(d, i, p) {
+		strbuf_printf(out, "fleet %s: desired %lld, serving %lld%s%s\n", jstr(p, "fleet"),
+			      jint(p, "desired"), jint(p, "serving"),
+			      json_is_true(json_object_get(p, "capped")) ? ", capped" : "",
+			      json_is_true(json_object_get(p, "fail_static")) ? ", fail-static" : "");
+		json_array_foreach(json_object_get(p, "actions"), k, a)
+			strbuf_printf(out, "  %s %s%s%s (%s)\n", jstr(a, "action"),
+				      json_object_get(a, "stage") ? jstr(a, "stage") : "",
+				      json_object_get(a, "participant") ? " participant " : "",
+				      json_object_get(a, "participant") ? jstr(a, "participant") : "",
+				      jstr(a, "reason"));
+		if (json_array_size(json_object_get(p, "actions")) == 0)
+			strbuf_puts(out, "  nothing to do\n");
+	}
+	if (json_array_size(d) == 0)
+		strbuf_puts(out, "no observation yet\n");
+}
+
+static void render_metrics(const json_t *d, struct strbuf *out)
+{
+	/* The exposition text as is, minus its final newline (the reply adds its own framing). */
+	const char *s = json_string_value(d);
+	size_t len = s ? strlen(s) : 0;
+	if (len > 0 && s[len - 1] == '\n')
+		len--;
+	strbuf_append(out, s, len);
+	strbuf_putc(out, '\n');
+}
+
+static void render_publisher(const json_t *d, struct strbuf *out)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(d, i, p) {
+		const json_t *info = json_object_get(p, "publisherInfo");
+		strbuf_printf(out, "fleet %s: %s\n", jstr(p, "fleet"),
+			      json_is_true(json_object_get(p, "hasPublisher")) ? "publisher known" : "no publisher info");
+		if (json_is_object(info))
+			strbuf_printf(out, "  participantId %s\n  stageArn %s\n  userId %s\n  joinedAt %s\n",
+				      jstr(info, "participantId"), jstr(info, "stageArn"),
+				      jstr(info, "userId"), jstr(info, "joinedAt"));
+		strbuf_printf(out, "  publishing now: %s\n",
+			      json_is_true(json_object_get(p, "publishing")) ? "yes" : "no");
+		if (json_object_get(p, "error"))
+			strbuf_printf(out, "  error: %s\n", jstr(p, "error"));
+	}
+}
+
+static void render_replication_status(const json_t *d, struct strbuf *out)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(d, i, r)
+		strbuf_printf(out, "%s -> %s participant %s: %s%s\n", jstr(r, "sourceStageArn"),
+			      jstr(r, "destStageArn"), jstr(r, "participantId"), jstr(r, "state"),
+			      json_is_true(json_object_get(r, "manual")) ? " (manual)" : "");
+	if (json_array_size(d) == 0)
+		strbuf_puts(out, "no replication known for that stage\n");
+}
+
+/* ---- handlers ------------------------------------------------------------------------------ */
+
+static int cmd_status(void *ud, const struct control_request *req, json_t **data, char *err,
+		      size_t errlen)
+{
+	struct command_context *c = ctx_of(ud);
+	(void)req; (void)err; (void)errlen;
+	*data = reconciler_status_json(c->reconciler);
+	json_object_set_new(*data, "uptime_s", json_integer((json_int_t)c->uptime_s(c->ud)));
+	json_object_set_new(*data, "pid", json_integer(getpid()));
+	return 0;
+}
+
+#define VIEW_HANDLER(name, fn) \
+	static int name(void *ud, const struct control_request *req, json_t **data, char *err, \
+			size_t errlen) \
+	{ \
+		struct command_context *c = ctx_of(ud); \
+		const char *fleet; \
+		if (check_fleet(c, req, &fleet, err, errlen) < 0) \
+			return -1; \
+		*data = fn(c->reconciler, fleet); \
+		return 0; \
+	}
+
+VIEW_HANDLER(cmd_stages, reconciler_stages_json)
+VIEW_HANDLER(cmd_replicas, reconciler_replicas_json)
+VIEW_HANDLER(cmd_plan, reconciler_plan_json)
+VIEW_HANDLER(cmd_publisher, reconciler_publisher_json)
+
+static int cmd_fleets(void *ud, const struct control_request *req, json_t **data, char *err,
+		      size_t errlen)
+{
+	(void)req; (void)err; (void)errlen;
+	*data = reconciler_fleets_json(ctx_of(ud)->reconciler);
+	return 0;
+}
+
+static int cmd_metrics(void *ud, const struct control_request *req, json_t **data, char *err,
+		       size_t errlen)
+{
+	struct command_context *c = ctx_of(ud);
+	struct strbuf sb;
+	(void)req;
+	if (c->refresh_metrics != NULL)
+		c->refresh_metrics(c->ud);
+	strbuf_init(&sb, CONTROL_OUTPUT_CAP / 2);
+	if (metrics_render(c->metrics->reg, &sb) < 0) {
+		strbuf_free(&sb);
+		snprintf(err, errlen, "metrics too large");
+		return -1;
+	}
+	*data = json_string(strbuf_str(&sb));
+	strbuf_free(&sb);
+	return 0;
+}
+
+static int cmd_reconcile(void *ud, const struct control_request *req, json_t **data, char *err,
+			 size_t errlen)
+{
+	struct command_context *c = ctx_of(ud);
+	const char *fleet;
+	if (check_fleet(c, req, &fleet, err, errlen) < 0)
+		return -1;
+	reconciler_wake(c->reconciler, "admin");
+	*data = json_string("reconcile pass requested");
+	return 0;
+}
+
+static int pause_or_resume(void *ud, const struct control_request *req, json_t **data,
+			   char *err, size_t errlen, bool paused)
+{
+	struct command_context *c = ctx_of(ud);
+	const char *fleet;
+	if (check_fleet(c, req, &fleet, err, errlen) < 0)
+		return -1;
+	reconciler_pause(c->reconciler, fleet, paused);
+	log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", fleet),
+		  "%s %s by uid %u", fleet ? fleet : "all fleets", paused ? "paused" : "resumed",
+		  (unsigned)req->uid);
+	*data = json_pack("{s:s, s:b}", "fleet", fleet ? fleet : "*", "paused", paused);
+	return 0;
+}
+
+static int cmd_pause(void *ud, const struct control_request *req, json_t **data, char *err, size_t errlen)
+{
+	return pause_or_resume(ud, req, data, err, errlen, true);
+}
+
+static int cmd_resume(void *ud, const struct control_request *req, json_t **data, char *err, size_t errlen)
+{
+	return pause_or_resume(ud, req, data, err, errlen, false);
+}
+
+static int cmd_drain(void *ud, const struct control_request *req, json_t **data, char *err,
+		     size_t errlen)
+{
+	struct command_context *c = ctx_of(ud);
+	if (reconciler_drain(c->reconciler, req->argv[0], err, errlen) < 0)
+		return -1;
+	*data = json_pack("{s:s, s:b}", "stage", req->argv[0], "draining", 1);
+	return 0;
+}
+
+static int cmd_log_level(void *ud, const struct control_request *req, json_t **data, char *err,
+			 size_t errlen)
+{
+	int level = log_level_from_string(req->argv[0]);
+	(void)ud;
+	if (level < 0 || level < LOG_WARNING) {
+		snprintf(err, errlen, "unknown level '%s' (debug, info, notice, warning)", req->argv[0]);
+		return -1;
+	}
+	log_set_level(level);
+	*data = json_pack("{s:s}", "level", log_level_to_string(level));
+	return 0;
+}
+
+static int cmd_replication_status(void *ud, const struct control_request *req, json_t **data,
+				  char *err, size_t errlen)
+{
+	(void)err; (void)errlen;
+	*data = reconciler_replication_status_json(ctx_of(ud)->reconciler, req->argv[0]);
+	return 0;
+}
+
+static int replication_change(void *ud, const struct control_request *req, json_t **data,
+			      char *err, size_t errlen, bool start)
+{
+	struct command_context *c = ctx_of(ud);
+	if (reconciler_replication(c->reconciler, start, req->argv[0], req->argv[1], req->argv[2],
+				   err, errlen) < 0)
+		return -1;
+	*data = json_pack("{s:s, s:s, s:s, s:s}", "request", start ? "start" : "stop",
+			  "sourceStageArn", req->argv[0], "destStageArn", req->argv[1],
+			  "participantId", req->argv[2]);
+	return 0;
+}
+
+static int cmd_replication_start(void *ud, const struct control_request *req, json_t **data,
+				 char *err, size_t errlen)
+{
+	return replication_change(ud, req, data, err, errlen, true);
+}
+
+static int cmd_replication_stop(void *ud, const struct control_request *req, json_t **data,
+				char *err, size_t errlen)
+{
+	return replication_change(ud, req, data, err, errlen, false);
+}
+
+static const struct control_command command_table[] = {
+	{ "status", "", 0, 0, 0, cmd_status, render_status },
+	{ "fleets", "", 0, 0, 0, cmd_fleets, render_fleets },
+	{ "stages", "[FLEET]", 0, 0, 1, cmd_stages, render_stages },
+	{ "replicas", "[FLEET]", 0, 0, 1, cmd_replicas, render_replicas },
+	{ "plan", "[FLEET]", 0, 0, 1, cmd_plan, render_plan },
+	{ "metrics", "", 0, 0, 0, cmd_metrics, render_metrics },
+	{ "publisher", "[FLEET]", 0, 0, 1, cmd_publisher, render_publisher },
+	{ "replication status", "STAGE_ARN", 0, 1, 1, cmd_replication_status, render_replication_status },
+	{ "reconcile", "[FLEET]", 1, 0, 1, cmd_reconcile, NULL },
+	{ "pause", "[FLEET]", 1, 0, 1, cmd_pause, NULL },
+	{ "resume", "[FLEET]", 1, 0, 1, cmd_resume, NULL },
+	{ "drain", "STAGE_ARN", 1, 1, 1, cmd_drain, NULL },
+	{ "log-level", "debug|info|notice|warning", 1, 1, 1, cmd_log_level, NULL },
+	{ "replication start", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_start, NULL },
+	{ "replication stop", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_stop, NULL },
+};
+
+const struct control_command *commands_table(size_t *n)
+{
+	*n = sizeof(command_table) / sizeof(command_table[0]);
+	return command_table;
+}

@@ -1,0 +1,462 @@
+/*
+ * daemon.c — brings the components up in one sd-event loop and takes them down again.
+ *
+ * Order matters and follows the systemd conventions (anchors §D1): signals are blocked before
+ * any thread exists (the credentials refresher is one), READY=1 is sent once the configuration
+ * is loaded and the admin socket listens — not after the first AWS call — and the watchdog
+ * proves only that this loop turns.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "aws.h"
+#include "commands.h"
+#include "config.h"
+#include "control.h"
+#include "creds.h"
+#include "log.h"
+#include "metrics.h"
+#include "reconcile.h"
+#include "redisio.h"
+
+struct daemon {
+	const struct daemon_options *opts;
+	sd_event *event;
+	struct config *config;
+	struct config *pending_config;          /* valid reload waiting for the pass to end */
+	struct creds_provider *creds;
+	struct aws_client *aws;
+	struct redisio *redis;
+	struct control *control;
+	struct ivs_metrics metrics;
+	bool metrics_ready;
+	struct reconciler *reconciler;
+	struct command_context commands;
+	sd_event_source *swap_source;
+	sd_event_source *stop_timer;
+	uint64_t started_s;
+	uint64_t aws_seen[AWS_MAX_OPERATIONS][AWS_ERR_KIND_COUNT + 3];
+	char region[64];
+	char wake_channel[CONFIG_KEY_MAX];
+	bool stopping;
+	int exit_code;
+};
+
+static uint64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+static uint64_t uptime_s(void *ud)
+{
+	struct daemon *d = ud;
+	return mono_s() - d->started_s;
+}
+
+/* ---- metrics: copy the AWS client's counters (monotonic) into the registry ---------------- */
+
+static void add_delta(struct metric *m, const char *const *labels, uint64_t now, uint64_t *seen)
+{
+	if (now > *seen)
+		metric_add(m, labels, (double)(now - *seen));
+	*seen = now;
+}
+
+static void refresh_metrics(void *ud)
+{
+	struct daemon *d = ud;
+	size_t n = 0;
+	const struct aws_op_stats *st;
+
+	if (d->aws == NULL || !d->metrics_ready)
+		return;
+	st = aws_client_stats(d->aws, &n);
+	for (size_t i = 0; i < n && i < AWS_MAX_OPERATIONS; i++) {
+		const char *op[1] = { st[i].operation };
+		for (int k = 0; k < AWS_ERR_KIND_COUNT; k++) {
+			const char *labels[2] = { st[i].operation,
+						  k == AWS_OK ? "success" : aws_error_kind_name(k) };
+			if (st[i].outcomes[k] > d->aws_seen[i][k])
+				add_delta(d->metrics.aws_requests_total, labels, st[i].outcomes[k],
+					  &d->aws_seen[i][k]);
+		}
+		add_delta(d->metrics.aws_throttled_total, op, st[i].throttles,
+			  &d->aws_seen[i][AWS_ERR_KIND_COUNT]);
+		add_delta(d->metrics.aws_retries_total, op, st[i].retries,
+			  &d->aws_seen[i][AWS_ERR_KIND_COUNT + 1]);
+		add_delta(d->metrics.aws_rate_limit_waits_total, op, st[i].rate_waits,
+			  &d->aws_seen[i][AWS_ERR_KIND_COUNT + 2]);
+	}
+}
+
+/* ---- shutdown and reload ------------------------------------------------------------------- */
+
+static void finish(struct daemon *d, int code)
+{
+	d->exit_code = code;
+	sd_event_exit(d->event, code);
+}
+
+static int on_stop_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	(void)s; (void)usec;
+	log_warnx("stop deadline reached; abandoning calls in flight (the next start re-derives "
+		  "everything from IVS)");
+	aws_client_cancel_all(d->aws);
+	finish(d, 0);
+	return 0;
+}
+
+static void begin_stop(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("stopping (%s)", why);
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+	if (d->control != NULL)
+		control_stop_accepting(d->control);
+	if (reconciler_stop(d->reconciler)) {
+		finish(d, 0);
+		return;
+	}
+	sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
+				   d->config->reconcile.stop_timeout_ms * 1000u, 1000,
+				   on_stop_deadline, d);
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	(void)s;
+	begin_stop(ud, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+	return 0;
+}
+
+static void describe_restart_only_changes(const struct config *old, const struct config *new)
+{
+	if (strcmp(old->aws.endpoint, new->aws.endpoint) != 0 ||
+	    strcmp(old->aws.region, new->aws.region) != 0 ||
+	    strcmp(old->redis.url, new->redis.url) != 0 ||
+	    strcmp(old->control.socket, new->control.socket) != 0 ||
+	    strcmp(old->redis.key_prefix, new->redis.key_prefix) != 0)
+		log_warnx("reload: aws, redis and control connection settings take effect only after "
+			  "a restart; fleets and policies changed now");
+}
+
+/* Swap in a pending configuration once no pass holds pointers into the old one. */
+static int on_swap(sd_event_source *s, void *ud)
+{
+	struct daemon *d = ud;
+	const char **names;
+	(void)s;
+	if (d->pending_config == NULL || !reconciler_idle(d->reconciler))
+		return 0;
+	describe_restart_only_changes(d->config, d->pending_config);
+	if (reconciler_set_config(d->reconciler, d->pending_config) < 0) {
+		log_errorx("reload: out of memory; keeping the old configuration");
+		config_free(d->pending_config);
+		d->pending_config = NULL;
+		return 0;
+	}
+	names = calloc(d->pending_config->n_fleets + 1, sizeof(*names));
+	for (size_t i = 0; names != NULL && i < d->pending_config->n_fleets; i++)
+		names[i] = d->pending_config->fleets[i].name;
+	if (names != NULL && d->metrics_ready)
+		ivs_metrics_set_fleets(&d->metrics, names, d->pending_config->n_fleets);
+	free(names);
+	/* The old config's strings must outlive anything that still points at them: the
+	 * reconciler dropped its observation, so nothing does now. */
+	config_free(d->config);
+	d->config = d->pending_config;
+	d->pending_config = NULL;
+	log_event(LOG_NOTICE, MSGID_CONFIG_RELOADED, NULL, "configuration reloaded (%zu fleets)",
+		  d->config->n_fleets);
+	return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+	struct config_errors errs = { 0 };
+	struct config *fresh = NULL;
+	struct timespec ts;
+	(void)s; (void)si;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+		   (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+	if (config_load_file(d->opts->config_path, &fresh, &errs) < 0) {
+		for (size_t i = 0; i < errs.count; i++)
+			log_errorx("reload: %s", errs.msgs[i]);
+		log_errorx("reload: %s is invalid; keeping the running configuration",
+			   d->opts->config_path);
+		config_errors_free(&errs);
+	} else {
+		config_errors_free(&errs);
+		config_free(d->pending_config);
+		d->pending_config = fresh;
+		sd_event_source_set_enabled(d->swap_source, SD_EVENT_ONESHOT);
+	}
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+/* ---- reconciler hooks ---------------------------------------------------------------------- */
+
+static void on_pass_done(void *ud, bool ok)
+{
+	struct daemon *d = ud;
+	char line[512];
+
+	reconciler_status_line(d->reconciler, line, sizeof(line));
+	sd_notifyf(0, "STATUS=%s", line);
+	if (d->opts->dry_run) {
+		reconciler_print_plan(d->reconciler, stdout);
+		fflush(stdout);
+		finish(d, ok ? 0 : 1);
+		return;
+	}
+	if (d->opts->once) {
+		finish(d, ok ? 0 : 1);
+		return;
+	}
+	if (d->stopping) {
+		finish(d, 0);
+		return;
+	}
+	if (d->pending_config != NULL)
+		sd_event_source_set_enabled(d->swap_source, SD_EVENT_ONESHOT);
+}
+
+/* ---- Redis callbacks ----------------------------------------------------------------------- */
+
+static void on_redis_state(void *ud, bool connected)
+{
+	struct daemon *d = ud;
+	reconciler_set_redis_up(d->reconciler, connected);
+	if (connected) {
+		log_info("redis connected");
+		reconciler_wake(d->reconciler, "redis connected");
+	} else {
+		log_warnx("redis connection lost; reconnecting");
+	}
+}
+
+/* Does a changed key matter to a fleet? Our own writes must not wake us up. */
+static bool key_is_input(const struct config *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_fleets; i++) {
+		const struct config_keys *k = &c->fleets[i].redis_keys;
+		const char *arn = strstr(k->viewers, "{arn}");
+		if (strcmp(key, k->desired_stages) == 0 || strcmp(key, k->publisher) == 0)
+			return true;
+		if (arn != NULL) {
+			size_t head = (size_t)(arn - k->viewers), tail = strlen(arn + 5), len = strlen(key);
+			if (len > head + tail && strncmp(key, k->viewers, head) == 0 &&
+			    strcmp(key + len - tail, arn + 5) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void on_redis_wake(void *ud, const char *reason)
+{
+	struct daemon *d = ud;
+	if (strcmp(reason, "wake") == 0)
+		reconciler_wake(d->reconciler, "wake channel");
+	else if (key_is_input(d->config, reason))
+		reconciler_wake_debounced(d->reconciler, reason);
+}
+
+/* ---- credentials --------------------------------------------------------------------------- */
+
+static int get_credentials(void *ctx, struct aws_credentials *out)
+{
+	return creds_provider_get(ctx, out);
+}
+
+/* ---- bring-up ------------------------------------------------------------------------------ */
+
+static int setup_signals(struct daemon *d)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -errno;
+	if (sd_event_add_signal(d->event, NULL, SIGTERM, on_sigterm, d) < 0 ||
+	    sd_event_add_signal(d->event, NULL, SIGINT, on_sigterm, d) < 0 ||
+	    sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d) < 0)
+		return -EIO;
+	return 0;
+}
+
+static int setup_aws(struct daemon *d)
+{
+	struct creds_options co = { .profile = d->config->aws.profile,
+				    .credentials_file = d->config->aws.credentials_file };
+	char err[512];
+	int rc;
+
+	if (creds_resolve_region(d->config->aws.region, d->config->aws.profile, d->region,
+				 sizeof(d->region), err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
+		return -EINVAL;
+	}
+	d->creds = creds_provider_new(&co, err, sizeof(err));
+	if (d->creds == NULL) {
+		log_errorx("%s", err);
+		return -EINVAL;
+	}
+	log_info("AWS credentials from %s, region %s", creds_provider_source(d->creds), d->region);
+	struct aws_client_options ao = {
+		.region = d->region,
+		.endpoint = d->config->aws.endpoint,
+		.max_tps = d->config->aws.max_tps,
+		.timeout_ms = (long)d->config->aws.timeout_ms,
+		.connect_timeout_ms = (long)d->config->aws.connect_timeout_ms,
+		.credentials = get_credentials,
+		.credentials_ctx = d->creds,
+	};
+	rc = aws_client_new(d->event, &ao, &d->aws);
+	if (rc < 0)
+		log_errorx("cannot set up the AWS client for %s: %s",
+			   d->config->aws.endpoint[0] ? d->config->aws.endpoint : "IVS", strerror(-rc));
+	return rc;
+}
+
+static int setup_redis(struct daemon *d)
+{
+	const struct config_redis *rc = &d->config->redis;
+	static const struct redisio_callbacks cbs = { on_redis_state, on_redis_wake };
+
+	snprintf(d->wake_channel, sizeof(d->wake_channel), "%s%s", rc->key_prefix, rc->wake_channel);
+	struct redisio_options ro = {
+		.host = rc->unix_path[0] ? NULL : rc->host,
+		.port = (int)rc->port,
+		.unix_path = rc->unix_path[0] ? rc->unix_path : NULL,
+		.db = (int)rc->db,
+		.username = rc->user[0] ? rc->user : NULL,
+		.password = rc->password,
+		.connect_timeout_ms = (uint32_t)rc->timeout_ms,
+		.command_timeout_ms = (uint32_t)rc->timeout_ms,
+		.key_prefix = rc->key_prefix,
+		.wake_channel = d->wake_channel,
+		.subscribe_keyspace = true,
+	};
+	d->redis = redisio_new(d->event, &ro, &cbs, d);
+	if (d->redis == NULL) {
+		log_errorx("cannot set up the Redis client");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int setup_control(struct daemon *d)
+{
+	struct control_options co = {
+		.socket_path = d->config->control.socket,
+		.admin_group = d->config->control.admin_group,
+		.max_clients = d->config->control.max_clients,
+		.idle_timeout_ms = d->config->control.idle_timeout_ms,
+	};
+	size_t n;
+	const struct control_command *table = commands_table(&n);
+
+	d->commands = (struct command_context){
+		.reconciler = d->reconciler, .metrics = &d->metrics, .uptime_s = uptime_s,
+		.refresh_metrics = refresh_metrics, .ud = d,
+	};
+	d->control = control_new(d->event, &co, table, n, &d->commands);
+	return d->control != NULL ? 0 : -errno;
+}
+
+static int setup_metrics(struct daemon *d)
+{
+	const char **names = calloc(d->config->n_fleets + 1, sizeof(*names));
+	int rc;
+	if (names == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->config->n_fleets; i++)
+		names[i] = d->config->fleets[i].name;
+	rc = ivs_metrics_init(&d->metrics, IVS_AUTOSCALER_VERSION, names, d->config->n_fleets);
+	free(names);
+	d->metrics_ready = rc == 0;
+	return rc;
+}
+
+int daemon_run(const struct daemon_options *opts, struct config *config)
+{
+	struct daemon d = { .opts = opts, .config = config, .exit_code = 1 };
+	bool service = !opts->once && !opts->dry_run;
+	int rc;
+
+	d.started_s = mono_s();
+	if (sd_event_default(&d.event) < 0 || setup_signals(&d) < 0) {
+		log_errorx("cannot set up the event loop");
+		goto out;
+	}
+	if (setup_metrics(&d) < 0 || setup_aws(&d) < 0 || setup_redis(&d) < 0)
+		goto out;
+	struct reconciler_hooks hooks = { on_pass_done, &d };
+	d.reconciler = reconciler_new(d.event, d.config, d.aws, d.redis, &d.metrics,
+				      opts->dry_run, &hooks);
+	if (d.reconciler == NULL || sd_event_add_defer(d.event, &d.swap_source, on_swap, &d) < 0) {
+		log_errorx("out of memory");
+		goto out;
+	}
+	sd_event_source_set_enabled(d.swap_source, SD_EVENT_OFF);
+	/* --once and --dry-run leave the admin socket to the running service. */
+	if (service && setup_control(&d) < 0) {
+		log_errorx("cannot open the admin socket %s", d.config->control.socket);
+		goto out;
+	}
+	if (service)
+		sd_event_set_watchdog(d.event, true);
+	if (reconciler_start(d.reconciler) < 0)
+		goto out;
+	log_event(LOG_NOTICE, MSGID_STARTED, NULL, "ivs-autoscaler %s started: %zu fleets%s%s",
+		  IVS_AUTOSCALER_VERSION, d.config->n_fleets, opts->dry_run ? ", dry run" : "",
+		  opts->once ? ", one pass" : "");
+	sd_notify(0, "READY=1\nSTATUS=first reconcile pass running");
+	rc = sd_event_loop(d.event);
+	if (rc < 0) {
+		log_errorx("event loop failed: %s", strerror(-rc));
+		d.exit_code = 1;
+	}
+out:
+	if (d.reconciler != NULL)
+		reconciler_stop(d.reconciler);
+	if (d.aws != NULL)
+		aws_client_cancel_all(d.aws);
+	redisio_free(d.redis);         /* pending Redis callbacks run while the reconciler lives */
+	control_free(d.control);
+	reconciler_free(d.reconciler);
+	aws_client_free(d.aws);
+	creds_provider_free(d.creds);
+	if (d.metrics_ready)
+		ivs_metrics_free(&d.metrics);
+	sd_event_source_disable_unref(d.swap_source);
+	sd_event_source_disable_unref(d.stop_timer);
+	sd_event_unref(d.event);
+	config_free(d.pending_config);
+	config_free(d.config);
+	return d.exit_code;
+}

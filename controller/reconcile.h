@@ -1,0 +1,78 @@
+/*
+ * reconcile.h — the reconcile loop: observe → plan → act → record, one pass at a time.
+ *
+ * A pass is a small state machine driven by completions on the daemon's sd-event loop:
+ *   observe: ListStages (all pages) → per fleet, in parallel: the Redis read (viewers,
+ *            overrides, draining marks) and, when the origin has a session, ListParticipants
+ *            (published) → ListParticipantReplicas per host;
+ *   plan:    plan_fleet() per fleet (pure, common/plan.c);
+ *   act:     every action of every fleet concurrently (the AWS client holds them to the
+ *            per-operation rate budget); stops before deletes; per-item exponential backoff;
+ *   record:  Redis write-backs, metrics, the snapshot the admin commands read, a log line.
+ * Events (timer, Redis wake-ups, admin "reconcile") only start a pass; every pass re-reads
+ * everything. Nothing here blocks.
+ */
+#ifndef IVS_RECONCILE_H
+#define IVS_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+struct aws_client;
+struct config;
+struct ivs_metrics;
+struct redisio;
+struct reconciler;
+
+struct reconciler_hooks {
+	/* Called at the end of every pass (ok = no read failed and no action failed). */
+	void (*pass_done)(void *ud, bool ok);
+	void *ud;
+};
+
+struct reconciler *reconciler_new(sd_event *event, const struct config *config,
+				  struct aws_client *aws, struct redisio *redis,
+				  struct ivs_metrics *metrics, bool dry_run,
+				  const struct reconciler_hooks *hooks);
+void reconciler_free(struct reconciler *r);
+
+/* A new configuration (after SIGHUP); fleets are matched by name, state is kept. */
+int reconciler_set_config(struct reconciler *r, const struct config *config);
+
+/* Start a pass now, or right after the running one. fleet may be NULL (all). */
+void reconciler_wake(struct reconciler *r, const char *reason);
+/* Like reconciler_wake, but at most one such pass per second (keyspace events can be many). */
+void reconciler_wake_debounced(struct reconciler *r, const char *reason);
+/* Arm the periodic resync timer (jittered); the first pass starts at once. */
+int reconciler_start(struct reconciler *r);
+/* No new passes or actions; true once nothing is in flight. */
+bool reconciler_stop(struct reconciler *r);
+bool reconciler_idle(const struct reconciler *r);
+
+void reconciler_set_redis_up(struct reconciler *r, bool up);
+
+/* Admin steering. 0, or -ENOENT (no such fleet / stage), -EINVAL, -EPERM (with err). */
+int reconciler_pause(struct reconciler *r, const char *fleet, bool paused);
+int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, size_t errlen);
+int reconciler_replication(struct reconciler *r, bool start, const char *src, const char *dst,
+			   const char *participant, char *err, size_t errlen);
+
+/* Views for the admin socket: new references built from the last observation. */
+json_t *reconciler_status_json(const struct reconciler *r);
+json_t *reconciler_fleets_json(const struct reconciler *r);
+json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet);
+json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet);
+json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet);
+json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet);
+json_t *reconciler_replication_status_json(const struct reconciler *r, const char *stage_arn);
+bool reconciler_has_fleet(const struct reconciler *r, const char *fleet);
+
+/* One line for sd_notify STATUS=. */
+void reconciler_status_line(const struct reconciler *r, char *buf, size_t len);
+/* The plans of the last pass as text (for --dry-run). */
+void reconciler_print_plan(const struct reconciler *r, FILE *f);
+
+#endif
