@@ -121,7 +121,8 @@ check-fast: have-deps tests
 	$(PYTHON) tests/run-checks --build build
 
 fuzz: have-deps
-	@echo "fuzz: building libFuzzer targets with clang"
+	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-dev; }
 	$(MAKE) --no-print-directory -f tests/fuzz/Makefile.fuzz
 
 # ---- demo, bench, install -------------------------------------------------------------------
