@@ -31,6 +31,20 @@ pytestmark = pytest.mark.skipif(
     reason=f"daemon or ctl not built in {BUILD} (run `make`)")
 
 
+@pytest.fixture(autouse=True)
+def clean_exit(tmpdir_path, daemons):
+    """Every daemon of a test exits 0 on SIGTERM with no sanitizer report (for IVS_BUILD=build/asan)."""
+    yield
+    for d in daemons:
+        rc = d.stop()
+        log = d.log()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in log, log[-4000:]
+        assert rc in (0, None), f"daemon exited {rc}: {log[-2000:]}"
+        # IVS answered promptly, so stopping never needs the deadline
+        assert "stop deadline reached" not in log, log[-2000:]
+
+
 # ---- helpers ---------------------------------------------------------------------------------
 
 def make_fleet(sim, name="main", **policy):
