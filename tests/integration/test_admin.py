@@ -633,6 +633,20 @@ def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
     fails(d, "replication", "start", "nope", side, pid, match="expected SRC_STAGE_ARN")
     fails(d, "replication", "stop", origin, side, match="usage: replication stop")
 
+    # publisher follows IVS: the host stops publishing
+    sim.publish(origin, pid, published=False)
+    d.reconcile_now()
+    wait_until(lambda: ok_json(d, "publisher")[0]["publishing"] is False, 10,
+               what="publisher to show the host no longer publishing")
+    assert "publishing now: no\n" in ok(d, "publisher")
+    # and a publisher:info the server wrote badly is reported, not trusted
+    redis.cmd("SET", f"{PREFIX}publisher:info", "{not json")
+    d.reconcile_now()
+    pub = wait_until(lambda: [p for p in ok_json(d, "publisher") if not p["hasPublisher"]], 10,
+                     what="the malformed publisher info to be reported")[0]
+    assert pub["publisherInfo"] is None and pub["error"]
+    assert "no publisher info" in ok(d, "publisher") and "  error: " in ok(d, "publisher")
+
 
 # ---- ivs-autoscalerctl exit codes ------------------------------------------------------------
 
