@@ -189,6 +189,34 @@ static void render_replication_status(const json_t *d, struct strbuf *out)
 		strbuf_puts(out, "no replication known for that stage\n");
 }
 
+static void render_pause(const json_t *d, struct strbuf *out)
+{
+	const char *fleet = jstr(d, "fleet");
+	const char *what = json_is_true(json_object_get(d, "paused")) ? "paused" : "resumed";
+	if (strcmp(fleet, "*") == 0)
+		strbuf_printf(out, "all fleets %s\n", what);
+	else
+		strbuf_printf(out, "fleet %s %s\n", fleet, what);
+}
+
+static void render_drain(const json_t *d, struct strbuf *out)
+{
+	strbuf_printf(out, "%s marked draining; it is deleted once empty or after drain_timeout\n",
+		      jstr(d, "stage"));
+}
+
+static void render_log_level(const json_t *d, struct strbuf *out)
+{
+	strbuf_printf(out, "log level %s\n", jstr(d, "level"));
+}
+
+static void render_replication_change(const json_t *d, struct strbuf *out)
+{
+	strbuf_printf(out, "replication %s requested: %s -> %s participant %s\n",
+		      jstr(d, "request"), jstr(d, "sourceStageArn"), jstr(d, "destStageArn"),
+		      jstr(d, "participantId"));
+}
+
 /* ---- handlers ------------------------------------------------------------------------------ */
 
 static int cmd_status(void *ud, const struct control_request *req, json_t **data, char *err,
@@ -350,12 +378,12 @@ static const struct control_command command_table[] = {
 	{ "publisher", "[FLEET]", 0, 0, 1, cmd_publisher, render_publisher },
 	{ "replication status", "STAGE_ARN", 0, 1, 1, cmd_replication_status, render_replication_status },
 	{ "reconcile", "[FLEET]", 1, 0, 1, cmd_reconcile, NULL },
-	{ "pause", "[FLEET]", 1, 0, 1, cmd_pause, NULL },
-	{ "resume", "[FLEET]", 1, 0, 1, cmd_resume, NULL },
-	{ "drain", "STAGE_ARN", 1, 1, 1, cmd_drain, NULL },
-	{ "log-level", "debug|info|notice|warning", 1, 1, 1, cmd_log_level, NULL },
-	{ "replication start", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_start, NULL },
-	{ "replication stop", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_stop, NULL },
+	{ "pause", "[FLEET]", 1, 0, 1, cmd_pause, render_pause },
+	{ "resume", "[FLEET]", 1, 0, 1, cmd_resume, render_pause },
+	{ "drain", "STAGE_ARN", 1, 1, 1, cmd_drain, render_drain },
+	{ "log-level", "debug|info|notice|warning", 1, 1, 1, cmd_log_level, render_log_level },
+	{ "replication start", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_start, render_replication_change },
+	{ "replication stop", "SRC DST PARTICIPANT", 1, 3, 3, cmd_replication_stop, render_replication_change },
 };
 
 const struct control_command *commands_table(size_t *n)

@@ -685,9 +685,9 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 		P "aws_rate_limit_waits_total",
 		"IVS API requests that waited for the client-side rate budget.", &op, 1, NULL, 0);
 	im->desired_stages = metrics_register(reg, METRIC_GAUGE, P "desired_stages",
-		"Replica stages the sizing policy wants per fleet.", &fleet, 1, NULL, 0);
+		"Stages (origin included) the sizing policy wants per fleet.", &fleet, 1, NULL, 0);
 	im->actual_stages = metrics_register(reg, METRIC_GAUGE, P "actual_stages",
-		"Replica stages that exist per fleet.", &fleet, 1, NULL, 0);
+		"Stages (origin included) serving viewers per fleet; draining ones excluded.", &fleet, 1, NULL, 0);
 	im->replications_active = metrics_register(reg, METRIC_GAUGE, P "replications_active",
 		"Active participant replications per fleet.", &fleet, 1, NULL, 0);
 	im->fleet_capped = metrics_register(reg, METRIC_GAUGE, P "fleet_capped",

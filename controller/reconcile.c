@@ -1394,8 +1394,10 @@ static void pass_step(struct reconciler *r, struct pass *p)
 	while (p->outstanding == 0) {
 		switch (p->phase++) {
 		case 0:
+			/* Stopping: skip act and delete, but still record, so the pass ends and
+			 * the daemon can exit instead of waiting for its stop deadline. */
 			if (r->stopping)
-				p->phase = 3;
+				p->phase = 2;
 			else
 				pass_plan_and_act(r, p);
 			break;

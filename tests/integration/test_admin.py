@@ -1,0 +1,667 @@
+"""The admin interface against the real daemon (issue 6): every ivs-autoscalerctl command in
+text and JSON, authorisation by peer uid, hostile clients, answers while IVS hangs, metrics, and
+the original Node server's replication flow (publisher info, replication start/status/stop).
+
+Each test runs the real daemon with its own redis-server and IVS simulator (conftest.py). Waits
+are conditions with deadlines (harness.wait_until), never fixed sleeps.
+"""
+import grp
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import BUILD, Daemon, wait_until
+
+PREFIX = "ivs:test:"
+CTL = os.path.join(BUILD, "ivs-autoscalerctl")
+PROMPT = 1.0        # seconds within which the admin socket must answer, whatever else happens
+MUTATING_OPS = ("CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
+                "StopParticipantReplication", "TagResource", "UntagResource",
+                "DisconnectParticipant")
+
+pytestmark = pytest.mark.skipif(
+    not (os.access(os.path.join(BUILD, "ivs-autoscaler"), os.X_OK) and os.access(CTL, os.X_OK)),
+    reason=f"daemon or ctl not built in {BUILD} (run `make`)")
+
+
+@pytest.fixture(autouse=True)
+def clean_exit(tmpdir_path, daemons):
+    """Every daemon of a test exits 0 on SIGTERM with no sanitizer report (for IVS_BUILD=build/asan)."""
+    yield
+    for d in daemons:
+        rc = d.stop()
+        log = d.log()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in log, log[-4000:]
+        assert rc in (0, None), f"daemon exited {rc}: {log[-2000:]}"
+        # IVS answered promptly, so stopping never needs the deadline
+        assert "stop deadline reached" not in log, log[-2000:]
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+def make_fleet(sim, name="main", **policy):
+    arn = sim.create_stage(f"Origin{name.capitalize()}1", name=f"{name}-origin")
+    fleet = {"name": name, "origin_stage_arn": arn, "viewers_per_stage": 100,
+             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+             "reconnect_window": "10s"}
+    fleet.update(policy)
+    return fleet
+
+
+def set_viewers(redis, arn, n):
+    redis.cmd("SET", f"{PREFIX}stage:{arn}:viewers", n)
+
+
+def set_publisher(redis, host, origin, user="broadcaster-1", key="publisher:info"):
+    info = {"participantId": host["participantId"], "stageArn": origin, "userId": user,
+            "joinedAt": "2025-01-02T03:04:05.000Z"}
+    redis.cmd("SET", f"{PREFIX}{key}", json.dumps(info))
+    return info
+
+
+def start(daemons, tmpdir, redis, sim, fleets, control=None, aws_timeout=None):
+    d = Daemon(tmpdir, redis, sim, fleets, prefix=PREFIX, control_extra=control)
+    if aws_timeout is not None:
+        with open(d.config) as fh:
+            text = fh.read()
+        assert "  timeout: 5s\n" in text
+        with open(d.config, "w") as fh:
+            fh.write(text.replace("  timeout: 5s\n", f"  timeout: {aws_timeout}\n", 1))
+    daemons.append(d)
+    d.start()
+    d.wait_ready()
+    return d
+
+
+def owned(sim, fleet="main"):
+    return [s["arn"] for s in sim.stages()
+            if s.get("tags", {}).get("ivs-autoscaler:fleet") == fleet]
+
+
+def sim_replications(sim, src, pid, state="ACTIVE"):
+    return sorted(r["destinationStageArn"] for r in sim.state().get("replications", [])
+                  if r.get("sourceStageArn") == src and r.get("participantId") == pid
+                  and r.get("state", r.get("replicationState")) == state)
+
+
+def mutating_calls(sim):
+    ops = sim.counters().get("operations", {})
+    return sum(ops.get(op, {}).get("calls", 0) for op in MUTATING_OPS)
+
+
+def ok(d, *args):
+    """Run ctl in text mode; assert exit 0 and return stdout."""
+    rc, out, err = d.ctl(*args)
+    assert rc == 0, f"ctl {args}: rc={rc} stdout={out!r} stderr={err!r}"
+    assert err == ""
+    return out
+
+
+def ok_json(d, *args):
+    rc, out, err = d.ctl(*args, json_mode=True)
+    assert rc == 0, f"ctl -j {args}: rc={rc} stdout={out!r} stderr={err!r}"
+    assert out.endswith("\n") and out.count("\n") == 1, out    # exactly one JSON line
+    reply = json.loads(out)
+    assert reply["ok"] is True
+    return reply["data"]
+
+
+def fails(d, *args, match):
+    """Both forms fail with exit 1 and the same message, which must contain match."""
+    rc, out, err = d.ctl(*args)
+    assert rc == 1 and out == "" and err.startswith("error: ") and match in err, (rc, out, err)
+    rc, out, _ = d.ctl(*args, json_mode=True)
+    reply = json.loads(out)
+    assert rc == 1 and reply["ok"] is False and match in reply["error"], (rc, out)
+    return reply["error"]
+
+
+def sock_connect(path, timeout=5.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # A blocking connect waits for room in the listen backlog (a storm of clients may fill it);
+    # a socket with a timeout is non-blocking underneath and would fail with EAGAIN instead.
+    s.connect(path)
+    s.settimeout(timeout)
+    return s
+
+
+def read_until(s, end=b"\n"):
+    """Read up to and including end; every reply here is alone on its connection, so nothing
+    after it is lost."""
+    data = b""
+    while end not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_line(s):
+    return read_until(s, b"\n")
+
+
+def timed_status(path):
+    """One JSON status over a fresh connection: (seconds taken, data)."""
+    t0 = time.monotonic()
+    with sock_connect(path) as s:
+        s.sendall(b"json status\n")
+        line = read_line(s)
+    took = time.monotonic() - t0
+    reply = json.loads(line)
+    assert reply["ok"] is True, reply
+    return took, reply["data"]
+
+
+def assert_prompt_status(path, times=3):
+    for _ in range(times):
+        took, data = timed_status(path)
+        assert took < PROMPT, f"status took {took:.3f}s"
+    return data
+
+
+def need_nobody():
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("running the client as nobody needs root and setpriv")
+    try:
+        pwd.getpwnam("nobody")
+        grp.getgrnam("nogroup")
+    except KeyError:
+        pytest.skip("user nobody / group nogroup missing")
+
+
+def ctl_as_nobody(d, *args, groups=None, json_mode=False):
+    cred = ["--reuid=nobody", "--regid=nogroup"]
+    cred += [f"--groups={groups}"] if groups is not None else ["--clear-groups"]
+    argv = ["setpriv", *cred, "--", CTL, "-s", d.socket] + (["-j"] if json_mode else []) + list(args)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=15, env=d.env)
+    return p.returncode, p.stdout, p.stderr
+
+
+# ---- every command, text and JSON ------------------------------------------------------------
+
+def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    host = sim.add_host(origin)
+    set_viewers(redis, origin, 150)                      # two stages: origin + one replica
+    info = set_publisher(redis, host, origin)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(sim_replications(sim, origin, host["participantId"])) == 1, 20,
+               what="the host replicated into one replica stage")
+    d.wait_passes(1)
+    wait_until(lambda: d.status()["fleets"][0].get("replications_active") == 1, 20,
+               what="status to see the active replication")
+    replica = owned(sim)[0]
+    pid = host["participantId"]
+
+    st = ok_json(d, "status")
+    assert st["version"] and st["leader"] is True and st["redis_connected"] is True
+    assert st["last_pass"]["result"] == "ok" and st["passes"] >= 1 and st["uptime_s"] >= 0
+    f = st["fleets"][0]
+    assert (f["name"], f["desired"], f["serving"], f["hosts"], f["paused"]) == ("main", 2, 2, 1, False)
+    assert f["capped"] is False and f["fail_static"] is False
+    text = ok(d, "status")
+    assert text.startswith(f"ivs-autoscaler {st['version']}, uptime ")
+    assert "redis: connected\n" in text and "last pass: ok at " in text
+    assert "main" in text and "stages 2/2" in text and "hosts 1" in text and "replicas 1/1" in text
+
+    fl = ok_json(d, "fleets")
+    assert [x["name"] for x in fl] == ["main"] and fl[0]["origin"] == origin
+    assert "stages 2/2" in ok(d, "fleets")
+
+    stages = ok_json(d, "stages")
+    by_role = {s["role"]: s for s in stages}
+    assert by_role["origin"]["arn"] == origin and by_role["origin"]["viewers"] == 150
+    assert by_role["replica"]["arn"] == replica and by_role["replica"]["draining"] is False
+    assert by_role["replica"]["replication"] == [{"participant": pid, "state": "ACTIVE"}]
+    assert ok_json(d, "stages", "main") == stages
+    text = ok(d, "stages", "main")
+    assert text.splitlines()[0].split() == ["FLEET", "ROLE", "ARN", "VIEWERS", "DRAINING", "REPLICATION"]
+    assert f"{pid}=ACTIVE" in text and text.endswith("2 stages\n")
+
+    reps = ok_json(d, "replicas")
+    assert reps == [{"fleet": "main", "participant": pid, "destination": replica, "state": "ACTIVE"}]
+    text = ok(d, "replicas", "main")
+    assert replica in text and "ACTIVE" in text and text.endswith("1 replications\n")
+
+    plan = ok_json(d, "plan")
+    assert plan == [{"fleet": "main", "desired": 2, "serving": 2, "capped": False,
+                     "fail_static": False, "actions": []}]
+    assert ok(d, "plan", "main") == "fleet main: desired 2, serving 2\n  nothing to do\n"
+    pub = ok_json(d, "publisher")
+    assert pub[0]["fleet"] == "main" and pub[0]["hasPublisher"] is True
+    assert pub[0]["publisherInfo"] == info and pub[0]["publishing"] is True
+    text = ok(d, "publisher", "main")
+    assert f"participantId {pid}\n" in text and "userId broadcaster-1\n" in text
+    assert "publishing now: yes\n" in text
+
+    rs = ok_json(d, "replication", "status", replica)
+    assert rs == [{"sourceStageArn": origin, "destStageArn": replica, "participantId": pid,
+                   "state": "ACTIVE", "manual": False}]
+    assert ok(d, "replication", "status", replica) == f"{origin} -> {replica} participant {pid}: ACTIVE\n"
+    assert ok_json(d, "replication", "status", sim.create_stage("Nothing1")) == []
+    assert "no replication known" in ok(d, "replication", "status", "arn:aws:ivs:us-east-1:1:stage/x")
+
+    metrics = ok(d, "metrics")
+    assert 'ivs_autoscaler_desired_stages{fleet="main"}' in metrics
+    assert ok_json(d, "metrics") == metrics     # JSON carries the exposition text as a string
+
+    # an unknown fleet is an error (exit 1) for every command that takes one
+    for cmd in ("stages", "replicas", "plan", "publisher", "reconcile", "pause", "resume"):
+        fails(d, cmd, "nosuch", match="no fleet named 'nosuch'")
+    # wrong arity and unknown commands: exit 1 with the usage
+    fails(d, "replication", "status", match="usage: replication status STAGE_ARN")
+    err = fails(d, "frobnicate", match='unknown command "frobnicate"')
+    assert "replication start SRC DST PARTICIPANT" in err
+
+
+def test_pause_resume_reconcile_and_log_level(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    host = sim.add_host(origin)
+    set_viewers(redis, origin, 50)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d.wait_passes(1)
+
+    # reconcile: a pass runs now (the resync interval is 2 s, so wait for more than one)
+    before = d.passes()
+    assert ok(d, "reconcile") == "reconcile pass requested\n"
+    assert ok_json(d, "reconcile", "main") == "reconcile pass requested"
+    wait_until(lambda: d.passes() > before, 10, what="the requested pass")
+
+    assert ok(d, "pause", "main") == "fleet main paused\n"
+    assert ok_json(d, "pause") == {"fleet": "*", "paused": True}
+    st = ok_json(d, "status")
+    assert st["fleets"][0]["paused"] is True
+    assert "PAUSED" in ok(d, "status")
+    # while paused, more viewers are planned for but no pass makes a mutating call
+    calls = mutating_calls(sim)
+    set_viewers(redis, origin, 350)
+    d.reconcile_now()
+    d.wait_passes(2)
+    assert mutating_calls(sim) == calls
+    assert owned(sim) == []
+    plan = ok_json(d, "plan", "main")[0]
+    assert plan["desired"] == 4 and [a["action"] for a in plan["actions"]].count("create") == 3
+    assert "  create " in ok(d, "plan", "main")
+
+    assert ok(d, "resume") == "all fleets resumed\n"
+    assert ok_json(d, "status")["fleets"][0]["paused"] is False
+    wait_until(lambda: len(owned(sim)) == 3, 20, what="three replica stages after resume")
+    wait_until(lambda: len(sim_replications(sim, origin, host["participantId"])) == 3, 20,
+               what="the host fed into the new stages")
+
+    # log-level: debug lines appear, then stop again; a bad level is refused
+    assert ok(d, "log-level", "debug") == "log level debug\n"
+    d.reconcile_now()
+    wait_until(lambda: "<7>" in d.log(), 10, what="a debug line in the log")
+    assert ok_json(d, "log-level", "info") == {"level": "info"}
+    fails(d, "log-level", "chatty", match="unknown level 'chatty'")
+    fails(d, "log-level", "err", match="unknown level 'err'")
+
+    # every mutating command is logged with the caller's uid and pid
+    log = d.log()
+    assert 'admin command "pause main" from uid 0 pid ' in log
+    assert "ADMIN_RESULT=allowed" in log
+
+
+def test_drain_owned_stage_and_refuse_origin_or_unowned(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    sim.add_host(origin)
+    set_viewers(redis, origin, 150)
+    stranger = sim.create_stage("Stranger1", name="not-ours")
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
+    replica = owned(sim)[0]
+    wait_until(lambda: any(s["arn"] == replica for s in ok_json(d, "stages")), 10,
+               what="the replica in the snapshot")
+
+    fails(d, "drain", origin, match="origin and unowned stages are never drained")
+    fails(d, "drain", stranger, match="is not a replica stage this daemon owns")
+    fails(d, "drain", "not-an-arn", match="is not a replica stage this daemon owns")
+    fails(d, "drain", match="usage: drain STAGE_ARN")
+    assert ok_json(d, "drain", replica) == {"stage": replica, "draining": True}
+    assert ok(d, "drain", replica).startswith(f"{replica} marked draining")
+    # the next pass sees the operator's mark (today it puts the stage straight back in service
+    # because the fleet still needs it: see test_operator_drain_replaces_a_needed_stage)
+    wait_until(lambda: f"stage {replica} back in service" in d.log()
+               or any(s["arn"] == replica and s["draining"] for s in ok_json(d, "stages")), 10,
+               what="the pass to see the draining mark")
+    assert stranger in [s["arn"] for s in sim.stages()]         # never touched
+
+
+@pytest.mark.xfail(reason="planner rule 2 reuses a draining stage on scale-up, so an operator's "
+                   "drain of a stage the fleet still needs is undone by the next pass", strict=False)
+def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    sim.add_host(origin)
+    set_viewers(redis, origin, 150)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
+    replica = owned(sim)[0]
+    wait_until(lambda: any(s["arn"] == replica for s in ok_json(d, "stages")), 10,
+               what="the replica in the snapshot")
+    ok(d, "drain", replica)
+    # expected: a replacement is created and the drained stage goes once empty
+    wait_until(lambda: len(owned(sim)) == 2 or replica not in owned(sim), 6,
+               what="a replacement for the drained stage")
+
+
+# ---- authorisation ---------------------------------------------------------------------------
+
+MUTATING = [["reconcile"], ["pause"], ["pause", "main"], ["resume", "main"],
+            ["drain", "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234"],
+            ["log-level", "debug"],
+            ["replication", "start", "arn:aws:ivs:us-east-1:123456789012:stage/A",
+             "arn:aws:ivs:us-east-1:123456789012:stage/B", "p1"],
+            ["replication", "stop", "arn:aws:ivs:us-east-1:123456789012:stage/A",
+             "arn:aws:ivs:us-east-1:123456789012:stage/B", "p1"]]
+READ_ONLY = [["status"], ["fleets"], ["stages"], ["replicas", "main"], ["plan"], ["metrics"],
+             ["publisher"], ["replication", "status", "arn:aws:ivs:us-east-1:123456789012:stage/A"]]
+
+
+def test_non_admin_uid_may_read_but_not_mutate(tmpdir_path, redis, sim, daemons):
+    need_nobody()
+    try:
+        admin = grp.getgrnam("users")
+    except KeyError:
+        pytest.skip("group users missing")
+    fleet = make_fleet(sim)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet], control={"admin_group": "users"})
+    # The daemon creates its socket 0660 and gives it to the admin group; the test opens it to
+    # everyone (the directory is 0755) so that authorisation, not file mode, is what refuses.
+    assert os.stat(d.socket).st_mode & 0o777 == 0o660
+    assert os.stat(d.socket).st_gid == admin.gr_gid
+    rc, _, err = ctl_as_nobody(d, "status")
+    assert rc == 3 and d.socket in err and "permission denied" in err
+    os.chmod(d.socket, 0o666)
+    d.wait_passes(1)
+    calls = mutating_calls(sim)
+
+    for argv in READ_ONLY:
+        rc, out, err = ctl_as_nobody(d, *argv)
+        assert rc == 0 and out and err == "", (argv, rc, out, err)
+        rc, out, err = ctl_as_nobody(d, *argv, json_mode=True)
+        assert rc == 0 and json.loads(out)["ok"] is True, (argv, rc, out, err)
+    for argv in MUTATING:
+        rc, out, err = ctl_as_nobody(d, *argv)
+        assert (rc, out, err) == (1, "", "error: permission denied\n"), argv
+        rc, out, err = ctl_as_nobody(d, *argv, json_mode=True)
+        assert rc == 1 and json.loads(out) == {"ok": False, "error": "permission denied"}, argv
+    # nothing happened: not paused, no mutating IVS call, log level unchanged
+    assert ok_json(d, "status")["fleets"][0]["paused"] is False
+    assert mutating_calls(sim) == calls
+    log = d.log()
+    assert "ADMIN_UID=65534" in log and "ADMIN_RESULT=denied" in log
+    assert "<7>" not in log
+    # a member of the admin group may mutate
+    rc, out, err = ctl_as_nobody(d, "pause", "main", groups=admin.gr_gid)
+    assert (rc, out) == (0, "fleet main paused\n"), err
+    assert ok_json(d, "status")["fleets"][0]["paused"] is True
+
+
+# ---- hostile clients -------------------------------------------------------------------------
+
+def test_hostile_clients_do_not_disturb_status(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet], control={"max_clients": 256})
+    d.wait_passes(1)
+    path = d.socket
+    held = []
+    try:
+        # garbage bytes: an error reply, and the connection still serves the next line
+        g = sock_connect(path)
+        held.append(g)
+        g.sendall(b"\x00\xff\xfe\x1b[2J garbage\n")
+        assert read_until(g, b"\n\n") == \
+            b"error: invalid command line: control characters or invalid UTF-8\n\n"
+        g.sendall(b"json fleets\n")
+        assert json.loads(read_line(g))["data"][0]["name"] == "main"
+        assert_prompt_status(path)
+
+        # a 1 MiB line: refused and closed; the daemon reads at most one line's worth
+        big = sock_connect(path)
+        held.append(big)
+        sender_done = threading.Event()
+
+        def send_big():
+            try:
+                big.sendall(b"status " + b"x" * (1 << 20) + b"\n")
+            except OSError:
+                pass                        # the daemon closed the connection: expected
+            sender_done.set()
+        threading.Thread(target=send_big, daemon=True).start()
+        assert_prompt_status(path)
+        assert sender_done.wait(10), "1 MiB sender still blocked: the connection was not closed"
+
+        # a client that never reads: many large replies queued, none read
+        stuck = sock_connect(path)
+        held.append(stuck)
+        stuck.sendall(b"metrics\n" * 200)
+        assert_prompt_status(path)
+
+        # a client that drips one byte at a time
+        drip = sock_connect(path)
+        held.append(drip)
+        for b in b"json status\n":
+            drip.sendall(bytes([b]))
+            took, _ = timed_status(path)
+            assert took < PROMPT
+        assert json.loads(read_line(drip))["ok"] is True
+
+        # 200 concurrent clients, all connected at once, each with a request outstanding
+        many = [sock_connect(path) for _ in range(200)]
+        held.extend(many)
+        for s in many:
+            s.sendall(b"json status\n")
+        data = assert_prompt_status(path)
+        assert data["fleets"][0]["name"] == "main"
+        for s in many:
+            assert json.loads(read_line(s))["ok"] is True
+    finally:
+        for s in held:
+            s.close()
+    # the daemon is alive and well afterwards
+    assert_prompt_status(path)
+    assert d.proc.poll() is None
+
+
+def test_status_answers_while_ivs_hangs(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    sim.add_host(origin)
+    set_viewers(redis, origin, 150)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet], aws_timeout="60s")
+    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
+    d.wait_passes(1)
+    # hold every IVS request from now on (as a 30 s+ latency would), and start a pass
+    sim.call("POST", "/_sim/pause", {"operation": "ListStages", "afterCalls": 0})
+    try:
+        passes = d.passes()
+        d.reconcile_now()
+        wait_until(lambda: timed_status(d.socket)[1]["pass_running"], 10,
+                   what="a pass to be running")
+        held_since = time.monotonic()
+        while time.monotonic() - held_since < 3.0:
+            took, data = timed_status(d.socket)
+            assert took < PROMPT, f"status took {took:.3f}s while IVS hangs"
+            assert data["pass_running"] is True and data["passes"] == passes
+        # the other read-only views answer from the snapshot too
+        for cmd in (["stages"], ["plan"], ["publisher"], ["metrics"]):
+            t0 = time.monotonic()
+            ok(d, *cmd)
+            assert time.monotonic() - t0 < PROMPT + 0.5      # includes starting ctl
+    finally:
+        sim.call("POST", "/_sim/resume", {})
+    wait_until(lambda: d.passes() > passes, 20, what="the held pass to finish")
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+
+def parse_samples(text):
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_from_start_up_and_after_a_pass(tmpdir_path, redis, sim, daemons):
+    main = make_fleet(sim, "main")
+    eu = make_fleet(sim, "eu", keys={"publisher": "eu:publisher:info",
+                                     "desired_stages": "eu:desired_stages"})
+    host = sim.add_host(main["origin_stage_arn"])
+    set_viewers(redis, main["origin_stage_arn"], 150)
+    # IVS held from the start: the first scrape shows every series before any pass is done
+    sim.call("POST", "/_sim/pause", {"operation": "ListStages", "afterCalls": 0})
+    try:
+        d = start(daemons, tmpdir_path, redis, sim, [main, eu], aws_timeout="60s")
+        first = ok(d, "metrics")
+    finally:
+        sim.call("POST", "/_sim/resume", {})
+    s = parse_samples(first)
+    for fleet in ("main", "eu"):
+        for fam in ("desired_stages", "actual_stages", "replications_active", "fleet_capped",
+                    "fleet_fail_static"):
+            assert s[f'ivs_autoscaler_{fam}{{fleet="{fleet}"}}'] == 0
+    assert s['ivs_autoscaler_reconcile_total{result="success"}'] == 0
+    assert s['ivs_autoscaler_reconcile_total{result="error"}'] == 0
+    assert s['ivs_autoscaler_aws_requests_total{operation="StartParticipantReplication",outcome="success"}'] == 0
+    assert s['ivs_autoscaler_aws_throttled_total{operation="ListStages"}'] == 0
+    assert s['ivs_autoscaler_build_info{version="%s"}' % ok_json(d, "status")["version"]] == 1
+    assert "ivs_autoscaler_reconcile_duration_seconds_count 0" in first
+
+    wait_until(lambda: len(sim_replications(sim, main["origin_stage_arn"], host["participantId"])) == 1,
+               20, what="the host replicated")
+    d.wait_passes(1)
+    after = ok(d, "metrics")
+    s = parse_samples(after)
+    assert s['ivs_autoscaler_reconcile_total{result="success"}'] >= 1
+    assert s["ivs_autoscaler_reconcile_duration_seconds_count"] >= 1
+    for op in ("ListStages", "CreateStage", "ListParticipants", "ListParticipantReplicas",
+               "StartParticipantReplication"):
+        assert s[f'ivs_autoscaler_aws_requests_total{{operation="{op}",outcome="success"}}'] >= 1, op
+    assert s['ivs_autoscaler_desired_stages{fleet="main"}'] == 2
+    assert s['ivs_autoscaler_actual_stages{fleet="main"}'] == 2
+    assert s['ivs_autoscaler_replications_active{fleet="main"}'] == 1
+    assert s['ivs_autoscaler_desired_stages{fleet="eu"}'] == 1
+    assert s["ivs_autoscaler_redis_up"] == 1
+    assert s["ivs_autoscaler_last_successful_reconcile_timestamp_seconds"] > 1.6e9
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus; `make deps`)")
+    for text in (first, after):
+        check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                               text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+# ---- the original server's replication flow --------------------------------------------------
+
+def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    host = sim.add_host(origin)
+    pid = host["participantId"]
+    set_viewers(redis, origin, 150)                           # the controller wants one replica
+    info = set_publisher(redis, host, origin)
+    side = sim.create_stage("SideStage1", name="out-of-band")  # not the controller's
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(sim_replications(sim, origin, pid)) == 1, 20, what="controller replica")
+    replica = owned(sim)[0]
+    wait_until(lambda: ok_json(d, "publisher")[0]["publishing"], 10, what="publisher observed")
+
+    # publisher: what the Node server stored, plus what IVS says
+    pub = ok_json(d, "publisher", "main")[0]
+    assert pub["publisherInfo"] == info and pub["publishing"] is True
+    assert pub["hosts"] == [{"participantId": pid, "userId": "broadcaster-1"}]
+
+    # replication start into the out-of-band stage
+    assert ok_json(d, "replication", "start", origin, side, pid) == {
+        "request": "start", "sourceStageArn": origin, "destStageArn": side, "participantId": pid}
+    wait_until(lambda: side in sim_replications(sim, origin, pid), 10, what="manual replication")
+    d.wait_passes(1)
+    wait_until(lambda: ok_json(d, "replication", "status", side) == [
+        {"sourceStageArn": origin, "destStageArn": side, "participantId": pid,
+         "state": "ACTIVE", "manual": True}], 10, what="replication status ACTIVE (manual)")
+    assert ok(d, "replication", "status", side) == \
+        f"{origin} -> {side} participant {pid}: ACTIVE (manual)\n"
+    # the next passes leave it alone
+    stops = sim.calls("StopParticipantReplication")
+    d.reconcile_now()
+    d.wait_passes(2)
+    assert side in sim_replications(sim, origin, pid)
+    assert sim.calls("StopParticipantReplication") == stops
+
+    # stopping a replication the controller wants is refused while the fleet runs ...
+    fails(d, "replication", "stop", origin, replica, pid, match="pause the fleet first")
+    assert replica in sim_replications(sim, origin, pid)
+    # ... and the manual one stops on request
+    assert ok(d, "replication", "stop", origin, side, pid) == \
+        f"replication stop requested: {origin} -> {side} participant {pid}\n"
+    wait_until(lambda: side not in sim_replications(sim, origin, pid), 10, what="manual stop")
+    d.reconcile_now()
+    wait_until(lambda: ok_json(d, "replication", "status", side) == [], 10,
+               what="replication status to forget the stopped replication")
+
+    # paused, the controller's own replication may be stopped, and stays stopped
+    ok(d, "pause", "main")
+    ok(d, "replication", "stop", origin, replica, pid)
+    wait_until(lambda: replica not in sim_replications(sim, origin, pid), 10, what="stop")
+    starts = sim.calls("StartParticipantReplication")
+    d.reconcile_now()
+    d.wait_passes(2)
+    assert sim.calls("StartParticipantReplication") == starts
+    # resumed, the controller feeds its stage again
+    ok(d, "resume", "main")
+    wait_until(lambda: replica in sim_replications(sim, origin, pid), 20, what="re-replicated")
+
+    # malformed requests are refused before any IVS call
+    fails(d, "replication", "start", "nope", side, pid, match="expected SRC_STAGE_ARN")
+    fails(d, "replication", "stop", origin, side, match="usage: replication stop")
+
+    # publisher follows IVS: the host stops publishing
+    sim.publish(origin, pid, published=False)
+    d.reconcile_now()
+    wait_until(lambda: ok_json(d, "publisher")[0]["publishing"] is False, 10,
+               what="publisher to show the host no longer publishing")
+    assert "publishing now: no\n" in ok(d, "publisher")
+    # and a publisher:info the server wrote badly is reported, not trusted
+    redis.cmd("SET", f"{PREFIX}publisher:info", "{not json")
+    d.reconcile_now()
+    pub = wait_until(lambda: [p for p in ok_json(d, "publisher") if not p["hasPublisher"]], 10,
+                     what="the malformed publisher info to be reported")[0]
+    assert pub["publisherInfo"] is None and pub["error"]
+    assert "no publisher info" in ok(d, "publisher") and "  error: " in ok(d, "publisher")
+
+
+# ---- ivs-autoscalerctl exit codes ------------------------------------------------------------
+
+def test_ctl_exit_codes_against_the_daemon(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    assert d.ctl("status")[0] == 0
+    assert d.ctl("stages", "nosuch")[0] == 1
+    rc, out, err = d.ctl()                         # no command
+    assert rc == 2 and "usage:" in err
+    rc, _, err = d.ctl("--no-such-option", "status")
+    assert rc == 2
+    rc, _, err = d.ctl("pause", "two words")       # an argument the protocol cannot carry
+    assert rc == 2 and "blank" in err
+    assert d.stop() == 0
+    rc, out, err = d.ctl("status")
+    assert rc == 3 and out == "" and d.socket in err
+    assert "is ivs-autoscaler running?" in err or "not running" in err
