@@ -245,6 +245,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct timespec ts;
 	(void)s; (void)si;
 
+	/* READY=1 after STOPPING=1 would tell systemd the stop was called off. */
+	if (d->stopping) {
+		log_info("reload ignored: stopping");
+		return 0;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 		   (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);

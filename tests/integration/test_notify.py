@@ -274,13 +274,17 @@ def test_sigterm_lets_calls_in_flight_finish(tmpdir_path, redis, resume_sim, dae
     daemons.append(d)
     mark = notify.mark()
     d.proc.send_signal(signal.SIGTERM)
-    notify.wait_line("STOPPING=1", mark, timeout=5)
+    stopping, _ = notify.wait_line("STOPPING=1", mark, timeout=5)
     # New admin clients get no answer once STOPPING=1 was sent (same handler, before it).
     assert d.ctl("-t", "2", "status")[0] != 0
+    # A reload while stopping is ignored: no READY=1 that would cancel the stop for systemd.
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload ignored: stopping" in d.log(), 10, what="the ignored reload")
     assert d.proc.poll() is None              # still waiting for the held call
     sim.call("POST", "/_sim/resume", {})
     rc = d.proc.wait(30)
     assert rc == 0, d.log()
     # It ended because the calls finished, long before the 60 s deadline.
     assert "stop deadline reached" not in d.log()
+    assert notify.find(lambda ls: "READY=1" in ls or "RELOADING=1" in ls, stopping) is None
     d.stop()
