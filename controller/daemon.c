@@ -42,7 +42,7 @@ struct daemon {
 	bool metrics_ready;
 	struct reconciler *reconciler;
 	struct command_context commands;
-	sd_event_source *swap_source;
+	sd_event_source *settle_timer;          /* waits for the reconciler to go idle */
 	sd_event_source *stop_timer;
 	uint64_t started_s;
 	uint64_t aws_seen[AWS_MAX_OPERATIONS][AWS_ERR_KIND_COUNT + 3];
@@ -120,6 +120,54 @@ static int on_stop_deadline(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
+static void swap_config(struct daemon *d);
+
+/*
+ * Stopping and swapping a reloaded configuration both wait for the reconciler to be idle: no
+ * pass running (it points into the config) and no call or Redis write owed to it. The end of a
+ * pass is announced, but the Redis writes of its record phase and admin-requested calls finish
+ * later without a hook, so while something waits the loop checks every SETTLE_US.
+ */
+#define SETTLE_US 20000u
+
+static int on_settle(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	(void)usec;
+	if (d->stopping) {
+		if (reconciler_idle(d->reconciler)) {
+			finish(d, 0);
+			return 0;
+		}
+	} else if (d->pending_config != NULL) {
+		if (reconciler_idle(d->reconciler))
+			swap_config(d);
+		if (d->pending_config == NULL)
+			return 0;
+	} else {
+		return 0;
+	}
+	sd_event_source_set_time_relative(s, SETTLE_US);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static void settle_soon(struct daemon *d)
+{
+	if (d->settle_timer == NULL) {
+		if (sd_event_add_time_relative(d->event, &d->settle_timer, CLOCK_MONOTONIC, 0, 1000,
+					       on_settle, d) < 0) {
+			log_errorx("cannot arm the settle timer; exiting");
+			finish(d, 1);
+			return;
+		}
+		(void)sd_event_source_set_description(d->settle_timer, "settle");
+		return;
+	}
+	sd_event_source_set_time_relative(d->settle_timer, 0);
+	sd_event_source_set_enabled(d->settle_timer, SD_EVENT_ONESHOT);
+}
+
 static void begin_stop(struct daemon *d, const char *why)
 {
 	if (d->stopping)
@@ -133,9 +181,15 @@ static void begin_stop(struct daemon *d, const char *why)
 		finish(d, 0);
 		return;
 	}
-	sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
-				   d->config->reconcile.stop_timeout_ms * 1000u, 1000,
-				   on_stop_deadline, d);
+	if (sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
+				       d->config->reconcile.stop_timeout_ms * 1000u, 1000,
+				       on_stop_deadline, d) < 0) {
+		log_warnx("cannot arm the stop deadline; abandoning calls in flight now");
+		aws_client_cancel_all(d->aws);
+		finish(d, 0);
+		return;
+	}
+	settle_soon(d);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
@@ -156,20 +210,17 @@ static void describe_restart_only_changes(const struct config *old, const struct
 			  "a restart; fleets and policies changed now");
 }
 
-/* Swap in a pending configuration once no pass holds pointers into the old one. */
-static int on_swap(sd_event_source *s, void *ud)
+/* Swap in the pending configuration; only when the reconciler is idle (see on_settle). */
+static void swap_config(struct daemon *d)
 {
-	struct daemon *d = ud;
 	const char **names;
-	(void)s;
-	if (d->pending_config == NULL || !reconciler_idle(d->reconciler))
-		return 0;
+
 	describe_restart_only_changes(d->config, d->pending_config);
 	if (reconciler_set_config(d->reconciler, d->pending_config) < 0) {
 		log_errorx("reload: out of memory; keeping the old configuration");
 		config_free(d->pending_config);
 		d->pending_config = NULL;
-		return 0;
+		return;
 	}
 	names = calloc(d->pending_config->n_fleets + 1, sizeof(*names));
 	for (size_t i = 0; names != NULL && i < d->pending_config->n_fleets; i++)
@@ -184,7 +235,6 @@ static int on_swap(sd_event_source *s, void *ud)
 	d->pending_config = NULL;
 	log_event(LOG_NOTICE, MSGID_CONFIG_RELOADED, NULL, "configuration reloaded (%zu fleets)",
 		  d->config->n_fleets);
-	return 0;
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
@@ -195,6 +245,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	struct timespec ts;
 	(void)s; (void)si;
 
+	/* READY=1 after STOPPING=1 would tell systemd the stop was called off. */
+	if (d->stopping) {
+		log_info("reload ignored: stopping");
+		return 0;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 		   (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
@@ -208,7 +263,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		config_errors_free(&errs);
 		config_free(d->pending_config);
 		d->pending_config = fresh;
-		sd_event_source_set_enabled(d->swap_source, SD_EVENT_ONESHOT);
+		if (!d->stopping)
+			settle_soon(d);
 	}
 	sd_notify(0, "READY=1");
 	return 0;
@@ -223,6 +279,11 @@ static void on_pass_done(void *ud, bool ok)
 
 	reconciler_status_line(d->reconciler, line, sizeof(line));
 	sd_notifyf(0, "STATUS=%s", line);
+	/* A stop asked for by a signal exits 0, whatever the mode. */
+	if (d->stopping) {
+		finish(d, 0);
+		return;
+	}
 	if (d->opts->dry_run) {
 		reconciler_print_plan(d->reconciler, stdout);
 		fflush(stdout);
@@ -233,12 +294,8 @@ static void on_pass_done(void *ud, bool ok)
 		finish(d, ok ? 0 : 1);
 		return;
 	}
-	if (d->stopping) {
-		finish(d, 0);
-		return;
-	}
 	if (d->pending_config != NULL)
-		sd_event_source_set_enabled(d->swap_source, SD_EVENT_ONESHOT);
+		settle_soon(d);
 }
 
 /* ---- Redis callbacks ----------------------------------------------------------------------- */
@@ -418,11 +475,10 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 	struct reconciler_hooks hooks = { on_pass_done, &d };
 	d.reconciler = reconciler_new(d.event, d.config, d.aws, d.redis, &d.metrics,
 				      opts->dry_run, &hooks);
-	if (d.reconciler == NULL || sd_event_add_defer(d.event, &d.swap_source, on_swap, &d) < 0) {
+	if (d.reconciler == NULL) {
 		log_errorx("out of memory");
 		goto out;
 	}
-	sd_event_source_set_enabled(d.swap_source, SD_EVENT_OFF);
 	/* --once and --dry-run leave the admin socket to the running service. */
 	if (service && setup_control(&d) < 0) {
 		log_errorx("cannot open the admin socket %s", d.config->control.socket);
@@ -453,7 +509,7 @@ out:
 	creds_provider_free(d.creds);
 	if (d.metrics_ready)
 		ivs_metrics_free(&d.metrics);
-	sd_event_source_disable_unref(d.swap_source);
+	sd_event_source_disable_unref(d.settle_timer);
 	sd_event_source_disable_unref(d.stop_timer);
 	sd_event_unref(d.event);
 	config_free(d.pending_config);

@@ -1388,18 +1388,30 @@ static void pass_record(struct reconciler *r, struct pass *p)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * Stopping with the observation complete but nothing decided: there is nothing to act on or
+ * record, so the pass ends here and the owner hears of it (it may be waiting to exit).
+ */
+static void pass_abandon(struct reconciler *r, struct pass *p)
+{
+	if (r->current == p)
+		r->current = NULL;
+	pass_free(p);
+	if (r->hooks.pass_done != NULL)
+		r->hooks.pass_done(r->hooks.ud, false);
+}
+
 /* Advance the pass to its next phase when everything of the current one has completed. */
 static void pass_step(struct reconciler *r, struct pass *p)
 {
 	while (p->outstanding == 0) {
 		switch (p->phase++) {
 		case 0:
-			/* Stopping: skip act and delete, but still record, so the pass ends and
-			 * the daemon can exit instead of waiting for its stop deadline. */
-			if (r->stopping)
-				p->phase = 2;
-			else
-				pass_plan_and_act(r, p);
+			if (r->stopping) {
+				pass_abandon(r, p);
+				return;
+			}
+			pass_plan_and_act(r, p);
 			break;
 		case 1:
 			if (!r->stopping)
