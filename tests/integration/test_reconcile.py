@@ -393,7 +393,7 @@ def test_list_stages_failing_is_fail_static(tmpdir_path, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], reconcile_extra={"backoff_max": "1s"})
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     arns = owned_arns(sim)
     # Every IVS call fails, and the audience has left: nothing may be drained or deleted.
