@@ -23,14 +23,15 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 # ---- fixtures and helpers ----------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
-def sanitizer_clean(daemons):
-    """After each test: stop its daemons (leak reports come at exit), then read their logs."""
+def sanitizer_clean(tmpdir_path, redis, sim, daemons):
+    """After each test: stop its daemons (leak reports come at exit), then read their logs.
+
+    Requesting the other fixtures makes this one tear down first: the daemons stop while Redis
+    and the simulator still answer, and their logs are read before the directory goes."""
     yield
     for d in daemons:
         d.stop()
     for d in daemons:
-        if not os.path.exists(d.stderr_path):
-            continue
         text = d.log()
         for mark in SANITIZER_MARKS:
             assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
@@ -397,7 +398,7 @@ def test_list_stages_failing_is_fail_static(tmpdir_path, redis, sim, daemons):
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     arns = owned_arns(sim)
     # Every IVS call fails, and the audience has left: nothing may be drained or deleted.
-    sim.faults(failRate=1.0, seed=1)
+    sim.faults(failRate=1.0, seed=1, hangSeconds=1)
     for a in arns:
         set_viewers(redis, a, 0)
     set_viewers(redis, origin, 10)
