@@ -1063,12 +1063,18 @@ static void redis_record_write(struct reconciler *r, int argc, const char **argv
 {
 	if (r->redis == NULL || r->dry_run)
 		return;
+	if (!redisio_connected(r->redis)) {
+		/* The pass already reported the outage (fail static); one line per write is noise. */
+		log_debug("redis write of %s skipped (redis down)", argc > 1 ? argv[1] : argv[0]);
+		return;
+	}
 	r->in_flight++;
 	r->record_writes++;
 	if (redisio_command_argv(r->redis, argc, argv, NULL, on_record_write, r) < 0) {
 		r->in_flight--;
 		r->record_writes--;
-		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)", argv[1]);
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
 	}
 }
 
@@ -1079,7 +1085,8 @@ static void redis_fire_and_forget(struct reconciler *r, int argc, const char **a
 	r->in_flight++;
 	if (redisio_command_argv(r->redis, argc, argv, NULL, on_redis_write, r) < 0) {
 		r->in_flight--;
-		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)", argv[1]);
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
 	}
 }
 
