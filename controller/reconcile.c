@@ -85,6 +85,9 @@ struct obs_fleet {
 	bool planned;
 	unsigned actions_failed;
 	unsigned not_publishing;
+	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
+	char created[PLAN_MAX_REPLICA_STAGES][IVS_ARN_MAX + 1];
+	size_t n_created;
 };
 
 struct pass {
@@ -158,6 +161,9 @@ struct reconciler {
 	size_t n_manual;
 	int64_t last_success_ms;
 	uint64_t in_flight;                      /* callbacks owed to us (AWS + Redis) */
+	unsigned record_writes;                  /* record-phase Redis writes not yet answered */
+	bool hook_pending;                       /* pass_done waits for those writes */
+	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
 };
 
@@ -960,6 +966,8 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 		}
 		free(json);
 	}
+	if (f->n_created < PLAN_MAX_REPLICA_STAGES)
+		snprintf(f->created[f->n_created++], sizeof(f->created[0]), "%s", stage->arn);
 	/* Feed the new stage at once: the host list travelled with the create action. */
 	snprintf(op->created_arn, sizeof(op->created_arn), "%s", stage->arn);
 	for (size_t h = 0; h < op->action.n_hosts && !r->stopping; h++) {
@@ -1032,6 +1040,44 @@ static void on_redis_write(void *ud, redisReply *reply, const char *error)
 			  reply != NULL ? reply->str : (error ? error : "no reply"));
 }
 
+/*
+ * The record phase's writes: the pass_done hook waits for their answers, so that --once exits
+ * (and a stop finishes) only after Redis holds what the pass recorded.
+ */
+static void pass_done_hook(struct reconciler *r)
+{
+	r->hook_pending = false;
+	if (r->hooks.pass_done != NULL)
+		r->hooks.pass_done(r->hooks.ud, r->hook_ok);
+}
+
+static void on_record_write(void *ud, redisReply *reply, const char *error)
+{
+	struct reconciler *r = ud;
+	on_redis_write(ud, reply, error);
+	if (--r->record_writes == 0 && r->hook_pending)
+		pass_done_hook(r);
+}
+
+static void redis_record_write(struct reconciler *r, int argc, const char **argv)
+{
+	if (r->redis == NULL || r->dry_run)
+		return;
+	if (!redisio_connected(r->redis)) {
+		/* The pass already reported the outage (fail static); one line per write is noise. */
+		log_debug("redis write of %s skipped (redis down)", argc > 1 ? argv[1] : argv[0]);
+		return;
+	}
+	r->in_flight++;
+	r->record_writes++;
+	if (redisio_command_argv(r->redis, argc, argv, NULL, on_record_write, r) < 0) {
+		r->in_flight--;
+		r->record_writes--;
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
+	}
+}
+
 static void redis_fire_and_forget(struct reconciler *r, int argc, const char **argv)
 {
 	if (r->redis == NULL || r->dry_run)
@@ -1039,7 +1085,8 @@ static void redis_fire_and_forget(struct reconciler *r, int argc, const char **a
 	r->in_flight++;
 	if (redisio_command_argv(r->redis, argc, argv, NULL, on_redis_write, r) < 0) {
 		r->in_flight--;
-		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)", argv[1]);
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
 	}
 }
 
@@ -1288,16 +1335,16 @@ static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
 	if (o == NULL || r->dry_run || r->redis == NULL)
 		return;
 	/* The open-stages ZSET, replaced atomically: MULTI; DEL; ZADD ...; EXEC. */
-	cap = 3 + 2 * o->n_open;
+	cap = 2 + 2 * (o->n_open + f->n_created);
 	argv = calloc(cap, sizeof(*argv));
-	scores = calloc(o->n_open ? o->n_open : 1, sizeof(*scores));
+	scores = calloc(o->n_open + f->n_created + 1, sizeof(*scores));
 	if (argv == NULL || scores == NULL)
 		goto out;
 	{
 		const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
 		const char *del[2] = { "DEL", f->cfg->redis_keys.open_stages };
-		redis_fire_and_forget(r, 1, multi);
-		redis_fire_and_forget(r, 2, del);
+		redis_record_write(r, 1, multi);
+		redis_record_write(r, 2, del);
 		if (o->n_open > 0) {
 			argv[n++] = "ZADD";
 			argv[n++] = f->cfg->redis_keys.open_stages;
@@ -1306,13 +1353,64 @@ static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
 				argv[n++] = scores[i];
 				argv[n++] = o->open[i].arn;
 			}
-			redis_fire_and_forget(r, (int)n, argv);
+			for (size_t i = 0; i < f->n_created; i++) {
+				argv[n++] = "0";
+				argv[n++] = f->created[i];
+			}
+			redis_record_write(r, (int)n, argv);
 		}
-		redis_fire_and_forget(r, 1, exec);
+		redis_record_write(r, 1, exec);
 	}
 out:
 	free(argv);
 	free(scores);
+}
+
+/*
+ * The records the application reads for every serving replica stage, written only when absent
+ * (SET NX): a stage adopted after a crash, or a replication that IVS shows ACTIVE although its
+ * StartParticipantReplication answer was never seen (the daemon died first), still gets its
+ * stage:{arn} and replication:{dest} keys. Existing keys are the creation-time records, kept.
+ */
+static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
+{
+	char key[KEY_MAX], when[40];
+
+	if (f->plan == NULL || r->dry_run || r->redis == NULL)
+		return;
+	for (size_t i = 0; i < f->n_replicas; i++) {
+		const struct obs_stage *s = &f->replicas[i];
+		char *json;
+		if (s->draining)
+			continue;
+		iso_time(s->created_ms > 0 ? s->created_ms : wall_ms(), when, sizeof(when));
+		json = store_format_stage_info(s->arn, s->name, when, f->cfg->origin_stage_arn);
+		if (json != NULL && stage_key(r, "stage:", s->arn, "", key, sizeof(key)) == 0) {
+			const char *argv[4] = { "SET", key, json, "NX" };
+			redis_record_write(r, 4, argv);
+		}
+		free(json);
+		for (size_t h = 0; h < f->n_hosts; h++) {
+			const struct obs_host *host = &f->hosts[h];
+			const struct plan_replication *rep = NULL;
+			for (size_t k = 0; k < host->n_replications; k++)
+				if (host->replications[k].state == PLAN_REPLICATION_ACTIVE &&
+				    strcmp(host->replications[k].destination_arn, s->arn) == 0)
+					rep = &host->replications[k];
+			if (rep == NULL)
+				continue;
+			iso_time(wall_ms(), when, sizeof(when));
+			json = store_format_replication(f->cfg->origin_stage_arn, s->arn,
+							host->participant_id, when);
+			if (json != NULL &&
+			    stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0) {
+				const char *argv[4] = { "SET", key, json, "NX" };
+				redis_record_write(r, 4, argv);
+			}
+			free(json);
+			break;                  /* one record per destination, as the server kept it */
+		}
+	}
 }
 
 static void record_status_hash(struct reconciler *r, const struct pass *p)
@@ -1327,7 +1425,7 @@ static void record_status_hash(struct reconciler *r, const struct pass *p)
 	const char *argv[] = { "HSET", key, "last_pass_at", at, "last_pass_result",
 			       p->ok ? "ok" : "error", "last_pass_duration_ms", dur, "passes", passes,
 			       "version", IVS_AUTOSCALER_VERSION, "leader", "true" };
-	redis_fire_and_forget(r, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+	redis_record_write(r, (int)(sizeof(argv) / sizeof(argv[0])), argv);
 }
 
 static void record_metrics(struct reconciler *r, const struct pass *p)
@@ -1362,8 +1460,10 @@ static void pass_record(struct reconciler *r, struct pass *p)
 	r->passes++;
 	if (p->ok)
 		r->last_success_ms = p->finished_ms;
-	for (size_t fi = 0; fi < p->n_fleets; fi++)
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		record_fleet_redis(r, &p->fleets[fi]);
+		record_fleet_keys(r, &p->fleets[fi]);
+	}
 	record_status_hash(r, p);
 	record_metrics(r, p);
 	log_event(p->ok ? LOG_DEBUG : LOG_INFO, NULL, NULL,
@@ -1382,8 +1482,11 @@ static void pass_record(struct reconciler *r, struct pass *p)
 	pass_free(r->last);
 	r->last = p;
 	r->current = NULL;
-	if (r->hooks.pass_done != NULL)
-		r->hooks.pass_done(r->hooks.ud, p->ok);
+	r->hook_ok = p->ok;
+	if (r->record_writes == 0)
+		pass_done_hook(r);
+	else
+		r->hook_pending = true;
 	if (r->wake_pending && !r->stopping)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 }
