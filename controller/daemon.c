@@ -49,6 +49,7 @@ struct daemon {
 	char region[64];
 	char wake_channel[CONFIG_KEY_MAX];
 	bool stopping;
+	bool finishing;
 	int exit_code;
 };
 
@@ -103,8 +104,15 @@ static void refresh_metrics(void *ud)
 
 /* ---- shutdown and reload ------------------------------------------------------------------- */
 
+/*
+ * The first decision to exit wins: tearing down cancels calls in flight, and the callbacks
+ * that cancellation runs (a pass abandoned, say) must not rewrite the exit status.
+ */
 static void finish(struct daemon *d, int code)
 {
+	if (d->finishing)
+		return;
+	d->finishing = true;
 	d->exit_code = code;
 	sd_event_exit(d->event, code);
 }
