@@ -290,13 +290,19 @@ def bench_converge(fail_rate, steady):
         t0 = time.time()
         env.start_daemon(fleets, max_tps=tps, resync="5s", timeout="2s")
         creates = starts = 0
-        last = None
+        last = first_create = last_create = None
+        errors = {}
         deadline = time.monotonic() + 240
         while (creates < need or starts < need) and time.monotonic() < deadline:
             for e in env.simlog.new():
+                if e["status"] != 200:
+                    k = f"{e['operation']}:{e['errorType']}"
+                    errors[k] = errors.get(k, 0) + 1
+                if e["operation"] == "CreateStage" and first_create is None:
+                    first_create = e["arrived"]
                 if e["status"] == 200 and e["operation"] == "CreateStage":
                     creates += 1
-                    last = e["done"]
+                    last = last_create = e["done"]
                 elif e["status"] == 200 and e["operation"] == "StartParticipantReplication":
                     starts += 1
                     last = e["done"]
@@ -307,6 +313,9 @@ def bench_converge(fail_rate, steady):
             raise RuntimeError(f"{tag}: not converged: {n_owned} stages, {n_active} ACTIVE "
                                f"(successful CreateStage {creates}, Start {starts})")
         wall = last - t0
+        info(f"{tag}: timeline from daemon start: first CreateStage arrived {first_create - t0:.2f} s, "
+             f"last CreateStage done {last_create - t0:.2f} s, last Start done {last - t0:.2f} s, "
+             f"errors {json.dumps(errors, sort_keys=True)}")
         lower = need / tps + latency_ms / 1000.0
         cnt = api_calls(env.sim.counters())
         info(f"{tag}: {need} stages + {need} replications in {wall:.2f} s; lower bound "
@@ -322,7 +331,7 @@ def bench_converge(fail_rate, steady):
 def bench_steady(env, n_fleets, passes=3):
     st = env.wait_idle_after(env.status()["passes"], timeout=120)   # let a full idle pass finish
     before = api_calls(env.sim.counters())
-    n = st["passes"]
+    n = first = st["passes"]
     for _ in range(passes):
         admin(env.daemon.socket, "reconcile")
         st = env.wait_idle_after(n, timeout=120)
@@ -330,7 +339,9 @@ def bench_steady(env, n_fleets, passes=3):
     after = api_calls(env.sim.counters())
     delta = {op: after.get(op, 0) - before.get(op, 0) for op in after}
     delta = {op: v for op, v in delta.items() if v}
-    done = passes
+    # The periodic resync may add passes of its own inside the window: count them all. Both
+    # snapshots are taken with no pass running, so every call counted belongs to a counted pass.
+    done = n - first
     stages = len(env.sim.state()["stages"])
     minimum = math.ceil(stages / 100) + n_fleets + n_fleets       # one host per fleet
     per = sum(delta.values()) / done
@@ -348,7 +359,9 @@ def bench_memory(resyncs):
     env = Env("memory", sim_args=["--stage-quota", "2000"], tps=0)
     try:
         fleets = make_fleets(env, n_fleets, replicas)
-        d = env.start_daemon(fleets, max_tps=100, resync="1s", timeout="10s")
+        # A long resync: the passes measured below are started one at a time with "reconcile",
+        # so each is counted whole and never overlaps the next.
+        d = env.start_daemon(fleets, max_tps=100, resync="600s", timeout="10s")
         pid = d.proc.pid
         peak = {"RssAnon": 0, "VmHWM": 0}
         stop = threading.Event()
@@ -367,15 +380,25 @@ def bench_memory(resyncs):
         sampler.start()
         need = n_fleets * replicas
         t0 = time.monotonic()
-        harness.wait_until(lambda: len(active(env.sim.state())) >= need, 300, interval=0.5,
-                           what=f"{need} ACTIVE replications")
-        info(f"memory: {need} replica stages in {n_fleets} fleets converged in "
-             f"{time.monotonic() - t0:.1f} s")
-        st = env.wait_idle_after(env.status()["passes"], timeout=120)
+        d.wait_ready()
+
+        def converged():
+            st = env.status()
+            if st["pass_running"]:
+                return None
+            if sum(f.get("replications_active", 0) for f in st["fleets"]) >= need:
+                return st
+            admin(d.socket, "reconcile")      # the scale-up limit needs a second pass
+            return None
+
+        st = harness.wait_until(converged, 300, interval=0.2, what=f"{need} ACTIVE replications")
+        n_active = len(active(env.sim.state()))
+        info(f"memory: {n_active} ACTIVE replications into {need} replica stages of {n_fleets} "
+             f"fleets after {time.monotonic() - t0:.1f} s")
         ticks0, passes0 = cpu_ticks(pid), st["passes"]
-        st = harness.wait_until(lambda: (lambda s: s if s["passes"] >= passes0 + resyncs and
-                                         not s["pass_running"] else None)(env.status()),
-                                300, interval=0.2, what=f"{resyncs} resyncs")
+        for _ in range(resyncs):
+            admin(d.socket, "reconcile")
+            st = env.wait_idle_after(st["passes"], timeout=120)
         ticks1, passes1 = cpu_ticks(pid), st["passes"]
         stop.set()
         sampler.join()
