@@ -174,7 +174,9 @@ static int arm_timer(struct aws_call *call, uint64_t delay_us)
 			r = sd_event_source_set_enabled(call->timer, SD_EVENT_ONESHOT);
 		return r;
 	}
-	r = sd_event_add_time_relative(c->event, &call->timer, CLOCK_MONOTONIC, delay_us, 0,
+	/* Accuracy 1 us, not sd-event's default 250 ms: rate-limit waits and retry delays are
+	 * computed exactly, and a coalesced wake-up would add up to 250 ms to each call. */
+	r = sd_event_add_time_relative(c->event, &call->timer, CLOCK_MONOTONIC, delay_us, 1,
 				       on_call_timer, call);
 	if (r >= 0)
 		(void)sd_event_source_set_description(call->timer, "aws-call");

@@ -219,7 +219,9 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 			return -1;
 		return 0;
 	}
-	r = sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, usec, 0, on_timer, c);
+	/* Accuracy 1 us: 0 would mean sd-event's default of 250 ms, and curl's "act now" (0 ms)
+	 * would then wait up to a quarter second before a request even starts. */
+	r = sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, usec, 1, on_timer, c);
 	if (r < 0)
 		return -1;
 	(void)sd_event_source_set_description(c->timer, "http-timer");

@@ -1,0 +1,520 @@
+#!/usr/bin/env python3
+"""make bench: the five figures of docs/benchmarks.md, measured against the local IVS simulator
+and a private redis-server, each printed beside its bound.
+
+Every figure is printed as `BENCH <name> value=<v> unit=<u> bound=<b> ratio=<v/b>` and in a table
+at the end. Nothing is asserted: machines differ. Each scenario starts its own redis-server,
+simulator and daemon on free loopback ports and stops them when it ends (also on Ctrl-C).
+
+Method and the derivation of every bound: docs/benchmarks.md.
+"""
+import argparse
+import datetime
+import json
+import math
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+
+PREFIX = "ivs:bench:"
+MUTATING = ("CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
+            "StopParticipantReplication", "TagResource", "UntagResource", "DisconnectParticipant",
+            "CreateParticipantToken")
+RESULTS = []
+
+
+class Stop(Exception):
+    pass
+
+
+def on_signal(signum, frame):  # noqa: ARG001
+    raise Stop(signal.Signals(signum).name)
+
+
+def report(name, value, unit, bound, note=""):
+    ratio = value / bound if bound else float("nan")
+    print(f"BENCH {name} value={value:.6g} unit={unit} bound={bound:.6g} ratio={ratio:.3f}", flush=True)
+    RESULTS.append((name, value, unit, bound, ratio, note))
+
+
+def info(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+def percentile(xs, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    s = sorted(xs)
+    k = max(0, math.ceil(p / 100.0 * len(s)) - 1)
+    return s[k]
+
+
+# ---- the pieces: Redis connection, admin socket client, simulator request log --------------
+
+class RedisConn:
+    """One persistent RESP connection: SET + PUBLISH go out in one write."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+
+    def pipeline(self, *cmds):
+        out = b""
+        for args in cmds:
+            out += b"*%d\r\n" % len(args)
+            for a in args:
+                a = str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return [harness._read_resp(self.f) for _ in cmds]
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def admin(sock_path, command, timeout=30):
+    """One admin round trip in JSON mode: connect, one line out, one line back."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(f"json {command}\n".encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply = json.loads(buf)
+    if not reply.get("ok"):
+        raise RuntimeError(f"admin {command}: {reply.get('error')}")
+    return reply["data"]
+
+
+class SimLog:
+    """Incremental reader of the simulator's request log (one JSON object per line)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+
+    def new(self):
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        out = []
+        for line in data[:end].splitlines():
+            e = json.loads(line)
+            done = datetime.datetime.fromisoformat(e["time"]).timestamp()
+            # "time" is written when the answer is sent; latencyMs runs from the request's arrival.
+            e["arrived"] = done - e["latencyMs"] / 1000.0
+            e["done"] = done
+            out.append(e)
+        return out
+
+
+# ---- one scenario's processes -------------------------------------------------------------
+
+class Env:
+    def __init__(self, name, sim_args=(), tps=0):
+        self.tmp = tempfile.mkdtemp(prefix=f"ivs-bench-{name}-")
+        os.chmod(self.tmp, 0o755)
+        self.redis = self.sim = self.daemon = None
+        self.redis = harness.Redis(self.tmp)
+        self.sim = harness.Sim(self.tmp, tps=tps, extra=list(sim_args))
+        self.simlog = SimLog(self.sim.log)
+
+    def start_daemon(self, fleets, max_tps, resync, timeout="10s", reconcile_extra=None):
+        d = harness.Daemon(self.tmp, self.redis, self.sim, fleets, prefix=PREFIX, resync=resync,
+                           reconcile_extra=reconcile_extra)
+        with open(d.config) as fh:
+            text = fh.read()
+        text = text.replace("  max_tps: 20\n", f"  max_tps: {max_tps}\n")
+        text = text.replace("  timeout: 5s\n", f"  timeout: {timeout}\n")
+        with open(d.config, "w") as fh:
+            fh.write(text)
+        self.daemon = d
+        d.start()
+        return d
+
+    status_calls = 0
+
+    def status(self):
+        self.status_calls += 1
+        return admin(self.daemon.socket, "status")
+
+    def wait_idle_after(self, passes, timeout=60, interval=0.01):
+        """Until a pass numbered > passes has finished and none is running; returns the status."""
+        return harness.wait_until(lambda: (lambda st: st if st["passes"] > passes and
+                                           not st["pass_running"] else None)(self.status()),
+                                  timeout, interval=interval, what=f"a pass after #{passes}")
+
+    def close(self):
+        for p in (self.daemon, self.sim, self.redis):
+            if p is not None:
+                try:
+                    p.stop()
+                except Exception as e:  # noqa: BLE001 - cleanup goes on
+                    info(f"stopping {type(p).__name__}: {e}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def make_fleets(env, n, replicas, host=True):
+    """n origin stages (out of band), a publishing host in each, desired override 1 + replicas."""
+    fleets = []
+    for i in range(n):
+        name = f"f{i:03d}"
+        arn = env.sim.create_stage(f"BenchOrigin{i:03d}", name=f"{name}-origin")
+        if host:
+            env.sim.add_host(arn, user_id=f"host-{name}")
+        env.redis.cmd("SET", f"{PREFIX}fleet:{name}:desired", str(1 + replicas))
+        fleets.append({"name": name, "origin_stage_arn": arn, "viewers_per_stage": 10000,
+                       "max_replicas": 5, "scale_down_delay": "1s", "drain_timeout": "60s",
+                       "reconnect_window": "60s",
+                       "keys": {"publisher": "fleet:{fleet}:publisher",
+                                "desired_stages": "fleet:{fleet}:desired"}})
+    return fleets
+
+
+def owned(state):
+    return [s for s in state.get("stages", [])
+            if s.get("tags", {}).get("ivs-autoscaler:managed") == "true"]
+
+
+def active(state):
+    return [r for r in state.get("replications", [])
+            if r.get("state", r.get("replicationState")) == "ACTIVE"]
+
+
+def api_calls(counters):
+    return {op: c["calls"] for op, c in counters.get("operations", {}).items()}
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])     # utime + stime (fields 14, 15)
+
+
+# ---- 1. reaction ---------------------------------------------------------------------------
+
+def bench_reaction(trials):
+    env = Env("reaction", tps=0)
+    try:
+        fleets = make_fleets(env, 1, 0)
+        fleets[0]["scale_down_delay"] = "1ms"
+        desired = f"{PREFIX}fleet:f000:desired"
+        env.start_daemon(fleets, max_tps=20, resync="600s")
+        env.daemon.wait_ready()
+        st = env.wait_idle_after(0)
+        conn = RedisConn(env.redis.port)
+        env.simlog.new()
+        samples = []
+        for _ in range(trials):
+            passes = st["passes"]
+            t0 = time.time()
+            conn.pipeline(("SET", desired, "2"), ("PUBLISH", f"{PREFIX}autoscaler:wake", "bench"))
+            deadline = time.monotonic() + 10
+            got = None
+            while got is None and time.monotonic() < deadline:
+                for e in env.simlog.new():
+                    if e["operation"] == "CreateStage" and got is None:
+                        got = e
+                if got is None:
+                    time.sleep(0.001)
+            if got is None:
+                raise RuntimeError("no CreateStage within 10 s of the wake-up")
+            samples.append((got["arrived"] - t0) * 1000.0)
+            # Back to one stage: the override down, the new stage removed out of band, and one
+            # pass that sees it, so the next trial starts from an idle daemon.
+            env.wait_idle_after(passes)
+            conn.pipeline(("SET", desired, "1"))
+            for s in owned(env.sim.state()):
+                env.sim.delete_stage(s["arn"])
+            before = env.status()["passes"]
+            admin(env.daemon.socket, "reconcile")
+            st = env.wait_idle_after(before)
+            env.simlog.new()
+        conn.close()
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        info(f"reaction over {len(samples)} trials: min {min(samples):.2f} p50 {p50:.2f} "
+             f"p99 {p99:.2f} max {max(samples):.2f} ms")
+        report("reaction_p50_ms", p50, "ms", 50.0)
+        report("reaction_p99_ms", p99, "ms", 50.0)
+    finally:
+        env.close()
+
+
+# ---- 2 + 3. converge and steady calls --------------------------------------------------------
+
+def bench_converge(fail_rate, steady):
+    n_fleets, replicas, tps, latency_ms = 20, 5, 5, 50
+    tag = "converge" if not fail_rate else "converge_faults"
+    sim_args = ["--latency-ms", str(latency_ms), "--seed", "8"]
+    if fail_rate:
+        sim_args += ["--fail-rate", str(fail_rate)]
+    env = Env(tag, sim_args=sim_args, tps=tps)
+    try:
+        if fail_rate:
+            env.sim.faults(failRate=0.0)      # no faults while setting up
+        fleets = make_fleets(env, n_fleets, replicas)
+        if fail_rate:
+            env.sim.faults(failRate=fail_rate, hangSeconds=3)
+        need = n_fleets * replicas
+        t0 = time.time()
+        env.start_daemon(fleets, max_tps=tps, resync="5s", timeout="2s")
+        creates = starts = 0
+        last = first_create = last_create = None
+        errors = {}
+        deadline = time.monotonic() + 240
+        while (creates < need or starts < need) and time.monotonic() < deadline:
+            for e in env.simlog.new():
+                if e["status"] != 200:
+                    k = f"{e['operation']}:{e['errorType']}"
+                    errors[k] = errors.get(k, 0) + 1
+                if e["operation"] == "CreateStage" and first_create is None:
+                    first_create = e["arrived"]
+                if e["status"] == 200 and e["operation"] == "CreateStage":
+                    creates += 1
+                    last = last_create = e["done"]
+                elif e["status"] == 200 and e["operation"] == "StartParticipantReplication":
+                    starts += 1
+                    last = e["done"]
+            time.sleep(0.05)
+        state = env.sim.state()
+        n_owned, n_active = len(owned(state)), len(active(state))
+        if n_owned != need or n_active != need:
+            raise RuntimeError(f"{tag}: not converged: {n_owned} stages, {n_active} ACTIVE "
+                               f"(successful CreateStage {creates}, Start {starts})")
+        wall = last - t0
+        info(f"{tag}: timeline from daemon start: first CreateStage arrived {first_create - t0:.2f} s, "
+             f"last CreateStage done {last_create - t0:.2f} s, last Start done {last - t0:.2f} s, "
+             f"errors {json.dumps(errors, sort_keys=True)}")
+        lower = need / tps + latency_ms / 1000.0
+        cnt = api_calls(env.sim.counters())
+        info(f"{tag}: {need} stages + {need} replications in {wall:.2f} s; lower bound "
+             f"{lower:.2f} s; calls {json.dumps(cnt, sort_keys=True)}")
+        report(f"{tag}_ratio", wall / lower, "ratio", 1.15,
+               f"{wall:.1f} s vs {lower:.2f} s" + (f", fail rate {fail_rate:.0%}" if fail_rate else ""))
+        if steady:
+            bench_steady(env, n_fleets)
+    finally:
+        env.close()
+
+
+def bench_steady(env, n_fleets, passes=3):
+    st = env.wait_idle_after(env.status()["passes"], timeout=120)   # let a full idle pass finish
+    before = api_calls(env.sim.counters())
+    n = first = st["passes"]
+    for _ in range(passes):
+        admin(env.daemon.socket, "reconcile")
+        st = env.wait_idle_after(n, timeout=120)
+        n = st["passes"]
+    after = api_calls(env.sim.counters())
+    delta = {op: after.get(op, 0) - before.get(op, 0) for op in after}
+    delta = {op: v for op, v in delta.items() if v}
+    # The periodic resync may add passes of its own inside the window: count them all. Both
+    # snapshots are taken with no pass running, so every call counted belongs to a counted pass.
+    done = n - first
+    stages = len(env.sim.state()["stages"])
+    minimum = math.ceil(stages / 100) + n_fleets + n_fleets       # one host per fleet
+    per = sum(delta.values()) / done
+    mutating = sum(v for op, v in delta.items() if op in MUTATING)
+    info(f"steady: {done} passes, calls per pass {json.dumps({k: v / done for k, v in sorted(delta.items())})}; "
+         f"minimum {minimum} ({stages} stages)")
+    report("steady_calls_ratio", per / minimum, "ratio", 1.0, f"{per:.1f} calls/pass vs {minimum}")
+    report("steady_mutating_calls", mutating, "calls", 0, "must be 0")
+
+
+# ---- 4. memory and idle CPU -------------------------------------------------------------------
+
+def bench_memory(resyncs):
+    n_fleets, replicas = 200, 5
+    env = Env("memory", sim_args=["--stage-quota", "2000"], tps=0)
+    try:
+        fleets = make_fleets(env, n_fleets, replicas)
+        # A long resync: the passes measured below are started one at a time with "reconcile",
+        # so each is counted whole and never overlaps the next.
+        d = env.start_daemon(fleets, max_tps=100, resync="600s", timeout="10s")
+        pid = d.proc.pid
+        peak = {"RssAnon": 0, "VmHWM": 0}
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    s = proc_status(pid)
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    return
+                for k in peak:
+                    peak[k] = max(peak[k], s.get(k, 0))
+                stop.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        need = n_fleets * replicas
+        t0 = time.monotonic()
+        d.wait_ready()
+
+        def converged():
+            st = env.status()
+            if st["pass_running"]:
+                return None
+            if sum(f.get("replications_active", 0) for f in st["fleets"]) >= need:
+                return st
+            admin(d.socket, "reconcile")      # the scale-up limit needs a second pass
+            return None
+
+        st = harness.wait_until(converged, 300, interval=0.2, what=f"{need} ACTIVE replications")
+        n_active = len(active(env.sim.state()))
+        info(f"memory: {n_active} ACTIVE replications into {need} replica stages of {n_fleets} "
+             f"fleets after {time.monotonic() - t0:.1f} s")
+        # The status polls that find the end of each pass cost the daemon CPU too (a status of
+        # 200 fleets is a large JSON document): poll slowly, count them, and subtract their cost
+        # measured on an idle daemon.
+        hz = os.sysconf("SC_CLK_TCK")
+        ticks0, passes0, polls0 = cpu_ticks(pid), st["passes"], env.status_calls
+        for _ in range(resyncs):
+            admin(d.socket, "reconcile")
+            st = env.wait_idle_after(st["passes"], timeout=120, interval=0.1)
+        ticks1, passes1, polls = cpu_ticks(pid), st["passes"], env.status_calls - polls0
+        t_idle = cpu_ticks(pid)
+        for _ in range(200):
+            env.status()
+        status_ms = (cpu_ticks(pid) - t_idle) * 1000.0 / hz / 200
+        stop.set()
+        sampler.join()
+        cpu_ms = ((ticks1 - ticks0) * 1000.0 / hz - polls * status_ms) / (passes1 - passes0)
+        info(f"memory: peak RssAnon {peak['RssAnon']} kB, VmHWM {peak['VmHWM']} kB; "
+             f"idle pass CPU {cpu_ms:.1f} ms over {passes1 - passes0} passes, after subtracting "
+             f"{polls} status polls at {status_ms:.2f} ms each "
+             f"(last pass {st['last_pass']['duration_ms']} ms wall)")
+        report("anon_kb", peak["RssAnon"], "kB", 4096.0, f"VmHWM {peak['VmHWM']} kB")
+        report("vmhwm_kb", peak["VmHWM"], "kB", float("nan"), "information")
+        report("idle_pass_cpu_ms", cpu_ms, "ms", float("nan"), f"{n_fleets} fleets, {need} replicas")
+    finally:
+        env.close()
+
+
+# ---- 5. admin round trip under slow IVS ---------------------------------------------------------
+
+def _admin_worker(args):
+    sock_path, n = args
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        admin(sock_path, "status")
+        lat.append((time.perf_counter() - t) * 1000.0)
+    return lat
+
+
+def bench_admin(clients, per_client):
+    env = Env("admin", sim_args=["--latency-ms", "5000"], tps=0)
+    try:
+        fleets = make_fleets(env, 5, 5)
+        d = env.start_daemon(fleets, max_tps=20, resync="1s", timeout="20s")
+        d.wait_ready()
+        harness.wait_until(lambda: env.status()["pass_running"], 20, what="a pass in flight")
+        with multiprocessing.get_context("fork").Pool(clients) as pool:
+            lat = sum(pool.map(_admin_worker, [(d.socket, per_client)] * clients), [])
+        inflight = env.status()["pass_running"]
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        info(f"admin: {len(lat)} status requests from {clients} clients: p50 {p50:.2f} "
+             f"p99 {p99:.2f} max {max(lat):.2f} ms; IVS pass still in flight: {inflight}")
+        report("admin_p50_ms", p50, "ms", 5.0)
+        report("admin_p99_ms", p99, "ms", 5.0)
+    finally:
+        env.close()
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    distro = "?"
+    try:
+        with open("/etc/os-release") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {distro}, Linux {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only", default="", help="comma list: reaction,converge,memory,admin")
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--resyncs", type=int, default=20)
+    args = ap.parse_args()
+    harness.BUILD = os.path.abspath(args.build)
+    for b in ("ivs-autoscaler", "ivs-autoscalerctl"):
+        if not os.access(os.path.join(harness.BUILD, b), os.X_OK):
+            print(f"bench: {harness.BUILD}/{b} not found; run make first", file=sys.stderr)
+            return 2
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    only = set(filter(None, args.only.split(",")))
+    want = lambda k: not only or k in only  # noqa: E731
+    started = time.monotonic()
+    info(f"machine: {machine()}")
+    try:
+        if want("reaction"):
+            bench_reaction(args.trials)
+        if want("converge"):
+            bench_converge(0.0, steady=True)
+            bench_converge(0.10, steady=False)
+        if want("memory"):
+            bench_memory(args.resyncs)
+        if want("admin"):
+            bench_admin(10, 100)
+    except Stop as e:
+        print(f"\nbench: {e}, stopped", flush=True)
+        return 130
+    print()
+    print(f"{'figure':<24} {'value':>10} {'unit':<6} {'bound':>8} {'ratio':>7}  note")
+    for name, value, unit, bound, ratio, note in RESULTS:
+        print(f"{name:<24} {value:>10.4g} {unit:<6} {bound:>8.4g} {ratio:>7.3f}  {note}")
+    print(f"\nmachine: {machine()}; run took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
