@@ -1,0 +1,728 @@
+/*
+ * act.c — the act and record phases of a reconcile pass: executing plan actions with per-item
+ * backoff, then the Redis write-backs, metrics and the pass log line.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+#include "ivs.h"
+#include "log.h"
+#include "metrics.h"
+#include "plan.h"
+#include "policy.h"
+#include "reconcile_internal.h"
+#include "redisio.h"
+#include "store_parse.h"
+
+/* ---- per-item backoff -------------------------------------------------------------------- */
+
+static struct backoff_item *backoff_find(struct reconciler *r, const char *key, bool create)
+{
+	for (size_t i = 0; i < r->n_backoff; i++)
+		if (strcmp(r->backoff[i].key, key) == 0)
+			return &r->backoff[i];
+	if (!create || r->n_backoff == MAX_BACKOFF_ITEMS)
+		return NULL;
+	struct backoff_item *b = &r->backoff[r->n_backoff++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->key, sizeof(b->key), "%s", key);
+	return b;
+}
+
+static bool backoff_blocked(struct reconciler *r, const char *key, int64_t now)
+{
+	struct backoff_item *b = backoff_find(r, key, false);
+	return b != NULL && now < b->next_ms;
+}
+
+static void backoff_fail(struct reconciler *r, const char *key, int64_t now)
+{
+	struct backoff_item *b = backoff_find(r, key, true);
+	uint64_t delay;
+	if (b == NULL)
+		return;
+	delay = r->config->reconcile.backoff_initial_ms;
+	for (unsigned i = 0; i < b->failures && delay < r->config->reconcile.backoff_max_ms; i++)
+		delay *= 2;
+	if (delay > r->config->reconcile.backoff_max_ms)
+		delay = r->config->reconcile.backoff_max_ms;
+	b->failures++;
+	b->next_ms = now + (int64_t)delay;
+}
+
+static void backoff_ok(struct reconciler *r, const char *key)
+{
+	for (size_t i = 0; i < r->n_backoff; i++) {
+		if (strcmp(r->backoff[i].key, key) == 0) {
+			r->backoff[i] = r->backoff[--r->n_backoff];
+			return;
+		}
+	}
+}
+
+static void action_key(const struct plan_action *a, const char *fleet, char *out, size_t len)
+{
+	snprintf(out, len, "%s|%s|%s|%s", plan_action_kind_name(a->kind),
+		 a->stage_arn != NULL ? a->stage_arn : fleet,
+		 a->participant_id != NULL ? a->participant_id : "", "");
+}
+
+/* ---- act --------------------------------------------------------------------------------- */
+
+static void record_failure(struct op *op, const char *what, const struct aws_error *err)
+{
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	char key[sizeof(((struct backoff_item *)0)->key)];
+	char status[8];
+
+	action_key(&op->action, f->cfg->name, key, sizeof(key));
+	backoff_fail(op->r, key, rec_wall_ms());
+	op->pass->actions_failed++;
+	f->actions_failed++;
+	snprintf(status, sizeof(status), "%d", err->http_status);
+	log_event(LOG_WARNING, NULL,
+		  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->action.stage_arn,
+			     "IVS_PARTICIPANT_ID", op->action.participant_id, "IVS_OPERATION", what,
+			     "AWS_REQUEST_ID", err->request_id[0] ? err->request_id : NULL,
+			     "HTTP_STATUS", err->http_status ? status : NULL),
+		  "%s failed: %s%s%s", what, aws_error_kind_name(err->kind),
+		  err->message[0] ? ": " : "", err->message);
+}
+
+static void on_start_done(void *ud, const struct aws_error *err)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	const char *dst = op->created_arn[0] ? op->created_arn : op->action.stage_arn;
+	char key[sizeof(((struct backoff_item *)0)->key)];
+
+	action_key(&op->action, f->cfg->name, key, sizeof(key));
+	if (err == NULL || err->kind == AWS_OK ||
+	    (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "already") != NULL)) {
+		char now[40], rkey[KEY_MAX], *json;
+		backoff_ok(r, key);
+		op->pass->actions_done++;
+		log_event(LOG_INFO, MSGID_REPLICATION_STARTED,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", dst,
+				     "IVS_PARTICIPANT_ID", op->action.participant_id,
+				     "IVS_OPERATION", "StartParticipantReplication"),
+			  "replicating %s into %s", op->action.participant_id, dst);
+		rec_iso_time(rec_wall_ms(), now, sizeof(now));
+		json = store_format_replication(op->action.source_arn, dst, op->action.participant_id, now);
+		if (json != NULL && rec_stage_key(r, "replication:", dst, "", rkey, sizeof(rkey)) == 0) {
+			const char *argv[3] = { "SET", rkey, json };
+			rec_redis_fire_and_forget(r, 3, argv);
+		}
+		free(json);
+	} else if (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "not publishing") != NULL) {
+		/* The host went quiet between observe and act: retry on a later pass, quietly. */
+		f->not_publishing++;
+		backoff_fail(r, key, rec_wall_ms());
+		log_event(LOG_DEBUG, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+						      "IVS_PARTICIPANT_ID", op->action.participant_id),
+			  "host %s is not publishing; replication deferred", op->action.participant_id);
+	} else if (err->kind == AWS_ERR_QUOTA) {
+		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+		backoff_fail(r, key, rec_wall_ms());
+		if (fs != NULL && !fs->capped_reported) {
+			fs->capped_reported = true;
+			log_event(LOG_WARNING, MSGID_QUOTA_CAPPED,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_PARTICIPANT_ID",
+					     op->action.participant_id),
+				  "IVS refused another replication of %s (5 per participant): %s",
+				  op->action.participant_id, err->message);
+		}
+	} else {
+		record_failure(op, "StartParticipantReplication", err);
+	}
+	rec_op_done(op);
+}
+
+static int start_replication(struct reconciler *r, struct pass *p, size_t fi,
+			     const struct plan_action *a, const char *dst)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct op *op = rec_op_new(r, p, fi);
+	const struct ivs_kv attrs[] = { { "ivs-autoscaler", "replica" } };
+
+	if (op == NULL)
+		return -ENOMEM;
+	op->action = *a;
+	op->action.kind = PLAN_START_REPLICATION;
+	if (dst != a->stage_arn)
+		snprintf(op->created_arn, sizeof(op->created_arn), "%s", dst);
+	if (ivs_start_participant_replication(r->aws, f->cfg->origin_stage_arn, dst,
+					      a->participant_id,
+					      (int)(f->cfg->reconnect_window_ms / 1000), attrs, 1,
+					      on_start_done, op) < 0) {
+		struct aws_error e = { .kind = AWS_ERR_LOCAL };
+		snprintf(e.message, sizeof(e.message), "could not queue the request");
+		on_start_done(op, &e);
+	}
+	return 0;
+}
+
+static void on_create_done(void *ud, const struct aws_error *err, const struct ivs_stage *stage)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	char key[sizeof(((struct backoff_item *)0)->key)];
+
+	action_key(&op->action, f->cfg->name, key, sizeof(key));
+	if (err != NULL && err->kind != AWS_OK) {
+		if (err->kind == AWS_ERR_QUOTA)
+			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+							    "IVS_OPERATION", "CreateStage"),
+				  "stage quota reached: %s", err->message);
+		record_failure(op, "CreateStage", err);
+		rec_op_done(op);
+		return;
+	}
+	backoff_ok(r, key);
+	op->pass->actions_done++;
+	log_event(LOG_NOTICE, MSGID_STAGE_CREATED,
+		  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", stage->arn,
+			     "IVS_OPERATION", "CreateStage"),
+		  "created replica stage %s (%s) for fleet %s", stage->name, stage->arn, f->cfg->name);
+	{
+		char now[40], skey[KEY_MAX], *json;
+		rec_iso_time(rec_wall_ms(), now, sizeof(now));
+		json = store_format_stage_info(stage->arn, stage->name, now, f->cfg->origin_stage_arn);
+		if (json != NULL && rec_stage_key(r, "stage:", stage->arn, "", skey, sizeof(skey)) == 0) {
+			const char *argv[3] = { "SET", skey, json };
+			rec_redis_fire_and_forget(r, 3, argv);
+		}
+		free(json);
+	}
+	if (f->n_created < PLAN_MAX_REPLICA_STAGES)
+		snprintf(f->created[f->n_created++], sizeof(f->created[0]), "%s", stage->arn);
+	/* Feed the new stage at once: the host list travelled with the create action. */
+	snprintf(op->created_arn, sizeof(op->created_arn), "%s", stage->arn);
+	for (size_t h = 0; h < op->action.n_hosts && !r->stopping; h++) {
+		struct plan_action a = op->action;
+		a.participant_id = op->action.hosts[h];
+		a.source_arn = f->cfg->origin_stage_arn;
+		a.stage_arn = NULL;
+		start_replication(r, op->pass, op->fleet, &a, op->created_arn);
+	}
+	rec_op_done(op);
+}
+
+static void on_stop_done(void *ud, const struct aws_error *err)
+{
+	struct op *op = ud;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (err == NULL || err->kind == AWS_OK || err->kind == AWS_ERR_NOT_FOUND) {
+		op->pass->actions_done++;
+		log_event(LOG_INFO, MSGID_REPLICATION_STOPPED,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->action.stage_arn,
+				     "IVS_PARTICIPANT_ID", op->action.participant_id,
+				     "IVS_OPERATION", "StopParticipantReplication"),
+			  "stopped replicating %s into %s", op->action.participant_id,
+			  op->action.stage_arn);
+	} else {
+		struct pass *p = op->pass;
+		struct pass_stop_failure *n = realloc(p->stop_failed, (p->n_stop_failed + 1) * sizeof(*n));
+		if (n != NULL) {
+			p->stop_failed = n;
+			snprintf(n[p->n_stop_failed++].arn, sizeof(n->arn), "%s", op->action.stage_arn);
+		}
+		record_failure(op, "StopParticipantReplication", err);
+	}
+	rec_op_done(op);
+}
+
+static void on_delete_done(void *ud, const struct aws_error *err)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (err == NULL || err->kind == AWS_OK || err->kind == AWS_ERR_NOT_FOUND) {
+		char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX];
+		op->pass->actions_done++;
+		log_event(LOG_NOTICE, MSGID_STAGE_DELETED,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->action.stage_arn,
+				     "IVS_OPERATION", "DeleteStage"),
+			  "deleted drained replica stage %s", op->action.stage_arn);
+		if (rec_stage_key(r, "stage:", op->action.stage_arn, "", k1, sizeof(k1)) == 0 &&
+		    rec_stage_key(r, "replication:", op->action.stage_arn, "", k2, sizeof(k2)) == 0 &&
+		    rec_stage_key(r, "stage:", op->action.stage_arn, ":draining", k3, sizeof(k3)) == 0) {
+			const char *argv[4] = { "DEL", k1, k2, k3 };
+			rec_redis_fire_and_forget(r, 4, argv);
+		}
+	} else {
+		record_failure(op, "DeleteStage", err);
+	}
+	rec_op_done(op);
+}
+
+/* Redis writes whose outcome only matters for the next pass (which re-reads everything). */
+static void on_redis_write(void *ud, redisReply *reply, const char *error)
+{
+	struct reconciler *r = ud;
+	r->in_flight--;
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+		log_event(LOG_WARNING, NULL, NULL, "redis write failed: %s",
+			  reply != NULL ? reply->str : (error ? error : "no reply"));
+}
+
+/*
+ * The record phase's writes: the pass_done hook waits for their answers, so that --once exits
+ * (and a stop finishes) only after Redis holds what the pass recorded.
+ */
+static void pass_done_hook(struct reconciler *r)
+{
+	r->hook_pending = false;
+	if (r->hooks.pass_done != NULL)
+		r->hooks.pass_done(r->hooks.ud, r->hook_ok);
+}
+
+static void on_record_write(void *ud, redisReply *reply, const char *error)
+{
+	struct reconciler *r = ud;
+	on_redis_write(ud, reply, error);
+	if (--r->record_writes == 0 && r->hook_pending)
+		pass_done_hook(r);
+}
+
+static void redis_record_write(struct reconciler *r, int argc, const char **argv)
+{
+	if (r->redis == NULL || r->dry_run)
+		return;
+	if (!redisio_connected(r->redis)) {
+		/* The pass already reported the outage (fail static); one line per write is noise. */
+		log_debug("redis write of %s skipped (redis down)", argc > 1 ? argv[1] : argv[0]);
+		return;
+	}
+	r->in_flight++;
+	r->record_writes++;
+	if (redisio_command_argv(r->redis, argc, argv, NULL, on_record_write, r) < 0) {
+		r->in_flight--;
+		r->record_writes--;
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
+	}
+}
+
+void rec_redis_fire_and_forget(struct reconciler *r, int argc, const char **argv)
+{
+	if (r->redis == NULL || r->dry_run)
+		return;
+	r->in_flight++;
+	if (redisio_command_argv(r->redis, argc, argv, NULL, on_redis_write, r) < 0) {
+		r->in_flight--;
+		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+			  argc > 1 ? argv[1] : argv[0]);
+	}
+}
+
+/* MARK and UNMARK are Redis writes; the next pass reads the mark back. */
+static void on_mark_done(void *ud, redisReply *reply, const char *error)
+{
+	struct op *op = ud;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	bool mark = op->action.kind == PLAN_MARK_DRAINING;
+
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		struct aws_error e = { .kind = AWS_ERR_LOCAL };
+		snprintf(e.message, sizeof(e.message), "redis: %s",
+			 reply != NULL ? reply->str : (error ? error : "no reply"));
+		record_failure(op, mark ? "MarkDraining" : "UnmarkDraining", &e);
+	} else {
+		op->pass->actions_done++;
+		log_event(LOG_NOTICE, mark ? MSGID_STAGE_DRAINING : NULL,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->action.stage_arn),
+			  mark ? "draining replica stage %s (%s)" : "stage %s back in service (%s)",
+			  op->action.stage_arn, op->action.reason);
+	}
+	rec_op_done(op);
+}
+
+static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struct plan_action *a)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct op *op;
+	int rc = 0;
+
+	switch (a->kind) {
+	case PLAN_START_REPLICATION:
+		start_replication(r, p, fi, a, a->stage_arn);
+		return;
+	case PLAN_CREATE_STAGE: {
+		char name[IVS_STAGE_NAME_MAX + 1], created[40];
+		struct ivs_kv tags[3 + CONFIG_MAX_TAGS];
+		size_t nt = 0;
+		int64_t now = rec_wall_ms();
+		op = rec_op_new(r, p, fi);
+		if (op == NULL)
+			return;
+		op->action = *a;
+		rec_iso_time(now, created, sizeof(created));
+		snprintf(name, sizeof(name), "%.64s-replica-%" PRId64 "-%" PRIu64, f->cfg->name, now,
+			 ++r->stage_seq);
+		tags[nt++] = (struct ivs_kv){ TAG_MANAGED, "true" };
+		tags[nt++] = (struct ivs_kv){ TAG_FLEET, f->cfg->name };
+		tags[nt++] = (struct ivs_kv){ TAG_CREATED, created };
+		for (size_t i = 0; i < f->cfg->n_tags; i++)
+			tags[nt++] = (struct ivs_kv){ f->cfg->tags[i].key, f->cfg->tags[i].value };
+		rc = ivs_create_stage(r->aws, name, tags, nt, on_create_done, op);
+		if (rc < 0) {
+			struct aws_error e = { .kind = AWS_ERR_LOCAL };
+			snprintf(e.message, sizeof(e.message), "could not queue the request");
+			on_create_done(op, &e, NULL);
+		}
+		return;
+	}
+	case PLAN_STOP_REPLICATION:
+		op = rec_op_new(r, p, fi);
+		if (op == NULL)
+			return;
+		op->action = *a;
+		if (ivs_stop_participant_replication(r->aws, a->source_arn, a->stage_arn,
+						     a->participant_id, on_stop_done, op) < 0) {
+			struct aws_error e = { .kind = AWS_ERR_LOCAL };
+			snprintf(e.message, sizeof(e.message), "could not queue the request");
+			on_stop_done(op, &e);
+		}
+		return;
+	case PLAN_MARK_DRAINING:
+	case PLAN_UNMARK_DRAINING: {
+		char key[KEY_MAX], since[32];
+		op = rec_op_new(r, p, fi);
+		if (op == NULL)
+			return;
+		op->action = *a;
+		snprintf(since, sizeof(since), "%" PRId64, p->started_ms);
+		if (rec_stage_key(r, "stage:", a->stage_arn, ":draining", key, sizeof(key)) < 0 ||
+		    r->redis == NULL) {
+			on_mark_done(op, NULL, "key too long");
+			return;
+		}
+		const char *mark_argv[5] = { "SET", key, since, "NX", NULL };
+		const char *unmark_argv[2] = { "DEL", key };
+		if (a->kind == PLAN_MARK_DRAINING)
+			rc = redisio_command_argv(r->redis, 4, mark_argv, NULL, on_mark_done, op);
+		else
+			rc = redisio_command_argv(r->redis, 2, unmark_argv, NULL, on_mark_done, op);
+		if (rc < 0)
+			on_mark_done(op, NULL, "redis is down");
+		return;
+	}
+	case PLAN_DELETE_STAGE:
+		return;  /* phase 2 */
+	}
+}
+
+static bool stop_failed_for(const struct pass *p, const char *arn)
+{
+	for (size_t i = 0; i < p->n_stop_failed; i++)
+		if (strcmp(p->stop_failed[i].arn, arn) == 0)
+			return true;
+	return false;
+}
+
+void rec_act_deletes(struct reconciler *r, struct pass *p)
+{
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct obs_fleet *f = &p->fleets[fi];
+		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+		if (f->plan == NULL || !rec_may_mutate(r, fs))
+			continue;
+		for (size_t i = 0; i < f->plan->n_actions; i++) {
+			const struct plan_action *a = &f->plan->actions[i];
+			char key[sizeof(((struct backoff_item *)0)->key)];
+			if (a->kind != PLAN_DELETE_STAGE)
+				continue;
+			action_key(a, f->cfg->name, key, sizeof(key));
+			if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
+				continue;
+			struct op *op = rec_op_new(r, p, fi);
+			if (op == NULL)
+				continue;
+			op->action = *a;
+			if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
+				struct aws_error e = { .kind = AWS_ERR_LOCAL };
+				snprintf(e.message, sizeof(e.message), "could not queue the request");
+				on_delete_done(op, &e);
+			}
+		}
+	}
+}
+
+static void log_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs)
+{
+	const struct plan_summary *s = &f->plan->summary;
+	char desired[16], actual[16];
+
+	snprintf(desired, sizeof(desired), "%u", s->desired_stages);
+	snprintf(actual, sizeof(actual), "%u", s->serving_stages);
+	if (s->desired_stages != s->serving_stages)
+		log_event(LOG_INFO, MSGID_SCALE_DECISION,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "DESIRED_STAGES", desired,
+				     "ACTUAL_STAGES", actual),
+			  "fleet %s: %u stages wanted, %u serving (%s)", f->cfg->name,
+			  s->desired_stages, s->serving_stages,
+			  s->decision.reason ? s->decision.reason : "");
+	if (s->capped && !fs->capped_reported) {
+		fs->capped_reported = true;
+		log_event(LOG_WARNING, MSGID_QUOTA_CAPPED, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+			  "fleet %s is capped: demand needs more than %d replica stages, but one host can "
+			  "feed at most %d (IVS: 5 replications per participant)", f->cfg->name,
+			  POLICY_MAX_REPLICAS_PER_HOST, POLICY_MAX_REPLICAS_PER_HOST);
+	} else if (!s->capped) {
+		fs->capped_reported = false;
+	}
+	if (s->fail_static != fs->fail_static_reported) {
+		fs->fail_static_reported = s->fail_static;
+		log_event(s->fail_static ? LOG_WARNING : LOG_NOTICE,
+			  s->fail_static ? MSGID_FAIL_STATIC_ENTERED : MSGID_FAIL_STATIC_LEFT,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name),
+			  s->fail_static ? "fleet %s: a read failed (%s); nothing is drained or deleted "
+					   "until reads succeed"
+					 : "fleet %s: reads healthy again%s",
+			  f->cfg->name, s->fail_static ? (s->fail_reason ? s->fail_reason : "?") : "");
+	}
+	if (f->n_hosts == 0 && f->n_replicas > 0 && f->hosts_ok) {
+		if (!fs->no_host_reported) {
+			fs->no_host_reported = true;
+			log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+								"IVS_STAGE_ARN", f->cfg->origin_stage_arn),
+				  "fleet %s: no host is publishing in the origin stage; replica stages "
+				  "wait for one", f->cfg->name);
+		}
+	} else if (f->n_hosts > 0) {
+		fs->no_host_reported = false;
+	}
+	if (f->override == PLAN_OVERRIDE_INVALID)
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+			  "fleet %s: desired_stages override ignored: %s", f->cfg->name, f->override_error);
+	if (f->publisher_error[0])
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+			  "fleet %s: publisher info ignored: %s", f->cfg->name, f->publisher_error);
+	if (f->viewers_error[0])
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+			  "fleet %s: viewer count ignored: %s", f->cfg->name, f->viewers_error);
+	(void)r;
+}
+
+void rec_plan_and_act(struct reconciler *r, struct pass *p)
+{
+	int64_t now = rec_wall_ms();
+
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct obs_fleet *f = &p->fleets[fi];
+		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+		struct plan_scratch *scratch = malloc(sizeof(*scratch));
+		struct plan_input in;
+		int rc;
+
+		f->plan = calloc(1, sizeof(*f->plan));
+		if (scratch == NULL || f->plan == NULL || fs == NULL) {
+			free(scratch);
+			free(f->plan);
+			f->plan = NULL;
+			continue;
+		}
+		rec_plan_input_build(r, p, f, scratch, &in);
+		rc = plan_fleet(&in, &fs->policy, now, f->plan);
+		free(scratch);
+		if (rc < 0) {
+			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+				  "fleet %s: planning failed: %s", f->cfg->name, strerror(-rc));
+			free(f->plan);
+			f->plan = NULL;
+			p->actions_failed++;
+			continue;
+		}
+		f->planned = true;
+		log_fleet_decisions(r, f, fs);
+		if (!rec_may_mutate(r, fs))
+			continue;
+		for (size_t i = 0; i < f->plan->n_actions; i++) {
+			const struct plan_action *a = &f->plan->actions[i];
+			char key[sizeof(((struct backoff_item *)0)->key)];
+			action_key(a, f->cfg->name, key, sizeof(key));
+			if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
+				continue;
+			act_one(r, p, fi, a);
+		}
+	}
+}
+
+/* ---- record ------------------------------------------------------------------------------ */
+
+static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
+{
+	const struct plan_output *o = f->plan;
+	const char **argv;
+	char (*scores)[24];
+	size_t n = 0, cap;
+
+	if (o == NULL || r->dry_run || r->redis == NULL)
+		return;
+	/* The open-stages ZSET, replaced atomically: MULTI; DEL; ZADD ...; EXEC. */
+	cap = 2 + 2 * (o->n_open + f->n_created);
+	argv = calloc(cap, sizeof(*argv));
+	scores = calloc(o->n_open + f->n_created + 1, sizeof(*scores));
+	if (argv == NULL || scores == NULL)
+		goto out;
+	{
+		const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
+		const char *del[2] = { "DEL", f->cfg->redis_keys.open_stages };
+		redis_record_write(r, 1, multi);
+		redis_record_write(r, 2, del);
+		if (o->n_open > 0) {
+			argv[n++] = "ZADD";
+			argv[n++] = f->cfg->redis_keys.open_stages;
+			for (size_t i = 0; i < o->n_open; i++) {
+				snprintf(scores[i], sizeof(scores[i]), "%" PRIu64, o->open[i].viewers);
+				argv[n++] = scores[i];
+				argv[n++] = o->open[i].arn;
+			}
+			for (size_t i = 0; i < f->n_created; i++) {
+				argv[n++] = "0";
+				argv[n++] = f->created[i];
+			}
+			redis_record_write(r, (int)n, argv);
+		}
+		redis_record_write(r, 1, exec);
+	}
+out:
+	free(argv);
+	free(scores);
+}
+
+/*
+ * The records the application reads for every serving replica stage, written only when absent
+ * (SET NX): a stage adopted after a crash, or a replication that IVS shows ACTIVE although its
+ * StartParticipantReplication answer was never seen (the daemon died first), still gets its
+ * stage:{arn} and replication:{dest} keys. Existing keys are the creation-time records, kept.
+ */
+static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
+{
+	char key[KEY_MAX], when[40];
+
+	if (f->plan == NULL || r->dry_run || r->redis == NULL)
+		return;
+	for (size_t i = 0; i < f->n_replicas; i++) {
+		const struct obs_stage *s = &f->replicas[i];
+		char *json;
+		if (s->draining)
+			continue;
+		rec_iso_time(s->created_ms > 0 ? s->created_ms : rec_wall_ms(), when, sizeof(when));
+		json = store_format_stage_info(s->arn, s->name, when, f->cfg->origin_stage_arn);
+		if (json != NULL && rec_stage_key(r, "stage:", s->arn, "", key, sizeof(key)) == 0) {
+			const char *argv[4] = { "SET", key, json, "NX" };
+			redis_record_write(r, 4, argv);
+		}
+		free(json);
+		for (size_t h = 0; h < f->n_hosts; h++) {
+			const struct obs_host *host = &f->hosts[h];
+			const struct plan_replication *rep = NULL;
+			for (size_t k = 0; k < host->n_replications; k++)
+				if (host->replications[k].state == PLAN_REPLICATION_ACTIVE &&
+				    strcmp(host->replications[k].destination_arn, s->arn) == 0)
+					rep = &host->replications[k];
+			if (rep == NULL)
+				continue;
+			rec_iso_time(rec_wall_ms(), when, sizeof(when));
+			json = store_format_replication(f->cfg->origin_stage_arn, s->arn,
+							host->participant_id, when);
+			if (json != NULL &&
+			    rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0) {
+				const char *argv[4] = { "SET", key, json, "NX" };
+				redis_record_write(r, 4, argv);
+			}
+			free(json);
+			break;                  /* one record per destination, as the server kept it */
+		}
+	}
+}
+
+static void record_status_hash(struct reconciler *r, const struct pass *p)
+{
+	char key[KEY_MAX], at[40], passes[24], dur[24];
+	if (r->dry_run || r->redis == NULL)
+		return;
+	snprintf(key, sizeof(key), "%sautoscaler:status", r->config->redis.key_prefix);
+	rec_iso_time(p->finished_ms, at, sizeof(at));
+	snprintf(passes, sizeof(passes), "%" PRIu64, r->passes);
+	snprintf(dur, sizeof(dur), "%" PRIu64, p->duration_us / 1000);
+	const char *argv[] = { "HSET", key, "last_pass_at", at, "last_pass_result",
+			       p->ok ? "ok" : "error", "last_pass_duration_ms", dur, "passes", passes,
+			       "version", IVS_AUTOSCALER_VERSION, "leader", "true" };
+	redis_record_write(r, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+}
+
+static void record_metrics(struct reconciler *r, const struct pass *p)
+{
+	struct ivs_metrics *m = r->metrics;
+	if (m == NULL)
+		return;
+	const char *result[1] = { p->ok ? "success" : "error" };
+	metric_add(m->reconcile_total, result, 1);
+	metric_observe(m->reconcile_duration, NULL, (double)p->duration_us / 1e6);
+	if (p->ok)
+		metric_set(m->last_success_timestamp, NULL, (double)p->finished_ms / 1000.0);
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		const struct obs_fleet *f = &p->fleets[fi];
+		const char *fleet[1] = { f->cfg->name };
+		if (f->plan == NULL)
+			continue;
+		const struct plan_summary *s = &f->plan->summary;
+		metric_set(m->desired_stages, fleet, s->desired_stages);
+		metric_set(m->actual_stages, fleet, s->serving_stages);
+		metric_set(m->replications_active, fleet, s->active_replications);
+		metric_set(m->fleet_capped, fleet, s->capped);
+		metric_set(m->fleet_fail_static, fleet, s->fail_static);
+	}
+}
+
+void rec_pass_record(struct reconciler *r, struct pass *p)
+{
+	p->finished_ms = rec_wall_ms();
+	p->duration_us = rec_mono_us() - p->started_us;
+	p->ok = p->reads_failed == 0 && p->actions_failed == 0;
+	r->passes++;
+	if (p->ok)
+		r->last_success_ms = p->finished_ms;
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		record_fleet_redis(r, &p->fleets[fi]);
+		record_fleet_keys(r, &p->fleets[fi]);
+	}
+	record_status_hash(r, p);
+	record_metrics(r, p);
+	log_event(p->ok ? LOG_DEBUG : LOG_INFO, NULL, NULL,
+		  "reconcile pass %" PRIu64 " %s in %" PRIu64 " ms (%u actions done, %u failed, %u "
+		  "reads failed)", p->id, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
+		  p->actions_done, p->actions_failed, p->reads_failed);
+
+	/* The pass becomes what the admin views show. */
+	for (size_t i = 0; i < r->n_fleets; i++)
+		r->fleets[i].last = NULL;
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct fleet_state *fs = rec_fleet_state(r, p->fleets[fi].cfg->name);
+		if (fs != NULL)
+			fs->last = &p->fleets[fi];
+	}
+	rec_pass_free(r->last);
+	r->last = p;
+	r->current = NULL;
+	r->hook_ok = p->ok;
+	if (r->record_writes == 0)
+		pass_done_hook(r);
+	else
+		r->hook_pending = true;
+	if (r->wake_pending && !r->stopping)
+		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+}
