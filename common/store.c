@@ -170,16 +170,45 @@ static int set_value(struct redisio *rio, const char *key, const char *value, bo
 	return write_commands(rio, &c, 1, cb, ud);
 }
 
-int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, const char *name,
-                         const char *created_at_iso, const char *parent_stage_arn,
-                         store_write_cb *cb, void *ud)
+static int put_stage_info(struct redisio *rio, const char *key, const char *arn,
+                          const char *name, const char *created_at_iso,
+                          const char *parent_stage_arn, bool nx, store_write_cb *cb, void *ud)
 {
 	char *json = store_format_stage_info(arn, name, created_at_iso, parent_stage_arn);
 	int r;
 
 	if (json == NULL)
 		return -EINVAL;
-	r = set_value(rio, key, json, false, cb, ud);
+	r = set_value(rio, key, json, nx, cb, ud);
+	free(json);
+	return r;
+}
+
+int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, const char *name,
+                         const char *created_at_iso, const char *parent_stage_arn,
+                         store_write_cb *cb, void *ud)
+{
+	return put_stage_info(rio, key, arn, name, created_at_iso, parent_stage_arn, false, cb, ud);
+}
+
+int store_put_stage_info_nx(struct redisio *rio, const char *key, const char *arn,
+                            const char *name, const char *created_at_iso,
+                            const char *parent_stage_arn, store_write_cb *cb, void *ud)
+{
+	return put_stage_info(rio, key, arn, name, created_at_iso, parent_stage_arn, true, cb, ud);
+}
+
+static int put_replication(struct redisio *rio, const char *key, const char *source_stage_arn,
+                           const char *dest_stage_arn, const char *participant_id,
+                           const char *started_at_iso, bool nx, store_write_cb *cb, void *ud)
+{
+	char *json = store_format_replication(source_stage_arn, dest_stage_arn, participant_id,
+	                                      started_at_iso);
+	int r;
+
+	if (json == NULL)
+		return -EINVAL;
+	r = set_value(rio, key, json, nx, cb, ud);
 	free(json);
 	return r;
 }
@@ -188,15 +217,16 @@ int store_put_replication(struct redisio *rio, const char *key, const char *sour
                           const char *dest_stage_arn, const char *participant_id,
                           const char *started_at_iso, store_write_cb *cb, void *ud)
 {
-	char *json = store_format_replication(source_stage_arn, dest_stage_arn, participant_id,
-	                                      started_at_iso);
-	int r;
+	return put_replication(rio, key, source_stage_arn, dest_stage_arn, participant_id,
+	                       started_at_iso, false, cb, ud);
+}
 
-	if (json == NULL)
-		return -EINVAL;
-	r = set_value(rio, key, json, false, cb, ud);
-	free(json);
-	return r;
+int store_put_replication_nx(struct redisio *rio, const char *key, const char *source_stage_arn,
+                             const char *dest_stage_arn, const char *participant_id,
+                             const char *started_at_iso, store_write_cb *cb, void *ud)
+{
+	return put_replication(rio, key, source_stage_arn, dest_stage_arn, participant_id,
+	                       started_at_iso, true, cb, ud);
 }
 
 static int del_keys(struct redisio *rio, int nkeys, const char **keys, store_write_cb *cb,

@@ -79,6 +79,17 @@ int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, 
 int store_put_replication(struct redisio *rio, const char *key, const char *source_stage_arn,
                           const char *dest_stage_arn, const char *participant_id,
                           const char *started_at_iso, store_write_cb *cb, void *ud);
+/*
+ * The same two records, written only when the key is absent (SET NX): the reconciler records
+ * a stage or replication it finds in IVS without having seen it created, and never replaces
+ * the creation-time record. cb gets 0 whether or not the key was set.
+ */
+int store_put_stage_info_nx(struct redisio *rio, const char *key, const char *arn,
+                            const char *name, const char *created_at_iso,
+                            const char *parent_stage_arn, store_write_cb *cb, void *ud);
+int store_put_replication_nx(struct redisio *rio, const char *key, const char *source_stage_arn,
+                             const char *dest_stage_arn, const char *participant_id,
+                             const char *started_at_iso, store_write_cb *cb, void *ud);
 int store_del_replication(struct redisio *rio, const char *key, store_write_cb *cb, void *ud);
 /* SET key since_ms NX: a restart keeps the original drain start. */
 int store_mark_draining(struct redisio *rio, const char *key, int64_t since_ms,

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
 #include "config.h"
 #include "ivs.h"
 #include "log.h"
@@ -18,6 +16,7 @@
 #include "policy.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
+#include "store.h"
 #include "store_parse.h"
 
 /* ---- per-item backoff -------------------------------------------------------------------- */
@@ -106,7 +105,7 @@ static void on_start_done(void *ud, const struct aws_error *err)
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
 	if (err == NULL || err->kind == AWS_OK ||
 	    (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "already") != NULL)) {
-		char now[40], rkey[KEY_MAX], *json;
+		char now[40], rkey[KEY_MAX];
 		backoff_ok(r, key);
 		op->pass->actions_done++;
 		log_event(LOG_INFO, MSGID_REPLICATION_STARTED,
@@ -115,12 +114,12 @@ static void on_start_done(void *ud, const struct aws_error *err)
 				     "IVS_OPERATION", "StartParticipantReplication"),
 			  "replicating %s into %s", op->action.participant_id, dst);
 		rec_iso_time(rec_wall_ms(), now, sizeof(now));
-		json = store_format_replication(op->action.source_arn, dst, op->action.participant_id, now);
-		if (json != NULL && rec_stage_key(r, "replication:", dst, "", rkey, sizeof(rkey)) == 0) {
-			const char *argv[3] = { "SET", rkey, json };
-			rec_redis_fire_and_forget(r, 3, argv);
-		}
-		free(json);
+		if (rec_stage_key(r, "replication:", dst, "", rkey, sizeof(rkey)) == 0 &&
+		    rec_write_begin(r, false, rkey))
+			rec_write_sent(r, false, rkey,
+				       store_put_replication(r->redis, rkey, op->action.source_arn, dst,
+							     op->action.participant_id, now,
+							     rec_on_write, r));
 	} else if (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "not publishing") != NULL) {
 		/* The host went quiet between observe and act: retry on a later pass, quietly. */
 		f->not_publishing++;
@@ -193,14 +192,13 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 			     "IVS_OPERATION", "CreateStage"),
 		  "created replica stage %s (%s) for fleet %s", stage->name, stage->arn, f->cfg->name);
 	{
-		char now[40], skey[KEY_MAX], *json;
+		char now[40], skey[KEY_MAX];
 		rec_iso_time(rec_wall_ms(), now, sizeof(now));
-		json = store_format_stage_info(stage->arn, stage->name, now, f->cfg->origin_stage_arn);
-		if (json != NULL && rec_stage_key(r, "stage:", stage->arn, "", skey, sizeof(skey)) == 0) {
-			const char *argv[3] = { "SET", skey, json };
-			rec_redis_fire_and_forget(r, 3, argv);
-		}
-		free(json);
+		if (rec_stage_key(r, "stage:", stage->arn, "", skey, sizeof(skey)) == 0 &&
+		    rec_write_begin(r, false, skey))
+			rec_write_sent(r, false, skey,
+				       store_put_stage_info(r->redis, skey, stage->arn, stage->name, now,
+							    f->cfg->origin_stage_arn, rec_on_write, r));
 	}
 	if (f->n_created < PLAN_MAX_REPLICA_STAGES)
 		snprintf(f->created[f->n_created++], sizeof(f->created[0]), "%s", stage->arn);
@@ -248,37 +246,23 @@ static void on_delete_done(void *ud, const struct aws_error *err)
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 
 	if (err == NULL || err->kind == AWS_OK || err->kind == AWS_ERR_NOT_FOUND) {
-		char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX];
 		op->pass->actions_done++;
 		log_event(LOG_NOTICE, MSGID_STAGE_DELETED,
 			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->action.stage_arn,
 				     "IVS_OPERATION", "DeleteStage"),
 			  "deleted drained replica stage %s", op->action.stage_arn);
-		if (rec_stage_key(r, "stage:", op->action.stage_arn, "", k1, sizeof(k1)) == 0 &&
-		    rec_stage_key(r, "replication:", op->action.stage_arn, "", k2, sizeof(k2)) == 0 &&
-		    rec_stage_key(r, "stage:", op->action.stage_arn, ":draining", k3, sizeof(k3)) == 0) {
-			const char *argv[4] = { "DEL", k1, k2, k3 };
-			rec_redis_fire_and_forget(r, 4, argv);
-		}
+		rec_forget_stage(r, op->action.stage_arn);
 	} else {
 		record_failure(op, "DeleteStage", err);
 	}
 	rec_op_done(op);
 }
 
-/* Redis writes whose outcome only matters for the next pass (which re-reads everything). */
-static void on_redis_write(void *ud, redisReply *reply, const char *error)
-{
-	struct reconciler *r = ud;
-	r->in_flight--;
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-		log_event(LOG_WARNING, NULL, NULL, "redis write failed: %s",
-			  reply != NULL ? reply->str : (error ? error : "no reply"));
-}
-
 /*
- * The record phase's writes: the pass_done hook waits for their answers, so that --once exits
- * (and a stop finishes) only after Redis holds what the pass recorded.
+ * Redis writes go through common/store.c. Each one is owed a callback (in_flight); the record
+ * phase's writes are also counted in record_writes, and the pass_done hook waits for their
+ * answers, so that --once exits (and a stop finishes) only after Redis holds what the pass
+ * recorded. Other writes only matter for the next pass, which re-reads everything.
  */
 static void pass_done_hook(struct reconciler *r)
 {
@@ -287,56 +271,77 @@ static void pass_done_hook(struct reconciler *r)
 		r->hooks.pass_done(r->hooks.ud, r->hook_ok);
 }
 
-static void on_record_write(void *ud, redisReply *reply, const char *error)
+void rec_on_write(void *ud, int err, const char *error)
 {
 	struct reconciler *r = ud;
-	on_redis_write(ud, reply, error);
-	if (--r->record_writes == 0 && r->hook_pending)
+	r->in_flight--;
+	if (err != 0)
+		log_event(LOG_WARNING, NULL, NULL, "redis write failed: %s",
+			  error != NULL ? error : strerror(-err));
+}
+
+static void on_record_write(void *ud, int err, const char *error)
+{
+	struct reconciler *r = ud;
+	r->record_writes--;
+	rec_on_write(ud, err, error);
+	if (r->record_writes == 0 && r->hook_pending)
 		pass_done_hook(r);
 }
 
-static void redis_record_write(struct reconciler *r, int argc, const char **argv)
+bool rec_write_begin(struct reconciler *r, bool record, const char *key)
 {
 	if (r->redis == NULL || r->dry_run)
-		return;
+		return false;
 	if (!redisio_connected(r->redis)) {
-		/* The pass already reported the outage (fail static); one line per write is noise. */
-		log_debug("redis write of %s skipped (redis down)", argc > 1 ? argv[1] : argv[0]);
-		return;
+		/* A record write: the pass already reported the outage (fail static). */
+		if (record)
+			log_debug("redis write of %s skipped (redis down)", key);
+		else
+			log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
+				  key);
+		return false;
 	}
 	r->in_flight++;
-	r->record_writes++;
-	if (redisio_command_argv(r->redis, argc, argv, NULL, on_record_write, r) < 0) {
-		r->in_flight--;
-		r->record_writes--;
-		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
-			  argc > 1 ? argv[1] : argv[0]);
-	}
+	if (record)
+		r->record_writes++;
+	return true;
 }
 
-void rec_redis_fire_and_forget(struct reconciler *r, int argc, const char **argv)
+void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc)
 {
-	if (r->redis == NULL || r->dry_run)
+	if (rc == 0)
 		return;
-	r->in_flight++;
-	if (redisio_command_argv(r->redis, argc, argv, NULL, on_redis_write, r) < 0) {
-		r->in_flight--;
-		log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued (redis down)",
-			  argc > 1 ? argv[1] : argv[0]);
-	}
+	r->in_flight--;
+	if (record)
+		r->record_writes--;
+	log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued: %s", key, strerror(-rc));
+}
+
+/* DEL stage:{arn}, replication:{arn} and stage:{arn}:draining of a stage that is gone. */
+void rec_forget_stage(struct reconciler *r, const char *arn)
+{
+	char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX];
+
+	if (rec_stage_key(r, "stage:", arn, "", k1, sizeof(k1)) == 0 &&
+	    rec_stage_key(r, "replication:", arn, "", k2, sizeof(k2)) == 0 &&
+	    rec_stage_key(r, "stage:", arn, ":draining", k3, sizeof(k3)) == 0 &&
+	    rec_write_begin(r, false, k1))
+		rec_write_sent(r, false, k1,
+			       store_forget_stage(r->redis, k1, k2, k3, rec_on_write, r));
 }
 
 /* MARK and UNMARK are Redis writes; the next pass reads the mark back. */
-static void on_mark_done(void *ud, redisReply *reply, const char *error)
+static void on_mark_done(void *ud, int err, const char *error)
 {
 	struct op *op = ud;
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 	bool mark = op->action.kind == PLAN_MARK_DRAINING;
 
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+	if (err != 0) {
 		struct aws_error e = { .kind = AWS_ERR_LOCAL };
 		snprintf(e.message, sizeof(e.message), "redis: %s",
-			 reply != NULL ? reply->str : (error ? error : "no reply"));
+			 error != NULL ? error : strerror(-err));
 		record_failure(op, mark ? "MarkDraining" : "UnmarkDraining", &e);
 	} else {
 		op->pass->actions_done++;
@@ -397,25 +402,23 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		return;
 	case PLAN_MARK_DRAINING:
 	case PLAN_UNMARK_DRAINING: {
-		char key[KEY_MAX], since[32];
+		char key[KEY_MAX];
 		op = rec_op_new(r, p, fi);
 		if (op == NULL)
 			return;
 		op->action = *a;
-		snprintf(since, sizeof(since), "%" PRId64, p->started_ms);
-		if (rec_stage_key(r, "stage:", a->stage_arn, ":draining", key, sizeof(key)) < 0 ||
-		    r->redis == NULL) {
-			on_mark_done(op, NULL, "key too long");
+		if (rec_stage_key(r, "stage:", a->stage_arn, ":draining", key, sizeof(key)) < 0) {
+			on_mark_done(op, -ENAMETOOLONG, "key too long");
 			return;
 		}
-		const char *mark_argv[5] = { "SET", key, since, "NX", NULL };
-		const char *unmark_argv[2] = { "DEL", key };
-		if (a->kind == PLAN_MARK_DRAINING)
-			rc = redisio_command_argv(r->redis, 4, mark_argv, NULL, on_mark_done, op);
+		if (r->redis == NULL)
+			rc = -ENOTCONN;
+		else if (a->kind == PLAN_MARK_DRAINING)
+			rc = store_mark_draining(r->redis, key, p->started_ms, on_mark_done, op);
 		else
-			rc = redisio_command_argv(r->redis, 2, unmark_argv, NULL, on_mark_done, op);
+			rc = store_unmark_draining(r->redis, key, on_mark_done, op);
 		if (rc < 0)
-			on_mark_done(op, NULL, "redis is down");
+			on_mark_done(op, rc, rc == -ENOTCONN ? "redis is down" : strerror(-rc));
 		return;
 	}
 	case PLAN_DELETE_STAGE:
@@ -564,42 +567,34 @@ void rec_plan_and_act(struct reconciler *r, struct pass *p)
 static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
 {
 	const struct plan_output *o = f->plan;
-	const char **argv;
-	char (*scores)[24];
-	size_t n = 0, cap;
+	const char *key = f->cfg->redis_keys.open_stages;
+	const char **arns = NULL;
+	long long *viewers = NULL;
+	size_t n = 0;
 
 	if (o == NULL || r->dry_run || r->redis == NULL)
 		return;
-	/* The open-stages ZSET, replaced atomically: MULTI; DEL; ZADD ...; EXEC. */
-	cap = 2 + 2 * (o->n_open + f->n_created);
-	argv = calloc(cap, sizeof(*argv));
-	scores = calloc(o->n_open + f->n_created + 1, sizeof(*scores));
-	if (argv == NULL || scores == NULL)
+	arns = calloc(o->n_open + f->n_created + 1, sizeof(*arns));
+	viewers = calloc(o->n_open + f->n_created + 1, sizeof(*viewers));
+	if (arns == NULL || viewers == NULL)
 		goto out;
-	{
-		const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
-		const char *del[2] = { "DEL", f->cfg->redis_keys.open_stages };
-		redis_record_write(r, 1, multi);
-		redis_record_write(r, 2, del);
-		if (o->n_open > 0) {
-			argv[n++] = "ZADD";
-			argv[n++] = f->cfg->redis_keys.open_stages;
-			for (size_t i = 0; i < o->n_open; i++) {
-				snprintf(scores[i], sizeof(scores[i]), "%" PRIu64, o->open[i].viewers);
-				argv[n++] = scores[i];
-				argv[n++] = o->open[i].arn;
-			}
-			for (size_t i = 0; i < f->n_created; i++) {
-				argv[n++] = "0";
-				argv[n++] = f->created[i];
-			}
-			redis_record_write(r, (int)n, argv);
+	/* With nothing open, stages created this pass stay out too (the set is just emptied). */
+	if (o->n_open > 0) {
+		for (size_t i = 0; i < o->n_open; i++) {
+			arns[n] = o->open[i].arn;
+			viewers[n++] = (long long)o->open[i].viewers;
 		}
-		redis_record_write(r, 1, exec);
+		for (size_t i = 0; i < f->n_created; i++) {
+			arns[n] = f->created[i];
+			viewers[n++] = 0;
+		}
 	}
+	if (rec_write_begin(r, true, key))
+		rec_write_sent(r, true, key, store_set_open_stages(r->redis, key, n, arns, viewers,
+								   on_record_write, r));
 out:
-	free(argv);
-	free(scores);
+	free(arns);
+	free(viewers);
 }
 
 /*
@@ -616,16 +611,15 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 		return;
 	for (size_t i = 0; i < f->n_replicas; i++) {
 		const struct obs_stage *s = &f->replicas[i];
-		char *json;
 		if (s->draining)
 			continue;
 		rec_iso_time(s->created_ms > 0 ? s->created_ms : rec_wall_ms(), when, sizeof(when));
-		json = store_format_stage_info(s->arn, s->name, when, f->cfg->origin_stage_arn);
-		if (json != NULL && rec_stage_key(r, "stage:", s->arn, "", key, sizeof(key)) == 0) {
-			const char *argv[4] = { "SET", key, json, "NX" };
-			redis_record_write(r, 4, argv);
-		}
-		free(json);
+		if (rec_stage_key(r, "stage:", s->arn, "", key, sizeof(key)) == 0 &&
+		    rec_write_begin(r, true, key))
+			rec_write_sent(r, true, key,
+				       store_put_stage_info_nx(r->redis, key, s->arn, s->name, when,
+							       f->cfg->origin_stage_arn,
+							       on_record_write, r));
 		for (size_t h = 0; h < f->n_hosts; h++) {
 			const struct obs_host *host = &f->hosts[h];
 			const struct plan_replication *rep = NULL;
@@ -636,14 +630,13 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 			if (rep == NULL)
 				continue;
 			rec_iso_time(rec_wall_ms(), when, sizeof(when));
-			json = store_format_replication(f->cfg->origin_stage_arn, s->arn,
-							host->participant_id, when);
-			if (json != NULL &&
-			    rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0) {
-				const char *argv[4] = { "SET", key, json, "NX" };
-				redis_record_write(r, 4, argv);
-			}
-			free(json);
+			if (rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0 &&
+			    rec_write_begin(r, true, key))
+				rec_write_sent(r, true, key,
+					       store_put_replication_nx(r->redis, key,
+									f->cfg->origin_stage_arn, s->arn,
+									host->participant_id, when,
+									on_record_write, r));
 			break;                  /* one record per destination, as the server kept it */
 		}
 	}
@@ -658,10 +651,14 @@ static void record_status_hash(struct reconciler *r, const struct pass *p)
 	rec_iso_time(p->finished_ms, at, sizeof(at));
 	snprintf(passes, sizeof(passes), "%" PRIu64, r->passes);
 	snprintf(dur, sizeof(dur), "%" PRIu64, p->duration_us / 1000);
-	const char *argv[] = { "HSET", key, "last_pass_at", at, "last_pass_result",
-			       p->ok ? "ok" : "error", "last_pass_duration_ms", dur, "passes", passes,
-			       "version", IVS_AUTOSCALER_VERSION, "leader", "true" };
-	redis_record_write(r, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+	const char *const fields[] = { "last_pass_at", "last_pass_result", "last_pass_duration_ms",
+				       "passes", "version", "leader" };
+	const char *const values[] = { at, p->ok ? "ok" : "error", dur, passes,
+				       IVS_AUTOSCALER_VERSION, "true" };
+	if (rec_write_begin(r, true, key))
+		rec_write_sent(r, true, key,
+			       store_put_status(r->redis, key, sizeof(fields) / sizeof(fields[0]),
+						fields, values, on_record_write, r));
 }
 
 static void record_metrics(struct reconciler *r, const struct pass *p)

@@ -9,14 +9,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
-
 #include "config.h"
 #include "ivs.h"
 #include "log.h"
 #include "plan.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
+#include "store.h"
 #include "store_parse.h"
 
 /* Our own ISO-8601 "created" tag back to ms; 0 when it does not parse (treated as old). */
@@ -35,33 +34,23 @@ static int64_t parse_iso_ms(const char *s)
 /* ---- observe: Redis ---------------------------------------------------------------------- */
 
 /*
- * One pipelined round trip per fleet: GET desired, GET publisher, then per stage (origin
- * first) SCARD viewers and GET draining. Replies arrive in order; a WRONGTYPE on SCARD means
- * the application stores the count as a STRING, which costs one more GET for that key.
+ * One store_read_fleet per fleet (one pipelined round trip, plus a follow-up for viewer counts
+ * stored as STRING integers). Stages are read origin first; stage_of maps the read's stage
+ * index back to the observation, since a stage whose key does not fit is left out.
  */
 struct redis_read {
 	struct op *op;
-	unsigned pending;
-	bool failed;
+	struct obs_stage **stage_of;
+	bool *is_replica;
 };
 
-struct redis_reply_ctx {
-	struct redis_read *rr;
-	int kind;                                /* 0 desired, 1 publisher, 2 viewers, 3 draining, 4 viewers-as-string */
-	struct obs_stage *stage;
-};
-
-static void redis_read_finish(struct redis_read *rr)
+static void redis_read_free(struct redis_read *rr)
 {
-	struct op *op = rr->op;
-	struct obs_fleet *f = &op->pass->fleets[op->fleet];
-	if (rr->failed) {
-		f->redis_ok = false;
-		f->viewers_ok = false;
-		op->pass->reads_failed++;
-	}
+	if (rr == NULL)
+		return;
+	free(rr->stage_of);
+	free(rr->is_replica);
 	free(rr);
-	rec_op_done(op);
 }
 
 static void set_viewers_invalid(struct obs_fleet *f, struct obs_stage *s, const char *why)
@@ -72,121 +61,62 @@ static void set_viewers_invalid(struct obs_fleet *f, struct obs_stage *s, const 
 		snprintf(f->viewers_error, sizeof(f->viewers_error), "%s: %s", s->arn, why);
 }
 
-static int redis_send(struct redis_reply_ctx *ctx, int argc, const char **argv);
-
-static void on_redis_reply(void *ud, redisReply *reply, const char *error)
+static void redis_read_failed(struct obs_fleet *f, struct pass *p)
 {
-	struct redis_reply_ctx *ctx = ud;
-	struct redis_read *rr = ctx->rr;
-	struct obs_fleet *f = &rr->op->pass->fleets[rr->op->fleet];
-	char err[STORE_ERR_MAX];
+	f->redis_ok = false;
+	f->viewers_ok = false;
+	p->reads_failed++;
+}
 
-	if (reply == NULL) {
-		(void)error;
-		rr->failed = true;
+static void on_fleet_read(void *ud, const struct store_fleet_read *res)
+{
+	struct redis_read *rr = ud;
+	struct op *op = rr->op;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (!res->ok) {
+		redis_read_failed(f, op->pass);
 		goto out;
 	}
-	switch (ctx->kind) {
-	case 0: /* desired_stages override */
-		if (reply->type == REDIS_REPLY_NIL) {
-			f->override = PLAN_OVERRIDE_ABSENT;
-		} else if (reply->type == REDIS_REPLY_STRING) {
-			int v;
-			if (store_parse_desired(reply->str, reply->len, &v, err, sizeof(err)) == 0) {
-				f->override = PLAN_OVERRIDE_VALID;
-				f->override_stages = (uint32_t)v;
-			} else {
-				f->override = PLAN_OVERRIDE_INVALID;
-				snprintf(f->override_error, sizeof(f->override_error), "%s", err);
-			}
-		} else {
-			f->override = PLAN_OVERRIDE_INVALID;
-			snprintf(f->override_error, sizeof(f->override_error), "not a string value");
-		}
+	switch (res->desired.state) {
+	case STORE_ABSENT:
+		f->override = PLAN_OVERRIDE_ABSENT;
 		break;
-	case 1: /* publisher:info */
-		if (reply->type == REDIS_REPLY_STRING) {
-			if (store_parse_publisher(reply->str, reply->len, &f->publisher, err,
-						  sizeof(err)) == 0)
-				f->publisher_present = true;
-			else
-				snprintf(f->publisher_error, sizeof(f->publisher_error), "%s", err);
-		} else if (reply->type != REDIS_REPLY_NIL) {
-			snprintf(f->publisher_error, sizeof(f->publisher_error), "not a string value");
-		}
+	case STORE_OK:
+		f->override = PLAN_OVERRIDE_VALID;
+		f->override_stages = (uint32_t)res->desired.value;
 		break;
-	case 2: /* SCARD viewers */
-		if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0) {
-			ctx->stage->viewers_known = true;
-			ctx->stage->viewers = (uint64_t)reply->integer;
-		} else if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "WRONGTYPE", 9) == 0) {
-			char key[KEY_MAX];
-			const char *argv[2] = { "GET", key };
-			struct redis_reply_ctx *again = malloc(sizeof(*again));
-			if (again == NULL ||
-			    config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name,
-					      ctx->stage->arn, key, sizeof(key)) < 0) {
-				free(again);
-				set_viewers_invalid(f, ctx->stage, "key too long");
-				break;
-			}
-			*again = (struct redis_reply_ctx){ rr, 4, ctx->stage };
-			if (redis_send(again, 2, argv) < 0)
-				rr->failed = true;
-		} else {
-			set_viewers_invalid(f, ctx->stage, "unexpected reply to SCARD");
-		}
-		break;
-	case 4: { /* viewers stored as a STRING integer */
-		long long v;
-		if (reply->type == REDIS_REPLY_STRING &&
-		    store_parse_viewers(reply->str, reply->len, &v, err, sizeof(err)) == 0) {
-			ctx->stage->viewers_known = true;
-			ctx->stage->viewers = (uint64_t)v;
-		} else if (reply->type == REDIS_REPLY_ERROR) {
-			set_viewers_invalid(f, ctx->stage, "wrong type (neither a set nor an integer string)");
-		} else {
-			set_viewers_invalid(f, ctx->stage, reply->type == REDIS_REPLY_STRING ? err : "not an integer");
-		}
+	case STORE_INVALID:
+		f->override = PLAN_OVERRIDE_INVALID;
+		snprintf(f->override_error, sizeof(f->override_error), "%s", res->desired.error);
 		break;
 	}
-	case 3: /* draining mark */
-		if (reply->type == REDIS_REPLY_STRING) {
-			int64_t since;
-			ctx->stage->draining = true;
-			if (store_parse_draining(reply->str, reply->len, &since, err, sizeof(err)) == 0)
-				ctx->stage->draining_since_ms = since;
-			else
-				ctx->stage->draining_since_ms = rr->op->pass->started_ms;
+	if (res->publisher.state == STORE_OK) {
+		f->publisher = res->publisher.info;
+		f->publisher_present = true;
+	} else if (res->publisher.state == STORE_INVALID) {
+		snprintf(f->publisher_error, sizeof(f->publisher_error), "%s", res->publisher.error);
+	}
+	for (size_t i = 0; i < res->n_stages; i++) {
+		const struct store_stage_read *sr = &res->stages[i];
+		struct obs_stage *s = rr->stage_of[i];
+		if (sr->viewers_state == STORE_INVALID) {
+			set_viewers_invalid(f, s, sr->viewers_error);
+		} else {
+			/* A missing key is a stage nobody watches yet. */
+			s->viewers_known = true;
+			s->viewers = (uint64_t)sr->viewers;
 		}
-		break;
+		if (rr->is_replica[i] && sr->draining) {
+			s->draining = true;
+			/* An unparsable mark still drains; it counts from this pass. */
+			s->draining_since_ms = sr->draining_since_ms >= 0 ? sr->draining_since_ms
+									  : op->pass->started_ms;
+		}
 	}
 out:
-	free(ctx);
-	if (--rr->pending == 0)
-		redis_read_finish(rr);
-}
-
-static int redis_send(struct redis_reply_ctx *ctx, int argc, const char **argv)
-{
-	struct reconciler *r = ctx->rr->op->r;
-	if (redisio_command_argv(r->redis, argc, argv, NULL, on_redis_reply, ctx) < 0) {
-		free(ctx);
-		return -EIO;
-	}
-	ctx->rr->pending++;
-	return 0;
-}
-
-static int redis_queue(struct redis_read *rr, int kind, struct obs_stage *stage, const char *cmd,
-		       const char *key)
-{
-	struct redis_reply_ctx *ctx = malloc(sizeof(*ctx));
-	const char *argv[2] = { cmd, key };
-	if (ctx == NULL)
-		return -ENOMEM;
-	*ctx = (struct redis_reply_ctx){ rr, kind, stage };
-	return redis_send(ctx, 2, argv);
+	redis_read_free(rr);
+	rec_op_done(op);
 }
 
 static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
@@ -194,42 +124,58 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 	struct obs_fleet *f = &p->fleets[fi];
 	struct op *op = rec_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
-	char key[KEY_MAX];
-	int rc = 0;
+	size_t n_all = f->n_replicas + 1, n = 0;
+	char (*keys)[2][KEY_MAX] = calloc(n_all, sizeof(*keys));
+	struct store_stage_keys *sk = calloc(n_all, sizeof(*sk));
+	int rc = -ENOMEM;
 
 	f->redis_ok = true;
 	f->viewers_ok = true;
-	if (op == NULL || rr == NULL) {
-		free(rr);
-		f->redis_ok = f->viewers_ok = false;
-		if (op != NULL)
-			rec_op_done(op);
-		return;
-	}
+	if (op == NULL || rr == NULL || keys == NULL || sk == NULL)
+		goto fail;
 	rr->op = op;
-	rr->pending = 1;        /* held until every command is queued */
-	if (r->redis == NULL || !redisio_connected(r->redis)) {
-		rr->failed = true;
-		goto done;
-	}
-	rc |= redis_queue(rr, 0, NULL, "GET", f->cfg->redis_keys.desired_stages);
-	rc |= redis_queue(rr, 1, NULL, "GET", f->cfg->redis_keys.publisher);
-	for (size_t i = 0; i <= f->n_replicas; i++) {
+	rr->stage_of = calloc(n_all, sizeof(*rr->stage_of));
+	rr->is_replica = calloc(n_all, sizeof(*rr->is_replica));
+	if (rr->stage_of == NULL || rr->is_replica == NULL)
+		goto fail;
+	rc = -ENOTCONN;
+	if (r->redis == NULL || !redisio_connected(r->redis))
+		goto fail;
+	for (size_t i = 0; i < n_all; i++) {
 		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
-		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, key,
-				      sizeof(key)) < 0) {
+		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
+				      sizeof(keys[n][0])) < 0 ||
+		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+				  sizeof(keys[n][1])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;
 		}
-		rc |= redis_queue(rr, 2, s, "SCARD", key);
-		if (i > 0 && rec_stage_key(r, "stage:", s->arn, ":draining", key, sizeof(key)) == 0)
-			rc |= redis_queue(rr, 3, s, "GET", key);
+		sk[n] = (struct store_stage_keys){ keys[n][0], keys[n][1] };
+		rr->stage_of[n] = s;
+		rr->is_replica[n] = i > 0;
+		n++;
 	}
-	if (rc != 0)
-		rr->failed = true;
-done:
-	if (--rr->pending == 0)
-		redis_read_finish(rr);
+	struct store_fleet_keys fk = {
+		.desired_stages = f->cfg->redis_keys.desired_stages,
+		.publisher = f->cfg->redis_keys.publisher,
+		.n_stages = n,
+		.stages = sk,
+	};
+	rc = store_read_fleet(r->redis, &fk, on_fleet_read, rr);
+	if (rc < 0)
+		goto fail;
+	free(keys);
+	free(sk);
+	return;
+fail:
+	if (rc != -ENOTCONN)
+		log_warnx("fleet %s: redis read not sent: %s", f->cfg->name, strerror(-rc));
+	free(keys);
+	free(sk);
+	redis_read_free(rr);
+	redis_read_failed(f, p);
+	if (op != NULL)
+		rec_op_done(op);
 }
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */

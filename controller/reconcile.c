@@ -32,6 +32,7 @@
 #include "policy.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
+#include "store.h"
 #include "store_parse.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -449,7 +450,7 @@ int reconciler_pause(struct reconciler *r, const char *fleet, bool paused)
 /* An operator-requested drain is an ordinary draining mark; the planner does the rest. */
 int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, size_t errlen)
 {
-	char key[KEY_MAX], since[32];
+	char key[KEY_MAX];
 	bool owned = false;
 
 	if (r->last != NULL) {
@@ -473,9 +474,9 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 		snprintf(err, errlen, "redis is not connected; try again");
 		return -EAGAIN;
 	}
-	snprintf(since, sizeof(since), "%" PRId64, rec_wall_ms());
-	const char *argv[5] = { "SET", key, since, "NX", NULL };
-	rec_redis_fire_and_forget(r, 4, argv);
+	if (rec_write_begin(r, false, key))
+		rec_write_sent(r, false, key, store_mark_draining(r->redis, key, rec_wall_ms(),
+								  rec_on_write, r));
 	reconciler_wake(r, "drain");
 	return 0;
 }

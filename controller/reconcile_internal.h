@@ -203,6 +203,14 @@ void rec_pass_begin(struct reconciler *r);
 void rec_plan_and_act(struct reconciler *r, struct pass *p);
 void rec_act_deletes(struct reconciler *r, struct pass *p);
 void rec_pass_record(struct reconciler *r, struct pass *p);
-void rec_redis_fire_and_forget(struct reconciler *r, int argc, const char **argv);
+/*
+ * Redis writes through common/store.c: if (rec_write_begin(r, record, key))
+ * rec_write_sent(r, record, key, store_xxx(..., record ? <record cb> : rec_on_write, r)).
+ * begin is false when nothing is to be written (dry run, no Redis, Redis down).
+ */
+bool rec_write_begin(struct reconciler *r, bool record, const char *key);
+void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc);
+void rec_on_write(void *ud, int err, const char *error);
+void rec_forget_stage(struct reconciler *r, const char *arn);
 
 #endif

@@ -452,6 +452,48 @@ static void test_writes(void **state)
 	assert_int_equal(store_mark_draining(rio, "k", -1, on_write, &w), -EINVAL);
 }
 
+/* The _nx writes keep an existing record and create a missing one; both report success. */
+static void test_writes_nx(void **state)
+{
+	struct write_result w = { 0 };
+	const char *src = "arn:aws:ivs:us-east-1:123456789012:stage/origin";
+	const char *dst = "arn:aws:ivs:us-east-1:123456789012:stage/replica";
+	redisReply *r;
+
+	(void)state;
+	freeReplyObject(sync_get("FLUSHALL"));
+	freeReplyObject(sync_get("SET ivs:test:stage:R kept"));
+	freeReplyObject(sync_get("SET ivs:test:replication:R kept"));
+	assert_int_equal(store_put_stage_info_nx(rio, "ivs:test:stage:R", dst, "adopted", "t0", src,
+	                                         on_write, &w), 0);
+	assert_int_equal(store_put_replication_nx(rio, "ivs:test:replication:R", src, dst, "p-1",
+	                                          "t1", on_write, &w), 0);
+	assert_int_equal(store_put_stage_info_nx(rio, "ivs:test:stage:N", dst, "adopted", "t0", src,
+	                                         on_write, &w), 0);
+	assert_int_equal(store_put_replication_nx(rio, "ivs:test:replication:N", src, dst, "p-1",
+	                                          "t1", on_write, &w), 0);
+	run_until(&w.done, 4);
+	assert_int_equal(w.err, 0);
+	r = sync_get("MGET ivs:test:stage:R ivs:test:replication:R");
+	assert_string_equal(r->element[0]->str, "kept");
+	assert_string_equal(r->element[1]->str, "kept");
+	freeReplyObject(r);
+	r = sync_get("GET ivs:test:stage:N");
+	assert_non_null(strstr(r->str, "\"name\":\"adopted\""));
+	assert_non_null(strstr(r->str, "\"parentStage\":\"arn:aws:ivs:us-east-1:123456789012:"
+	                           "stage/origin\""));
+	freeReplyObject(r);
+	r = sync_get("GET ivs:test:replication:N");
+	assert_non_null(strstr(r->str, "\"participantId\":\"p-1\""));
+	freeReplyObject(r);
+	/* Malformed input is refused before anything is sent. */
+	assert_int_equal(store_put_stage_info_nx(rio, "k", NULL, "n", "t", NULL, on_write, &w),
+	                 -EINVAL);
+	assert_int_equal(store_put_replication_nx(rio, NULL, src, dst, "p", "t", on_write, &w),
+	                 -EINVAL);
+	assert_int_equal(w.done, 4);
+}
+
 static void test_open_stages_zset(void **state)
 {
 	const char *key = "ivs:test:autoscaler:fleet:main:stages";
@@ -522,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_store_key),
 		cmocka_unit_test(test_read_fleet),
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_writes_nx),
 		cmocka_unit_test(test_open_stages_zset),
 		cmocka_unit_test(test_down),
 	};
