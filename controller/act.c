@@ -318,17 +318,18 @@ void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc)
 	log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued: %s", key, strerror(-rc));
 }
 
-/* DEL stage:{arn}, replication:{arn} and stage:{arn}:draining of a stage that is gone. */
+/* DEL stage:{arn}, replication:{arn}, stage:{arn}:draining and :drained_by of a gone stage. */
 void rec_forget_stage(struct reconciler *r, const char *arn)
 {
-	char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX];
+	char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
 
 	if (rec_stage_key(r, "stage:", arn, "", k1, sizeof(k1)) == 0 &&
 	    rec_stage_key(r, "replication:", arn, "", k2, sizeof(k2)) == 0 &&
 	    rec_stage_key(r, "stage:", arn, ":draining", k3, sizeof(k3)) == 0 &&
+	    rec_stage_key(r, "stage:", arn, ":drained_by", k4, sizeof(k4)) == 0 &&
 	    rec_write_begin(r, false, k1))
 		rec_write_sent(r, false, k1,
-			       store_forget_stage(r->redis, k1, k2, k3, rec_on_write, r));
+			       store_forget_stage(r->redis, k1, k2, k3, k4, rec_on_write, r));
 }
 
 /* MARK and UNMARK are Redis writes; the next pass reads the mark back. */

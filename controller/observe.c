@@ -109,6 +109,7 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 		}
 		if (rr->is_replica[i] && sr->draining) {
 			s->draining = true;
+			s->operator_drain = sr->by_operator;
 			/* An unparsable mark still drains; it counts from this pass. */
 			s->draining_since_ms = sr->draining_since_ms >= 0 ? sr->draining_since_ms
 									  : op->pass->started_ms;
@@ -125,7 +126,7 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 	struct op *op = rec_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
 	size_t n_all = f->n_replicas + 1, n = 0;
-	char (*keys)[2][KEY_MAX] = calloc(n_all, sizeof(*keys));
+	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
 	struct store_stage_keys *sk = calloc(n_all, sizeof(*sk));
 	int rc = -ENOMEM;
 
@@ -146,11 +147,13 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
 				      sizeof(keys[n][0])) < 0 ||
 		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
-				  sizeof(keys[n][1])) < 0) {
+				  sizeof(keys[n][1])) < 0 ||
+		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+				  sizeof(keys[n][2])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;
 		}
-		sk[n] = (struct store_stage_keys){ keys[n][0], keys[n][1] };
+		sk[n] = (struct store_stage_keys){ keys[n][0], keys[n][1], i > 0 ? keys[n][2] : NULL };
 		rr->stage_of[n] = s;
 		rr->is_replica[n] = i > 0;
 		n++;

@@ -178,6 +178,7 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 			.arn = st->arn, .name = st->name, .created_ms = st->created_ms,
 			.viewers_known = st->viewers_known, .viewers = st->viewers,
 			.draining = st->draining, .draining_since_ms = st->draining_since_ms,
+			.operator_drain = st->operator_drain,
 		};
 	}
 	in->replicas = s->replicas;
@@ -447,10 +448,14 @@ int reconciler_pause(struct reconciler *r, const char *fleet, bool paused)
 	return 0;
 }
 
-/* An operator-requested drain is an ordinary draining mark; the planner does the rest. */
+/*
+ * An operator-requested drain is a draining mark plus drained_by = "operator": the planner
+ * never puts such a stage back in service, creates a replacement when the fleet needs the
+ * capacity, and deletes it once empty or after drain_timeout, like any drain.
+ */
 int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, size_t errlen)
 {
-	char key[KEY_MAX];
+	char key[KEY_MAX], by[KEY_MAX];
 	bool owned = false;
 
 	if (r->last != NULL) {
@@ -466,7 +471,8 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 			 "unowned stages are never drained)", stage_arn);
 		return -EPERM;
 	}
-	if (rec_stage_key(r, "stage:", stage_arn, ":draining", key, sizeof(key)) < 0) {
+	if (rec_stage_key(r, "stage:", stage_arn, ":draining", key, sizeof(key)) < 0 ||
+	    rec_stage_key(r, "stage:", stage_arn, ":drained_by", by, sizeof(by)) < 0) {
 		snprintf(err, errlen, "stage ARN too long");
 		return -EINVAL;
 	}
@@ -475,8 +481,9 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 		return -EAGAIN;
 	}
 	if (rec_write_begin(r, false, key))
-		rec_write_sent(r, false, key, store_mark_draining(r->redis, key, rec_wall_ms(),
-								  rec_on_write, r));
+		rec_write_sent(r, false, key,
+			       store_mark_draining_by_operator(r->redis, key, by, rec_wall_ms(),
+							       rec_on_write, r));
 	reconciler_wake(r, "drain");
 	return 0;
 }

@@ -49,6 +49,7 @@ struct obs_stage {
 	uint64_t viewers;
 	bool draining;
 	int64_t draining_since_ms;
+	bool operator_drain;                     /* drained_by "operator": never put back */
 };
 
 struct obs_fleet {

@@ -93,8 +93,9 @@ json_t *reconciler_fleets_json(const struct reconciler *r)
 
 static json_t *stage_json(const struct obs_fleet *f, const struct obs_stage *s, const char *role)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "fleet", f->cfg->name, "arn", s->arn,
-			      "name", s->name, "role", role, "draining", s->draining);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "fleet", f->cfg->name, "arn", s->arn,
+			      "name", s->name, "role", role, "draining", s->draining,
+			      "operator_drain", s->operator_drain);
 	json_t *reps = json_array();
 	json_object_set_new(o, "viewers", s->viewers_known ? json_integer((json_int_t)s->viewers)
 							   : json_null());

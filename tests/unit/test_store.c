@@ -297,12 +297,12 @@ static void test_store_key(void **state)
 static void test_read_fleet(void **state)
 {
 	static const struct store_stage_keys stages[] = {
-		{ "ivs:test:stage:s1:viewers", "ivs:test:stage:s1:draining" },   /* SET of 3 */
-		{ "ivs:test:stage:s2:viewers", "ivs:test:stage:s2:draining" },   /* STRING "42" */
-		{ "ivs:test:stage:s3:viewers", "ivs:test:stage:s3:draining" },   /* HASH */
-		{ "ivs:test:stage:s4:viewers", "ivs:test:stage:s4:draining" },   /* absent */
-		{ "ivs:test:stage:s5:viewers", "ivs:test:stage:s5:draining" },   /* STRING "lots" */
-		{ "ivs:test:stage:s6:viewers", "ivs:test:stage:s6:draining" },   /* ZSET */
+		{ "ivs:test:stage:s1:viewers", "ivs:test:stage:s1:draining", NULL },   /* SET of 3 */
+		{ "ivs:test:stage:s2:viewers", "ivs:test:stage:s2:draining", NULL },   /* STRING "42" */
+		{ "ivs:test:stage:s3:viewers", "ivs:test:stage:s3:draining", NULL },   /* HASH */
+		{ "ivs:test:stage:s4:viewers", "ivs:test:stage:s4:draining", NULL },   /* absent */
+		{ "ivs:test:stage:s5:viewers", "ivs:test:stage:s5:draining", NULL },   /* STRING "lots" */
+		{ "ivs:test:stage:s6:viewers", "ivs:test:stage:s6:draining", NULL },   /* ZSET */
 	};
 	struct store_fleet_keys keys = { "ivs:test:desired_stages", "ivs:test:publisher:info", 6,
 	                                 stages };
@@ -442,7 +442,7 @@ static void test_writes(void **state)
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_int_equal(store_forget_stage(rio, "ivs:test:stage:R", "ivs:test:replication:R",
-	                                    "ivs:test:stage:R:draining", on_write, &w), 0);
+	                                    "ivs:test:stage:R:draining", NULL, on_write, &w), 0);
 	run_until(&w.done, 9);
 	assert_int_equal(w.err, 0);
 	r = sync_get("EXISTS ivs:test:stage:R");
@@ -494,6 +494,67 @@ static void test_writes_nx(void **state)
 	assert_int_equal(w.done, 4);
 }
 
+/*
+ * An operator's drain: the mark keeps its first start (NX) and stays a number; drained_by says
+ * "operator"; a read reports it only for that exact value; forgetting the stage removes both.
+ */
+static void test_operator_drain(void **state)
+{
+	static const struct store_stage_keys stages[] = {
+		{ "ivs:test:stage:o:viewers", "ivs:test:stage:o:draining", "ivs:test:stage:o:by" },
+		{ "ivs:test:stage:x:viewers", "ivs:test:stage:x:draining", "ivs:test:stage:x:by" },
+		{ "ivs:test:stage:y:viewers", "ivs:test:stage:y:draining", NULL },
+	};
+	struct store_fleet_keys keys = { "ivs:test:desired_stages", "ivs:test:publisher:info", 3,
+	                                 stages };
+	struct write_result w = { 0 };
+	struct read_result res = { 0 };
+	redisReply *r;
+
+	(void)state;
+	freeReplyObject(sync_get("FLUSHALL"));
+	freeReplyObject(sync_get("SET ivs:test:stage:x:draining 5"));
+	freeReplyObject(sync_get("SET ivs:test:stage:x:by Operator"));   /* not the exact value */
+	freeReplyObject(sync_get("SET ivs:test:stage:y:draining 6"));
+	freeReplyObject(sync_get("SET ivs:test:stage:y:by operator"));   /* not asked for */
+	assert_int_equal(store_mark_draining_by_operator(rio, stages[0].draining,
+	                                                 stages[0].drained_by, 1000, on_write, &w),
+	                 0);
+	assert_int_equal(store_mark_draining_by_operator(rio, stages[0].draining,
+	                                                 stages[0].drained_by, 2000, on_write, &w),
+	                 0);
+	run_until(&w.done, 2);
+	assert_int_equal(w.err, 0);
+	r = sync_get("MGET ivs:test:stage:o:draining ivs:test:stage:o:by");
+	assert_string_equal(r->element[0]->str, "1000");
+	assert_string_equal(r->element[1]->str, "operator");
+	freeReplyObject(r);
+
+	assert_int_equal(store_read_fleet(rio, &keys, on_read, &res), 0);
+	run_until(&res.done, 1);
+	assert_true(res.r.ok);
+	assert_true(res.stages[0].draining);
+	assert_int_equal(res.stages[0].draining_since_ms, 1000);
+	assert_true(res.stages[0].by_operator);
+	assert_true(res.stages[1].draining);
+	assert_false(res.stages[1].by_operator);
+	assert_true(res.stages[2].draining);
+	assert_false(res.stages[2].by_operator);
+
+	assert_int_equal(store_forget_stage(rio, "ivs:test:stage:o", "ivs:test:replication:o",
+	                                    stages[0].draining, stages[0].drained_by, on_write, &w),
+	                 0);
+	run_until(&w.done, 3);
+	assert_int_equal(w.err, 0);
+	r = sync_get("EXISTS ivs:test:stage:o:draining ivs:test:stage:o:by");
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+
+	assert_int_equal(store_mark_draining_by_operator(rio, "k", NULL, 1, on_write, &w), -EINVAL);
+	assert_int_equal(store_mark_draining_by_operator(rio, "k", "b", -1, on_write, &w), -EINVAL);
+	assert_int_equal(w.done, 3);
+}
+
 static void test_open_stages_zset(void **state)
 {
 	const char *key = "ivs:test:autoscaler:fleet:main:stages";
@@ -537,7 +598,7 @@ static void test_open_stages_zset(void **state)
 
 static void test_down(void **state)
 {
-	static const struct store_stage_keys stages[] = { { "v", "d" } };
+	static const struct store_stage_keys stages[] = { { "v", "d", NULL } };
 	struct store_fleet_keys keys = { "a", "b", 1, stages };
 	struct read_result res = { 0 };
 	struct write_result w = { 0 };
@@ -565,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_read_fleet),
 		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_writes_nx),
+		cmocka_unit_test(test_operator_drain),
 		cmocka_unit_test(test_open_stages_zset),
 		cmocka_unit_test(test_down),
 	};
