@@ -278,6 +278,7 @@ void rec_on_write(void *ud, int err, const char *error)
 	if (err != 0)
 		log_event(LOG_WARNING, NULL, NULL, "redis write failed: %s",
 			  error != NULL ? error : strerror(-err));
+	rec_check_idle(r);
 }
 
 static void on_record_write(void *ud, int err, const char *error)
@@ -316,6 +317,7 @@ void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc)
 	if (record)
 		r->record_writes--;
 	log_event(LOG_WARNING, NULL, NULL, "redis write of %s not queued: %s", key, strerror(-rc));
+	rec_check_idle(r);
 }
 
 /* DEL stage:{arn}, replication:{arn}, stage:{arn}:draining and :drained_by of a gone stage. */
@@ -463,6 +465,27 @@ void rec_act_deletes(struct reconciler *r, struct pass *p)
 	}
 }
 
+/*
+ * A bad value in Redis stays bad for many passes: warn when it appears or changes, say when it
+ * clears, and only debug in between. last holds what was reported ("" = nothing wrong).
+ */
+static void report_bad_value(const char *fleet, const char *what, const char *error, char *last,
+			     size_t lastlen)
+{
+	if (strcmp(error, last) == 0) {
+		if (error[0] != '\0')
+			log_debug("fleet %s: %s still ignored: %s", fleet, what, error);
+		return;
+	}
+	if (error[0] != '\0')
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", fleet),
+			  "fleet %s: %s ignored: %s", fleet, what, error);
+	else
+		log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", fleet),
+			  "fleet %s: %s valid again", fleet, what);
+	snprintf(last, lastlen, "%s", error);
+}
+
 static void log_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs)
 {
 	const struct plan_summary *s = &f->plan->summary;
@@ -507,15 +530,16 @@ static void log_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struc
 	} else if (f->n_hosts > 0) {
 		fs->no_host_reported = false;
 	}
-	if (f->override == PLAN_OVERRIDE_INVALID)
-		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
-			  "fleet %s: desired_stages override ignored: %s", f->cfg->name, f->override_error);
-	if (f->publisher_error[0])
-		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
-			  "fleet %s: publisher info ignored: %s", f->cfg->name, f->publisher_error);
-	if (f->viewers_error[0])
-		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
-			  "fleet %s: viewer count ignored: %s", f->cfg->name, f->viewers_error);
+	/* Without a Redis answer nothing is known about the values: keep what was reported. */
+	if (f->redis_ok) {
+		report_bad_value(f->cfg->name, "desired_stages override",
+				 f->override == PLAN_OVERRIDE_INVALID ? f->override_error : "",
+				 fs->override_reported, sizeof(fs->override_reported));
+		report_bad_value(f->cfg->name, "publisher info", f->publisher_error,
+				 fs->publisher_reported, sizeof(fs->publisher_reported));
+		report_bad_value(f->cfg->name, "viewer count", f->viewers_error,
+				 fs->viewers_reported, sizeof(fs->viewers_reported));
+	}
 	(void)r;
 }
 
@@ -686,6 +710,51 @@ static void record_metrics(struct reconciler *r, const struct pass *p)
 	}
 }
 
+static bool has_replica(const struct obs_fleet *f, const char *arn)
+{
+	for (size_t i = 0; i < f->n_replicas; i++)
+		if (strcmp(f->replicas[i].arn, arn) == 0)
+			return true;
+	return false;
+}
+
+/* The stage's delete was planned (and, since it is gone, done, which forgot its keys). */
+static bool deleted_by(const struct obs_fleet *f, const char *arn)
+{
+	for (size_t i = 0; f->plan != NULL && i < f->plan->n_actions; i++)
+		if (f->plan->actions[i].kind == PLAN_DELETE_STAGE &&
+		    strcmp(f->plan->actions[i].stage_arn, arn) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A replica stage deleted out of band (console, another tool) leaves its Redis keys behind.
+ * When two complete listings in a row are available, an owned stage in the previous one and
+ * absent from this one is gone: delete stage:{arn}, replication:{arn} and its draining keys.
+ */
+static void forget_vanished_stages(struct reconciler *r, const struct pass *p)
+{
+	if (r->last == NULL || !r->last->stages_ok || !p->stages_ok)
+		return;
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		const struct obs_fleet *f = &p->fleets[fi];
+		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+		const struct obs_fleet *prev = fs != NULL ? fs->last : NULL;
+		if (prev == NULL || (fs != NULL && fs->paused))
+			continue;
+		for (size_t i = 0; i < prev->n_replicas; i++) {
+			const char *arn = prev->replicas[i].arn;
+			if (has_replica(f, arn) || deleted_by(prev, arn))
+				continue;
+			log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+							     "IVS_STAGE_ARN", arn),
+				  "replica stage %s is gone; forgetting its redis keys", arn);
+			rec_forget_stage(r, arn);
+		}
+	}
+}
+
 void rec_pass_record(struct reconciler *r, struct pass *p)
 {
 	p->finished_ms = rec_wall_ms();
@@ -705,6 +774,7 @@ void rec_pass_record(struct reconciler *r, struct pass *p)
 		  "reads failed)", p->id, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
 		  p->actions_done, p->actions_failed, p->reads_failed);
 
+	forget_vanished_stages(r, p);
 	/* The pass becomes what the admin views show. */
 	for (size_t i = 0; i < r->n_fleets; i++)
 		r->fleets[i].last = NULL;
@@ -723,4 +793,5 @@ void rec_pass_record(struct reconciler *r, struct pass *p)
 		r->hook_pending = true;
 	if (r->wake_pending && !r->stopping)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+	rec_check_idle(r);
 }

@@ -139,6 +139,22 @@ void rec_op_done(struct op *op)
 	r->in_flight--;
 	if (--p->outstanding == 0)
 		rec_pass_step(r, p);
+	rec_check_idle(r);
+}
+
+static int on_idle_defer(sd_event_source *s, void *ud)
+{
+	struct reconciler *r = ud;
+	(void)s;
+	if (reconciler_idle(r) && r->hooks.idle != NULL)
+		r->hooks.idle(r->hooks.ud);
+	return 0;
+}
+
+void rec_check_idle(struct reconciler *r)
+{
+	if (r->idle_defer != NULL && r->hooks.idle != NULL && reconciler_idle(r))
+		sd_event_source_set_enabled(r->idle_defer, SD_EVENT_ONESHOT);
 }
 
 /* ---- plan -------------------------------------------------------------------------------- */
@@ -222,6 +238,7 @@ static void pass_abandon(struct reconciler *r, struct pass *p)
 	rec_pass_free(p);
 	if (r->hooks.pass_done != NULL)
 		r->hooks.pass_done(r->hooks.ud, false);
+	rec_check_idle(r);
 }
 
 /* Advance the pass to its next phase when everything of the current one has completed. */
@@ -396,6 +413,12 @@ struct reconciler *reconciler_new(sd_event *event, const struct config *config,
 	}
 	sd_event_source_set_description(r->defer, "reconcile-wake");
 	sd_event_source_set_enabled(r->defer, SD_EVENT_OFF);
+	if (sd_event_add_defer(event, &r->idle_defer, on_idle_defer, r) < 0) {
+		reconciler_free(r);
+		return NULL;
+	}
+	sd_event_source_set_description(r->idle_defer, "reconcile-idle");
+	sd_event_source_set_enabled(r->idle_defer, SD_EVENT_OFF);
 	return r;
 }
 
@@ -406,6 +429,7 @@ void reconciler_free(struct reconciler *r)
 	sd_event_source_disable_unref(r->timer);
 	sd_event_source_disable_unref(r->defer);
 	sd_event_source_disable_unref(r->debounce);
+	sd_event_source_disable_unref(r->idle_defer);
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
 	rec_pass_free(r->current);
 	rec_pass_free(r->last);
@@ -498,6 +522,7 @@ static void on_manual_done(void *ud, const struct aws_error *err)
 	else
 		log_event(LOG_NOTICE, NULL, NULL, "manual replication request done");
 	reconciler_wake(r, "manual replication");
+	rec_check_idle(r);
 }
 
 static const struct obs_fleet *fleet_of_origin(const struct reconciler *r, const char *origin,
@@ -563,6 +588,7 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 	}
 	if (rc < 0) {
 		r->in_flight--;
+		rec_check_idle(r);
 		snprintf(err, errlen, "could not queue the request: %s", strerror(-rc));
 		return rc;
 	}

@@ -108,6 +108,10 @@ struct fleet_state {
 	bool capped_reported;
 	bool no_host_reported;
 	bool fail_static_reported;
+	/* Bad Redis values last reported ("" = none): warned when they appear or change. */
+	char override_reported[STORE_ERR_MAX];
+	char publisher_reported[STORE_ERR_MAX];
+	char viewers_reported[STORE_ERR_MAX];
 	struct obs_fleet *last;                  /* points into r->last (NULL before first pass) */
 };
 
@@ -145,6 +149,7 @@ struct reconciler {
 	sd_event_source *timer;
 	sd_event_source *defer;
 	sd_event_source *debounce;
+	sd_event_source *idle_defer;             /* runs hooks.idle from the loop */
 	uint64_t last_pass_start_us;
 	struct backoff_item backoff[MAX_BACKOFF_ITEMS];
 	size_t n_backoff;
@@ -193,6 +198,8 @@ void rec_pass_free(struct pass *p);
 struct op *rec_op_new(struct reconciler *r, struct pass *p, size_t fleet);
 void rec_op_done(struct op *op);
 void rec_pass_step(struct reconciler *r, struct pass *p);
+/* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
+void rec_check_idle(struct reconciler *r);
 void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 			  const struct obs_fleet *f, struct plan_scratch *s, struct plan_input *in);
 
