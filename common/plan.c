@@ -272,7 +272,8 @@ static uint32_t choose_unmarks(struct plan_ctx *c, uint32_t need)
 		size_t i, best = SIZE_MAX;
 
 		for (i = 0; i < in->n_replicas; i++) {
-			if (!c->stage[i].valid || !in->replicas[i].draining || c->stage[i].unmark)
+			if (!c->stage[i].valid || !in->replicas[i].draining || c->stage[i].unmark ||
+			    in->replicas[i].operator_drain)
 				continue;
 			if (best == SIZE_MAX || unmark_before(&in->replicas[i], &in->replicas[best]))
 				best = i;
@@ -564,6 +565,17 @@ static bool is_owned_replica(const struct plan_input *in, const char *arn)
 	return false;
 }
 
+static bool is_operator_drained(const struct plan_input *in, const char *arn)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_replicas; i++)
+		if (same(in->replicas[i].arn, arn) && in->replicas[i].draining &&
+		    in->replicas[i].operator_drain)
+			return true;
+	return false;
+}
+
 static bool is_host(const struct plan_input *in, const char *participant)
 {
 	size_t i;
@@ -603,8 +615,9 @@ static int check_action(const struct plan_input *in, const struct plan_action *a
 	case PLAN_DELETE_STAGE:
 		return a->after_stops ? 0 : -EPERM;
 	case PLAN_MARK_DRAINING:
-	case PLAN_UNMARK_DRAINING:
 		return 0;
+	case PLAN_UNMARK_DRAINING:
+		return is_operator_drained(in, a->stage_arn) ? -EPERM : 0;
 	case PLAN_CREATE_STAGE:
 		break;
 	}

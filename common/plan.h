@@ -12,7 +12,9 @@
  *
  * Rules, in short (the numbers match tests/unit/test_plan.c):
  *  1. S = 1 + non-draining owned replicas; the policy sizes the fleet from S and the viewers.
- *  2. Growing reuses draining stages first (most viewers first), then creates the rest.
+ *  2. Growing reuses draining stages first (most viewers first), then creates the rest. A
+ *     stage an operator drained is never reused: growth replaces it with a new stage, and it
+ *     drains out under rule 4 like any other.
  *  3. Shrinking marks one replica draining: fewest viewers, ties newest, then ARN order.
  *  4. A draining stage whose viewers are known to be 0, or whose drain_timeout has passed, gets
  *     a STOP for every ACTIVE replication into it, then a DELETE marked after_stops. A stage
@@ -64,6 +66,7 @@ struct plan_replica_stage {
 	uint64_t viewers;
 	bool draining;
 	int64_t draining_since_ms;   /* when the draining mark was set (same clock as now_ms) */
+	bool operator_drain;         /* draining because an operator asked: never reused (rule 2) */
 };
 
 /* One entry of ListParticipantReplicas for a host (source = the origin). */
@@ -181,7 +184,8 @@ int plan_fleet(const struct plan_input *in, struct policy_state *state, int64_t 
 /*
  * Check the safety invariants of a plan against its input: every action names only owned
  * replica stages (and the origin only as a source), no STOP of a manual replication, no
- * MARK/STOP/DELETE in fail static, every DELETE after_stops. 0 or -EPERM. plan_fleet runs it
+ * MARK/STOP/DELETE in fail static, every DELETE after_stops, no UNMARK of a stage an operator
+ * drained. 0 or -EPERM. plan_fleet runs it
  * on its own output and refuses (no actions, -EPERM) a plan that breaks it.
  */
 int plan_check(const struct plan_input *in, const struct plan_output *out);

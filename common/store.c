@@ -170,16 +170,45 @@ static int set_value(struct redisio *rio, const char *key, const char *value, bo
 	return write_commands(rio, &c, 1, cb, ud);
 }
 
-int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, const char *name,
-                         const char *created_at_iso, const char *parent_stage_arn,
-                         store_write_cb *cb, void *ud)
+static int put_stage_info(struct redisio *rio, const char *key, const char *arn,
+                          const char *name, const char *created_at_iso,
+                          const char *parent_stage_arn, bool nx, store_write_cb *cb, void *ud)
 {
 	char *json = store_format_stage_info(arn, name, created_at_iso, parent_stage_arn);
 	int r;
 
 	if (json == NULL)
 		return -EINVAL;
-	r = set_value(rio, key, json, false, cb, ud);
+	r = set_value(rio, key, json, nx, cb, ud);
+	free(json);
+	return r;
+}
+
+int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, const char *name,
+                         const char *created_at_iso, const char *parent_stage_arn,
+                         store_write_cb *cb, void *ud)
+{
+	return put_stage_info(rio, key, arn, name, created_at_iso, parent_stage_arn, false, cb, ud);
+}
+
+int store_put_stage_info_nx(struct redisio *rio, const char *key, const char *arn,
+                            const char *name, const char *created_at_iso,
+                            const char *parent_stage_arn, store_write_cb *cb, void *ud)
+{
+	return put_stage_info(rio, key, arn, name, created_at_iso, parent_stage_arn, true, cb, ud);
+}
+
+static int put_replication(struct redisio *rio, const char *key, const char *source_stage_arn,
+                           const char *dest_stage_arn, const char *participant_id,
+                           const char *started_at_iso, bool nx, store_write_cb *cb, void *ud)
+{
+	char *json = store_format_replication(source_stage_arn, dest_stage_arn, participant_id,
+	                                      started_at_iso);
+	int r;
+
+	if (json == NULL)
+		return -EINVAL;
+	r = set_value(rio, key, json, nx, cb, ud);
 	free(json);
 	return r;
 }
@@ -188,24 +217,25 @@ int store_put_replication(struct redisio *rio, const char *key, const char *sour
                           const char *dest_stage_arn, const char *participant_id,
                           const char *started_at_iso, store_write_cb *cb, void *ud)
 {
-	char *json = store_format_replication(source_stage_arn, dest_stage_arn, participant_id,
-	                                      started_at_iso);
-	int r;
+	return put_replication(rio, key, source_stage_arn, dest_stage_arn, participant_id,
+	                       started_at_iso, false, cb, ud);
+}
 
-	if (json == NULL)
-		return -EINVAL;
-	r = set_value(rio, key, json, false, cb, ud);
-	free(json);
-	return r;
+int store_put_replication_nx(struct redisio *rio, const char *key, const char *source_stage_arn,
+                             const char *dest_stage_arn, const char *participant_id,
+                             const char *started_at_iso, store_write_cb *cb, void *ud)
+{
+	return put_replication(rio, key, source_stage_arn, dest_stage_arn, participant_id,
+	                       started_at_iso, true, cb, ud);
 }
 
 static int del_keys(struct redisio *rio, int nkeys, const char **keys, store_write_cb *cb,
                     void *ud)
 {
-	const char *argv[4] = { "DEL" };
+	const char *argv[5] = { "DEL" };
 	struct command c = { nkeys + 1, argv, NULL, OK_INT };
 
-	if (cb == NULL || nkeys < 1 || nkeys > 3)
+	if (cb == NULL || nkeys < 1 || nkeys > 4)
 		return -EINVAL;
 	for (int i = 0; i < nkeys; i++) {
 		if (keys[i] == NULL)
@@ -231,16 +261,34 @@ int store_mark_draining(struct redisio *rio, const char *key, int64_t since_ms,
 	return set_value(rio, key, value, true, cb, ud);
 }
 
+int store_mark_draining_by_operator(struct redisio *rio, const char *key, const char *by_key,
+                                    int64_t since_ms, store_write_cb *cb, void *ud)
+{
+	char value[24];
+	const char *mark[] = { "SET", key, value, "NX" };
+	const char *by[] = { "SET", by_key, "operator" };
+	const struct command cmds[] = {
+		{ 4, mark, NULL, OK_STATUS | OK_NIL },
+		{ 3, by, NULL, OK_STATUS },
+	};
+
+	if (key == NULL || by_key == NULL || cb == NULL || since_ms < 0)
+		return -EINVAL;
+	snprintf(value, sizeof(value), "%" PRId64, since_ms);
+	return write_commands(rio, cmds, 2, cb, ud);
+}
+
 int store_unmark_draining(struct redisio *rio, const char *key, store_write_cb *cb, void *ud)
 {
 	return del_keys(rio, 1, &key, cb, ud);
 }
 
 int store_forget_stage(struct redisio *rio, const char *stage_key, const char *replication_key,
-                       const char *draining_key, store_write_cb *cb, void *ud)
+                       const char *draining_key, const char *drained_by_key,
+                       store_write_cb *cb, void *ud)
 {
-	const char *keys[] = { stage_key, replication_key, draining_key };
-	return del_keys(rio, 3, keys, cb, ud);
+	const char *keys[] = { stage_key, replication_key, draining_key, drained_by_key };
+	return del_keys(rio, drained_by_key != NULL ? 4 : 3, keys, cb, ud);
 }
 
 int store_set_open_stages(struct redisio *rio, const char *key, size_t n,
@@ -316,7 +364,8 @@ out:
 
 /* ---- the fleet read -------------------------------------------------------------------------- */
 
-enum read_what { READ_DESIRED, READ_PUBLISHER, READ_SCARD, READ_DRAINING, READ_GET, READ_TYPE };
+enum read_what { READ_DESIRED, READ_PUBLISHER, READ_SCARD, READ_DRAINING, READ_DRAINED_BY,
+                 READ_GET, READ_TYPE };
 
 struct read_op;
 
@@ -334,7 +383,7 @@ struct read_op {
 	bool second_round;
 	char **viewer_keys;            /* copies, for the follow-up GET of WRONGTYPE keys */
 	bool *wrongtype;
-	struct read_slot *slots;       /* 2 + 2n for the first round, 2n for the second */
+	struct read_slot *slots;       /* 2 + 3n for the first round, 2n for the second */
 	struct store_fleet_read res;
 };
 
@@ -436,6 +485,14 @@ static void read_first_round(struct read_op *op, struct read_slot *slot, const r
 		if (s != NULL && store_parse_draining(s, len, &sr->draining_since_ms, err,
 		                                      sizeof(err)) < 0)
 			sr->draining_since_ms = -1;
+		break;
+	}
+	case READ_DRAINED_BY: {
+		struct store_stage_read *sr = &res->stages[slot->stage];
+		char err[STORE_ERR_MAX];
+		s = string_reply(r, &len, &st, err, sizeof(err));
+		/* Anything but "operator" is no claim at all. */
+		sr->by_operator = s != NULL && len == 8 && memcmp(s, "operator", 8) == 0;
 		break;
 	}
 	default:
@@ -559,7 +616,7 @@ int store_read_fleet(struct redisio *rio, const struct store_fleet_keys *keys,
 	op->res.stages = calloc(n + 1, sizeof(*op->res.stages));
 	op->viewer_keys = calloc(n + 1, sizeof(*op->viewer_keys));
 	op->wrongtype = calloc(n + 1, sizeof(*op->wrongtype));
-	op->slots = calloc(2 + 2 * n, sizeof(*op->slots));
+	op->slots = calloc(2 + 3 * n, sizeof(*op->slots));
 	if (op->res.stages == NULL || op->viewer_keys == NULL || op->wrongtype == NULL ||
 	    op->slots == NULL)
 		goto fail;
@@ -583,6 +640,12 @@ int store_read_fleet(struct redisio *rio, const struct store_fleet_keys *keys,
 		    send_read(op, &op->slots[k + 1], "GET", keys->stages[i].draining) < 0)
 			read_fail(op, "cannot send the read");
 		k += 2;
+		if (keys->stages[i].drained_by != NULL && op->res.ok) {
+			op->slots[k] = (struct read_slot){ op, READ_DRAINED_BY, i };
+			if (send_read(op, &op->slots[k], "GET", keys->stages[i].drained_by) < 0)
+				read_fail(op, "cannot send the read");
+			k++;
+		}
 	}
 	if (--op->outstanding == 0)
 		read_complete(op);

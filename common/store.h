@@ -25,6 +25,7 @@ enum store_state { STORE_ABSENT, STORE_OK, STORE_INVALID };
 struct store_stage_keys {
 	const char *viewers;      /* e.g. "ivs:prod:stage:{arn}:viewers" expanded */
 	const char *draining;     /* e.g. "ivs:prod:stage:{arn}:draining" expanded */
+	const char *drained_by;   /* e.g. "ivs:prod:stage:{arn}:drained_by"; NULL: not read */
 };
 
 struct store_fleet_keys {
@@ -40,6 +41,7 @@ struct store_stage_read {
 	char viewers_error[STORE_ERR_MAX];
 	bool draining;                    /* the draining key exists */
 	int64_t draining_since_ms;        /* -1: present but unparsable (treat as "now") */
+	bool by_operator;                 /* drained_by holds "operator" */
 };
 
 struct store_fleet_read {
@@ -66,7 +68,8 @@ typedef void store_write_cb(void *ud, int err, const char *error);
 
 /*
  * Desired count (GET), publisher (GET), and per stage: viewers (SCARD; a WRONGTYPE key gets a
- * follow-up GET + TYPE, so a STRING integer is accepted) and draining (GET).
+ * follow-up GET + TYPE, so a STRING integer is accepted), draining (GET) and, when its key is
+ * given, drained_by (GET).
  */
 int store_read_fleet(struct redisio *rio, const struct store_fleet_keys *keys,
                      store_read_cb *cb, void *ud);
@@ -79,14 +82,36 @@ int store_put_stage_info(struct redisio *rio, const char *key, const char *arn, 
 int store_put_replication(struct redisio *rio, const char *key, const char *source_stage_arn,
                           const char *dest_stage_arn, const char *participant_id,
                           const char *started_at_iso, store_write_cb *cb, void *ud);
+/*
+ * The same two records, written only when the key is absent (SET NX): the reconciler records
+ * a stage or replication it finds in IVS without having seen it created, and never replaces
+ * the creation-time record. cb gets 0 whether or not the key was set.
+ */
+int store_put_stage_info_nx(struct redisio *rio, const char *key, const char *arn,
+                            const char *name, const char *created_at_iso,
+                            const char *parent_stage_arn, store_write_cb *cb, void *ud);
+int store_put_replication_nx(struct redisio *rio, const char *key, const char *source_stage_arn,
+                             const char *dest_stage_arn, const char *participant_id,
+                             const char *started_at_iso, store_write_cb *cb, void *ud);
 int store_del_replication(struct redisio *rio, const char *key, store_write_cb *cb, void *ud);
 /* SET key since_ms NX: a restart keeps the original drain start. */
 int store_mark_draining(struct redisio *rio, const char *key, int64_t since_ms,
                         store_write_cb *cb, void *ud);
+/*
+ * An operator's drain: the draining mark as above, plus by_key = "operator" (SET), which keeps
+ * the stage from being put back in service. The value of the draining key stays a number, so
+ * an application that only checks for the key sees an ordinary drain.
+ */
+int store_mark_draining_by_operator(struct redisio *rio, const char *key, const char *by_key,
+                                    int64_t since_ms, store_write_cb *cb, void *ud);
 int store_unmark_draining(struct redisio *rio, const char *key, store_write_cb *cb, void *ud);
-/* DEL stage info, replication and draining keys of a deleted stage (one atomic DEL). */
+/*
+ * DEL stage info, replication, draining and drained_by keys of a stage that is gone (one
+ * atomic DEL). drained_by_key may be NULL.
+ */
 int store_forget_stage(struct redisio *rio, const char *stage_key, const char *replication_key,
-                       const char *draining_key, store_write_cb *cb, void *ud);
+                       const char *draining_key, const char *drained_by_key,
+                       store_write_cb *cb, void *ud);
 /* MULTI; DEL key; ZADD key viewers[i] arns[i]...; EXEC. n == 0 just deletes the key. */
 int store_set_open_stages(struct redisio *rio, const char *key, size_t n,
                           const char *const *arns, const long long *viewers,

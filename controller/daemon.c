@@ -42,7 +42,6 @@ struct daemon {
 	bool metrics_ready;
 	struct reconciler *reconciler;
 	struct command_context commands;
-	sd_event_source *settle_timer;          /* waits for the reconciler to go idle */
 	sd_event_source *stop_timer;
 	uint64_t started_s;
 	uint64_t aws_seen[AWS_MAX_OPERATIONS][AWS_ERR_KIND_COUNT + 3];
@@ -132,50 +131,9 @@ static void swap_config(struct daemon *d);
 
 /*
  * Stopping and swapping a reloaded configuration both wait for the reconciler to be idle: no
- * pass running (it points into the config) and no call or Redis write owed to it. The end of a
- * pass is announced, but the Redis writes of its record phase and admin-requested calls finish
- * later without a hook, so while something waits the loop checks every SETTLE_US.
+ * pass running (it points into the config) and no call or Redis write owed to it. The
+ * reconciler says when it gets there (on_idle); nothing polls.
  */
-#define SETTLE_US 20000u
-
-static int on_settle(sd_event_source *s, uint64_t usec, void *ud)
-{
-	struct daemon *d = ud;
-	(void)usec;
-	if (d->stopping) {
-		if (reconciler_idle(d->reconciler)) {
-			finish(d, 0);
-			return 0;
-		}
-	} else if (d->pending_config != NULL) {
-		if (reconciler_idle(d->reconciler))
-			swap_config(d);
-		if (d->pending_config == NULL)
-			return 0;
-	} else {
-		return 0;
-	}
-	sd_event_source_set_time_relative(s, SETTLE_US);
-	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-	return 0;
-}
-
-static void settle_soon(struct daemon *d)
-{
-	if (d->settle_timer == NULL) {
-		if (sd_event_add_time_relative(d->event, &d->settle_timer, CLOCK_MONOTONIC, 0, 1000,
-					       on_settle, d) < 0) {
-			log_errorx("cannot arm the settle timer; exiting");
-			finish(d, 1);
-			return;
-		}
-		(void)sd_event_source_set_description(d->settle_timer, "settle");
-		return;
-	}
-	sd_event_source_set_time_relative(d->settle_timer, 0);
-	sd_event_source_set_enabled(d->settle_timer, SD_EVENT_ONESHOT);
-}
-
 static void begin_stop(struct daemon *d, const char *why)
 {
 	if (d->stopping)
@@ -197,7 +155,7 @@ static void begin_stop(struct daemon *d, const char *why)
 		finish(d, 0);
 		return;
 	}
-	settle_soon(d);
+	/* on_idle finishes once the calls in flight have answered (or the deadline cancels them). */
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
@@ -218,7 +176,7 @@ static void describe_restart_only_changes(const struct config *old, const struct
 			  "a restart; fleets and policies changed now");
 }
 
-/* Swap in the pending configuration; only when the reconciler is idle (see on_settle). */
+/* Swap in the pending configuration; only when the reconciler is idle (see on_idle). */
 static void swap_config(struct daemon *d)
 {
 	const char **names;
@@ -271,8 +229,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		config_errors_free(&errs);
 		config_free(d->pending_config);
 		d->pending_config = fresh;
-		if (!d->stopping)
-			settle_soon(d);
+		/* Otherwise on_idle swaps it in once the running pass and its calls are done. */
+		if (reconciler_idle(d->reconciler))
+			swap_config(d);
 	}
 	sd_notify(0, "READY=1");
 	return 0;
@@ -287,9 +246,10 @@ static void on_pass_done(void *ud, bool ok)
 
 	reconciler_status_line(d->reconciler, line, sizeof(line));
 	sd_notifyf(0, "STATUS=%s", line);
-	/* A stop asked for by a signal exits 0, whatever the mode. */
+	/* A stop asked for by a signal exits 0, whatever the mode, once nothing is in flight. */
 	if (d->stopping) {
-		finish(d, 0);
+		if (reconciler_idle(d->reconciler))
+			finish(d, 0);
 		return;
 	}
 	if (d->opts->dry_run) {
@@ -302,8 +262,18 @@ static void on_pass_done(void *ud, bool ok)
 		finish(d, ok ? 0 : 1);
 		return;
 	}
-	if (d->pending_config != NULL)
-		settle_soon(d);
+}
+
+static void on_idle(void *ud)
+{
+	struct daemon *d = ud;
+
+	if (d->finishing)
+		return;
+	if (d->stopping)
+		finish(d, 0);
+	else if (d->pending_config != NULL)
+		swap_config(d);
 }
 
 /* ---- Redis callbacks ----------------------------------------------------------------------- */
@@ -480,7 +450,7 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 	}
 	if (setup_metrics(&d) < 0 || setup_aws(&d) < 0 || setup_redis(&d) < 0)
 		goto out;
-	struct reconciler_hooks hooks = { on_pass_done, &d };
+	struct reconciler_hooks hooks = { on_pass_done, &d, on_idle };
 	d.reconciler = reconciler_new(d.event, d.config, d.aws, d.redis, &d.metrics,
 				      opts->dry_run, &hooks);
 	if (d.reconciler == NULL) {
@@ -517,7 +487,6 @@ out:
 	creds_provider_free(d.creds);
 	if (d.metrics_ready)
 		ivs_metrics_free(&d.metrics);
-	sd_event_source_disable_unref(d.settle_timer);
 	sd_event_source_disable_unref(d.stop_timer);
 	sd_event_unref(d.event);
 	config_free(d.pending_config);

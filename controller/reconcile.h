@@ -31,6 +31,12 @@ struct reconciler_hooks {
 	/* Called at the end of every pass (ok = no read failed and no action failed). */
 	void (*pass_done)(void *ud, bool ok);
 	void *ud;
+	/*
+	 * Called from the event loop (never from inside another callback) after the reconciler
+	 * went idle: no pass running and no AWS call or Redis write owed to it. May be NULL. A
+	 * stop or a config swap waits for this; check reconciler_idle() again when it comes.
+	 */
+	void (*idle)(void *ud);
 };
 
 struct reconciler *reconciler_new(sd_event *event, const struct config *config,

@@ -340,8 +340,6 @@ def test_drain_owned_stage_and_refuse_origin_or_unowned(tmpdir_path, redis, sim,
     assert stranger in [s["arn"] for s in sim.stages()]         # never touched
 
 
-@pytest.mark.xfail(reason="planner rule 2 reuses a draining stage on scale-up, so an operator's "
-                   "drain of a stage the fleet still needs is undone by the next pass", strict=False)
 def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons):
     fleet = make_fleet(sim)
     origin = fleet["origin_stage_arn"]
@@ -350,12 +348,33 @@ def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons
     d = start(daemons, tmpdir_path, redis, sim, [fleet])
     wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
     replica = owned(sim)[0]
+    # viewers keep the drained stage busy, so only the operator's mark can end its service
+    set_viewers(redis, replica, 30)
     wait_until(lambda: any(s["arn"] == replica for s in ok_json(d, "stages")), 10,
                what="the replica in the snapshot")
+    draining_key = f"{PREFIX}stage:{replica}:draining"
+    by_key = f"{PREFIX}stage:{replica}:drained_by"
     ok(d, "drain", replica)
+    assert redis.cmd("GET", by_key) == "operator"
+    assert redis.cmd("GET", draining_key).isdigit()      # still a plain ms timestamp
     # expected: a replacement is created and the drained stage goes once empty
-    wait_until(lambda: len(owned(sim)) == 2 or replica not in owned(sim), 6,
-               what="a replacement for the drained stage")
+    wait_until(lambda: len(owned(sim)) == 2, 20, what="a replacement for the drained stage")
+    # the drain sticks: later passes do not put the stage back in service
+    d.reconcile_now()
+    d.wait_passes(2)
+    assert replica in owned(sim)
+    assert redis.cmd("EXISTS", draining_key) == 1
+    stage = next(s for s in ok_json(d, "stages") if s["arn"] == replica)
+    assert stage["draining"] is True and stage["operator_drain"] is True
+    open_stages = redis.cmd("ZRANGE", f"{PREFIX}autoscaler:fleet:main:stages", 0, -1) or []
+    assert replica not in open_stages and len(open_stages) == 2
+    assert "back in service" not in d.log()
+    # once empty, the stage is deleted and its keys with it
+    set_viewers(redis, replica, 0)
+    wait_until(lambda: replica not in owned(sim), 20, what="the drained stage deleted")
+    wait_until(lambda: redis.cmd("EXISTS", draining_key, by_key) == 0, 10,
+               what="the drained stage's keys removed")
+    assert len(owned(sim)) == 1
 
 
 # ---- authorisation ---------------------------------------------------------------------------

@@ -22,8 +22,9 @@
 #define A(x) "arn:aws:ivs:us-east-1:123456789012:stage/" x
 #define ORIGIN A("origin")
 #define NOW 10000000
-#define SERVING(n, created, v) { A(n), n, created, true, v, false, 0 }
-#define DRAINING(n, created, v, since) { A(n), n, created, true, v, true, since }
+#define SERVING(n, created, v) { A(n), n, created, true, v, false, 0, false }
+#define DRAINING(n, created, v, since) { A(n), n, created, true, v, true, since, false }
+#define OPERATOR_DRAINED(n, created, v, since) { A(n), n, created, true, v, true, since, true }
 #define ACTIVE(n) { A(n), PLAN_REPLICATION_ACTIVE }
 #define STOPPED(n) { A(n), PLAN_REPLICATION_STOPPED }
 
@@ -89,6 +90,18 @@ static const struct plan_case cases[] = {
 	  .replicas = { DRAINING("d1", 50, 0, NOW - 700000) },
 	  .hosts = { { "h1", false, { ACTIVE("d1") } } },
 	  .actions = "unmark-draining d1", .open = "origin=12000 d1=0", .desired = 2 },
+	{ .name = "2. an operator's drain is not reused: a new stage replaces it",
+	  .origin_viewers = 12000,
+	  .replicas = { OPERATOR_DRAINED("d1", 50, 500, NOW - 1000) },
+	  .hosts = { { "h1", false, { ACTIVE("d1") } } },
+	  .actions = "create h1", .open = "origin=12000", .desired = 2 },
+	{ .name = "2. reuse skips an operator's drain and takes the planner's",
+	  .origin_viewers = 20000,
+	  .replicas = { SERVING("r1", 100, 20000), OPERATOR_DRAINED("d1", 50, 900, NOW - 1000),
+	                DRAINING("d2", 60, 100, NOW - 1000) },
+	  .hosts = { { "h1", false, { ACTIVE("r1"), ACTIVE("d1"), ACTIVE("d2") } } },
+	  .actions = "unmark-draining d2; create h1; create h1",
+	  .open = "origin=20000 r1=20000 d2=100", .desired = 5 },
 	{ .name = "2. per-pass create limit",
 	  .origin_viewers = 40000, .max_creates = 2,
 	  .hosts = { { "h1", false, { { NULL, 0 } } } },
@@ -137,6 +150,16 @@ static const struct plan_case cases[] = {
 	  .replicas = { SERVING("r1", 100, 8000), DRAINING("d1", 50, 40, NOW - 599999) },
 	  .hosts = { { "h1", false, { ACTIVE("r1"), STOPPED("d1") } } },
 	  .actions = "start d1 h1", .open = "origin=8000 r1=8000", .desired = 2 },
+	{ .name = "4. an operator's drain ends like any other: empty, stops then delete",
+	  .origin_viewers = 8000,
+	  .replicas = { SERVING("r1", 100, 8000), OPERATOR_DRAINED("d1", 50, 0, NOW - 1000) },
+	  .hosts = { { "h1", false, { ACTIVE("r1"), ACTIVE("d1") } } },
+	  .actions = "stop d1 h1; delete d1", .open = "origin=8000 r1=8000", .desired = 2 },
+	{ .name = "4. an operator's drain past its timeout goes while growth replaces it",
+	  .origin_viewers = 12000,
+	  .replicas = { OPERATOR_DRAINED("d1", 50, 700, NOW - 600000) },
+	  .hosts = { { "h1", false, { ACTIVE("d1") } } },
+	  .actions = "stop d1 h1; delete d1; create h1", .open = "origin=12000", .desired = 2 },
 	{ .name = "4. a finished drain without replications is just deleted",
 	  .origin_viewers = 8000,
 	  .replicas = { SERVING("r1", 100, 8000), DRAINING("d1", 50, 0, NOW - 5) },
@@ -560,7 +583,7 @@ static void test_stabilization_across_passes(void **unused)
 
 static void test_invalid_input(void **unused)
 {
-	struct plan_replica_stage bad_stage[] = { { NULL, "x", 0, true, 0, false, 0 } };
+	struct plan_replica_stage bad_stage[] = { { NULL, "x", 0, true, 0, false, 0, false } };
 	struct plan_replication bad_repl[] = { { A("r1"), (enum plan_replication_state)7 } };
 	struct plan_replication null_repl[] = { { NULL, PLAN_REPLICATION_ACTIVE } };
 	struct plan_host bad_host[] = { { "h1", true, bad_repl, 1 } };
@@ -656,6 +679,18 @@ static void test_check_rejects(void **unused)
 	assert_int_equal(plan_check(&in, &out), -EPERM);
 	out.actions[0] = (struct plan_action){ .kind = PLAN_UNMARK_DRAINING, .stage_arn = A("d1") };
 	assert_int_equal(plan_check(&in, &out), 0);
+	{
+		/* An operator's drain is never put back in service. */
+		struct plan_replica_stage reps[8];
+		assert_true(in.n_replicas <= 8);
+		memcpy(reps, in.replicas, in.n_replicas * sizeof(reps[0]));
+		for (size_t i = 0; i < in.n_replicas; i++)
+			reps[i].operator_drain = reps[i].draining;
+		in.replicas = reps;
+		assert_int_equal(plan_check(&in, &out), -EPERM);
+		in = b.in;
+		in.viewers_ok = false;
+	}
 
 	in = b.in;
 	in.origin_seen = false;

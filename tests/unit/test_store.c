@@ -1,6 +1,6 @@
 /*
  * test_store.c — typed reads and writes of our Redis keys against a real redis-server started
- * by the test (the server helpers are the same as test_redisio.c's), plus the pure key builder.
+ * by the test (tests/unit/redis_server.h), plus the pure key builder.
  * The loop runs until the callback fires or a deadline passes; the server is always killed.
  */
 #include <errno.h>
@@ -25,153 +25,12 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "redis_server.h"
 #include "store.h"
 
 #define DEADLINE_MS 10000
 
-/* ---- a private redis-server -------------------------------------------------------------- */
-
-struct server {
-	pid_t pid;
-	int port;
-	char dir[64];
-	char sock[128];
-};
-
 static struct server srv = { .pid = -1 };
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A loopback port nobody listens on right now: bind port 0 and read what the kernel chose. */
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static redisContext *sync_client(const struct server *s, const char *password)
-{
-	struct timeval tv = { 1, 0 };
-	redisContext *c = redisConnectUnixWithTimeout(s->sock, tv);
-	if (c != NULL && c->err == 0 && password != NULL) {
-		redisReply *r = redisCommand(c, "AUTH %s", password);
-		freeReplyObject(r);
-	}
-	return c;
-}
-
-/* Is the server answering PING? (NOAUTH also proves it is up.) */
-static bool server_answers(const struct server *s)
-{
-	redisContext *c = sync_client(s, NULL);
-	bool ok = false;
-
-	if (c != NULL && c->err == 0) {
-		redisReply *r = redisCommand(c, "PING");
-		ok = r != NULL && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
-		freeReplyObject(r);
-	}
-	if (c != NULL)
-		redisFree(c);
-	return ok;
-}
-
-/* extra: NULL-terminated extra arguments ("--requirepass", "x", NULL). */
-static int server_start(struct server *s, const char *const *extra)
-{
-	char port[16];
-	const char *argv[32];
-	int n = 0;
-
-	if (s->dir[0] == '\0') {
-		snprintf(s->dir, sizeof(s->dir), "/tmp/test-store-XXXXXX");
-		if (mkdtemp(s->dir) == NULL)
-			return -errno;
-		snprintf(s->sock, sizeof(s->sock), "%s/r.sock", s->dir);
-		s->port = free_port();
-	}
-	snprintf(port, sizeof(port), "%d", s->port);
-	argv[n++] = "redis-server";
-	argv[n++] = "--port";
-	argv[n++] = port;
-	argv[n++] = "--bind";
-	argv[n++] = "127.0.0.1";
-	argv[n++] = "--unixsocket";
-	argv[n++] = s->sock;
-	argv[n++] = "--save";
-	argv[n++] = "";
-	argv[n++] = "--appendonly";
-	argv[n++] = "no";
-	argv[n++] = "--dir";
-	argv[n++] = s->dir;
-	argv[n++] = "--loglevel";
-	argv[n++] = "warning";
-	for (; extra != NULL && *extra != NULL && n < 30; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	s->pid = fork();
-	if (s->pid < 0)
-		return -errno;
-	if (s->pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY);
-		/* Never outlive the test, and never hold its output pipes open. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (devnull >= 0) {
-			dup2(devnull, STDOUT_FILENO);
-			dup2(devnull, STDERR_FILENO);
-		}
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	for (uint64_t end = mono_ms() + DEADLINE_MS; mono_ms() < end;) {
-		if (server_answers(s))
-			return 0;
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-			s->pid = -1;
-			return -ECHILD;
-		}
-		poll(NULL, 0, 10);    /* polling interval of the deadline wait, not a synchronisation */
-	}
-	return -ETIMEDOUT;
-}
-
-static void server_kill(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGCONT);
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-	}
-	s->pid = -1;
-}
-
-static void server_cleanup(struct server *s)
-{
-	char path[160];
-
-	server_kill(s);
-	if (s->dir[0] != '\0') {
-		unlink(s->sock);
-		snprintf(path, sizeof(path), "%s/dump.rdb", s->dir);
-		unlink(path);
-		rmdir(s->dir);
-	}
-	s->dir[0] = '\0';
-}
-
 
 /* ---- harness ------------------------------------------------------------------------------ */
 
@@ -297,12 +156,12 @@ static void test_store_key(void **state)
 static void test_read_fleet(void **state)
 {
 	static const struct store_stage_keys stages[] = {
-		{ "ivs:test:stage:s1:viewers", "ivs:test:stage:s1:draining" },   /* SET of 3 */
-		{ "ivs:test:stage:s2:viewers", "ivs:test:stage:s2:draining" },   /* STRING "42" */
-		{ "ivs:test:stage:s3:viewers", "ivs:test:stage:s3:draining" },   /* HASH */
-		{ "ivs:test:stage:s4:viewers", "ivs:test:stage:s4:draining" },   /* absent */
-		{ "ivs:test:stage:s5:viewers", "ivs:test:stage:s5:draining" },   /* STRING "lots" */
-		{ "ivs:test:stage:s6:viewers", "ivs:test:stage:s6:draining" },   /* ZSET */
+		{ "ivs:test:stage:s1:viewers", "ivs:test:stage:s1:draining", NULL },   /* SET of 3 */
+		{ "ivs:test:stage:s2:viewers", "ivs:test:stage:s2:draining", NULL },   /* STRING "42" */
+		{ "ivs:test:stage:s3:viewers", "ivs:test:stage:s3:draining", NULL },   /* HASH */
+		{ "ivs:test:stage:s4:viewers", "ivs:test:stage:s4:draining", NULL },   /* absent */
+		{ "ivs:test:stage:s5:viewers", "ivs:test:stage:s5:draining", NULL },   /* STRING "lots" */
+		{ "ivs:test:stage:s6:viewers", "ivs:test:stage:s6:draining", NULL },   /* ZSET */
 	};
 	struct store_fleet_keys keys = { "ivs:test:desired_stages", "ivs:test:publisher:info", 6,
 	                                 stages };
@@ -442,7 +301,7 @@ static void test_writes(void **state)
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	assert_int_equal(store_forget_stage(rio, "ivs:test:stage:R", "ivs:test:replication:R",
-	                                    "ivs:test:stage:R:draining", on_write, &w), 0);
+	                                    "ivs:test:stage:R:draining", NULL, on_write, &w), 0);
 	run_until(&w.done, 9);
 	assert_int_equal(w.err, 0);
 	r = sync_get("EXISTS ivs:test:stage:R");
@@ -450,6 +309,109 @@ static void test_writes(void **state)
 	freeReplyObject(r);
 	assert_int_equal(store_put_stage_info(rio, "k", NULL, "n", "t", NULL, on_write, &w), -EINVAL);
 	assert_int_equal(store_mark_draining(rio, "k", -1, on_write, &w), -EINVAL);
+}
+
+/* The _nx writes keep an existing record and create a missing one; both report success. */
+static void test_writes_nx(void **state)
+{
+	struct write_result w = { 0 };
+	const char *src = "arn:aws:ivs:us-east-1:123456789012:stage/origin";
+	const char *dst = "arn:aws:ivs:us-east-1:123456789012:stage/replica";
+	redisReply *r;
+
+	(void)state;
+	freeReplyObject(sync_get("FLUSHALL"));
+	freeReplyObject(sync_get("SET ivs:test:stage:R kept"));
+	freeReplyObject(sync_get("SET ivs:test:replication:R kept"));
+	assert_int_equal(store_put_stage_info_nx(rio, "ivs:test:stage:R", dst, "adopted", "t0", src,
+	                                         on_write, &w), 0);
+	assert_int_equal(store_put_replication_nx(rio, "ivs:test:replication:R", src, dst, "p-1",
+	                                          "t1", on_write, &w), 0);
+	assert_int_equal(store_put_stage_info_nx(rio, "ivs:test:stage:N", dst, "adopted", "t0", src,
+	                                         on_write, &w), 0);
+	assert_int_equal(store_put_replication_nx(rio, "ivs:test:replication:N", src, dst, "p-1",
+	                                          "t1", on_write, &w), 0);
+	run_until(&w.done, 4);
+	assert_int_equal(w.err, 0);
+	r = sync_get("MGET ivs:test:stage:R ivs:test:replication:R");
+	assert_string_equal(r->element[0]->str, "kept");
+	assert_string_equal(r->element[1]->str, "kept");
+	freeReplyObject(r);
+	r = sync_get("GET ivs:test:stage:N");
+	assert_non_null(strstr(r->str, "\"name\":\"adopted\""));
+	assert_non_null(strstr(r->str, "\"parentStage\":\"arn:aws:ivs:us-east-1:123456789012:"
+	                           "stage/origin\""));
+	freeReplyObject(r);
+	r = sync_get("GET ivs:test:replication:N");
+	assert_non_null(strstr(r->str, "\"participantId\":\"p-1\""));
+	freeReplyObject(r);
+	/* Malformed input is refused before anything is sent. */
+	assert_int_equal(store_put_stage_info_nx(rio, "k", NULL, "n", "t", NULL, on_write, &w),
+	                 -EINVAL);
+	assert_int_equal(store_put_replication_nx(rio, NULL, src, dst, "p", "t", on_write, &w),
+	                 -EINVAL);
+	assert_int_equal(w.done, 4);
+}
+
+/*
+ * An operator's drain: the mark keeps its first start (NX) and stays a number; drained_by says
+ * "operator"; a read reports it only for that exact value; forgetting the stage removes both.
+ */
+static void test_operator_drain(void **state)
+{
+	static const struct store_stage_keys stages[] = {
+		{ "ivs:test:stage:o:viewers", "ivs:test:stage:o:draining", "ivs:test:stage:o:by" },
+		{ "ivs:test:stage:x:viewers", "ivs:test:stage:x:draining", "ivs:test:stage:x:by" },
+		{ "ivs:test:stage:y:viewers", "ivs:test:stage:y:draining", NULL },
+	};
+	struct store_fleet_keys keys = { "ivs:test:desired_stages", "ivs:test:publisher:info", 3,
+	                                 stages };
+	struct write_result w = { 0 };
+	struct read_result res = { 0 };
+	redisReply *r;
+
+	(void)state;
+	freeReplyObject(sync_get("FLUSHALL"));
+	freeReplyObject(sync_get("SET ivs:test:stage:x:draining 5"));
+	freeReplyObject(sync_get("SET ivs:test:stage:x:by Operator"));   /* not the exact value */
+	freeReplyObject(sync_get("SET ivs:test:stage:y:draining 6"));
+	freeReplyObject(sync_get("SET ivs:test:stage:y:by operator"));   /* not asked for */
+	assert_int_equal(store_mark_draining_by_operator(rio, stages[0].draining,
+	                                                 stages[0].drained_by, 1000, on_write, &w),
+	                 0);
+	assert_int_equal(store_mark_draining_by_operator(rio, stages[0].draining,
+	                                                 stages[0].drained_by, 2000, on_write, &w),
+	                 0);
+	run_until(&w.done, 2);
+	assert_int_equal(w.err, 0);
+	r = sync_get("MGET ivs:test:stage:o:draining ivs:test:stage:o:by");
+	assert_string_equal(r->element[0]->str, "1000");
+	assert_string_equal(r->element[1]->str, "operator");
+	freeReplyObject(r);
+
+	assert_int_equal(store_read_fleet(rio, &keys, on_read, &res), 0);
+	run_until(&res.done, 1);
+	assert_true(res.r.ok);
+	assert_true(res.stages[0].draining);
+	assert_int_equal(res.stages[0].draining_since_ms, 1000);
+	assert_true(res.stages[0].by_operator);
+	assert_true(res.stages[1].draining);
+	assert_false(res.stages[1].by_operator);
+	assert_true(res.stages[2].draining);
+	assert_false(res.stages[2].by_operator);
+
+	assert_int_equal(store_forget_stage(rio, "ivs:test:stage:o", "ivs:test:replication:o",
+	                                    stages[0].draining, stages[0].drained_by, on_write, &w),
+	                 0);
+	run_until(&w.done, 3);
+	assert_int_equal(w.err, 0);
+	r = sync_get("EXISTS ivs:test:stage:o:draining ivs:test:stage:o:by");
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+
+	assert_int_equal(store_mark_draining_by_operator(rio, "k", NULL, 1, on_write, &w), -EINVAL);
+	assert_int_equal(store_mark_draining_by_operator(rio, "k", "b", -1, on_write, &w), -EINVAL);
+	assert_int_equal(w.done, 3);
 }
 
 static void test_open_stages_zset(void **state)
@@ -495,7 +457,7 @@ static void test_open_stages_zset(void **state)
 
 static void test_down(void **state)
 {
-	static const struct store_stage_keys stages[] = { { "v", "d" } };
+	static const struct store_stage_keys stages[] = { { "v", "d", NULL } };
 	struct store_fleet_keys keys = { "a", "b", 1, stages };
 	struct read_result res = { 0 };
 	struct write_result w = { 0 };
@@ -522,6 +484,8 @@ int main(void)
 		cmocka_unit_test(test_store_key),
 		cmocka_unit_test(test_read_fleet),
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_writes_nx),
+		cmocka_unit_test(test_operator_drain),
 		cmocka_unit_test(test_open_stages_zset),
 		cmocka_unit_test(test_down),
 	};

@@ -1,0 +1,392 @@
+/*
+ * observe.c — the observe phase of a reconcile pass: ListStages (ownership from tags), then per
+ * fleet the Redis read and ListParticipants → ListParticipantReplicas, into struct pass.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "ivs.h"
+#include "log.h"
+#include "plan.h"
+#include "reconcile_internal.h"
+#include "redisio.h"
+#include "store.h"
+#include "store_parse.h"
+
+/* Our own ISO-8601 "created" tag back to ms; 0 when it does not parse (treated as old). */
+static int64_t parse_iso_ms(const char *s)
+{
+	struct tm tm = { 0 };
+	int ms = 0;
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+				&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* ---- observe: Redis ---------------------------------------------------------------------- */
+
+/*
+ * One store_read_fleet per fleet (one pipelined round trip, plus a follow-up for viewer counts
+ * stored as STRING integers). Stages are read origin first; stage_of maps the read's stage
+ * index back to the observation, since a stage whose key does not fit is left out.
+ */
+struct redis_read {
+	struct op *op;
+	struct obs_stage **stage_of;
+	bool *is_replica;
+};
+
+static void redis_read_free(struct redis_read *rr)
+{
+	if (rr == NULL)
+		return;
+	free(rr->stage_of);
+	free(rr->is_replica);
+	free(rr);
+}
+
+static void set_viewers_invalid(struct obs_fleet *f, struct obs_stage *s, const char *why)
+{
+	s->viewers_known = false;
+	f->viewers_ok = false;
+	if (f->viewers_error[0] == '\0')
+		snprintf(f->viewers_error, sizeof(f->viewers_error), "%s: %s", s->arn, why);
+}
+
+static void redis_read_failed(struct obs_fleet *f, struct pass *p)
+{
+	f->redis_ok = false;
+	f->viewers_ok = false;
+	p->reads_failed++;
+}
+
+static void on_fleet_read(void *ud, const struct store_fleet_read *res)
+{
+	struct redis_read *rr = ud;
+	struct op *op = rr->op;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (!res->ok) {
+		redis_read_failed(f, op->pass);
+		goto out;
+	}
+	switch (res->desired.state) {
+	case STORE_ABSENT:
+		f->override = PLAN_OVERRIDE_ABSENT;
+		break;
+	case STORE_OK:
+		f->override = PLAN_OVERRIDE_VALID;
+		f->override_stages = (uint32_t)res->desired.value;
+		break;
+	case STORE_INVALID:
+		f->override = PLAN_OVERRIDE_INVALID;
+		snprintf(f->override_error, sizeof(f->override_error), "%s", res->desired.error);
+		break;
+	}
+	if (res->publisher.state == STORE_OK) {
+		f->publisher = res->publisher.info;
+		f->publisher_present = true;
+	} else if (res->publisher.state == STORE_INVALID) {
+		snprintf(f->publisher_error, sizeof(f->publisher_error), "%s", res->publisher.error);
+	}
+	for (size_t i = 0; i < res->n_stages; i++) {
+		const struct store_stage_read *sr = &res->stages[i];
+		struct obs_stage *s = rr->stage_of[i];
+		if (sr->viewers_state == STORE_INVALID) {
+			set_viewers_invalid(f, s, sr->viewers_error);
+		} else {
+			/* A missing key is a stage nobody watches yet. */
+			s->viewers_known = true;
+			s->viewers = (uint64_t)sr->viewers;
+		}
+		if (rr->is_replica[i] && sr->draining) {
+			s->draining = true;
+			s->operator_drain = sr->by_operator;
+			/* An unparsable mark still drains; it counts from this pass. */
+			s->draining_since_ms = sr->draining_since_ms >= 0 ? sr->draining_since_ms
+									  : op->pass->started_ms;
+		}
+	}
+out:
+	redis_read_free(rr);
+	rec_op_done(op);
+}
+
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct op *op = rec_op_new(r, p, fi);
+	struct redis_read *rr = calloc(1, sizeof(*rr));
+	size_t n_all = f->n_replicas + 1, n = 0;
+	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
+	struct store_stage_keys *sk = calloc(n_all, sizeof(*sk));
+	int rc = -ENOMEM;
+
+	f->redis_ok = true;
+	f->viewers_ok = true;
+	if (op == NULL || rr == NULL || keys == NULL || sk == NULL)
+		goto fail;
+	rr->op = op;
+	rr->stage_of = calloc(n_all, sizeof(*rr->stage_of));
+	rr->is_replica = calloc(n_all, sizeof(*rr->is_replica));
+	if (rr->stage_of == NULL || rr->is_replica == NULL)
+		goto fail;
+	rc = -ENOTCONN;
+	if (r->redis == NULL || !redisio_connected(r->redis))
+		goto fail;
+	for (size_t i = 0; i < n_all; i++) {
+		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
+		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
+				      sizeof(keys[n][0])) < 0 ||
+		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+				  sizeof(keys[n][1])) < 0 ||
+		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+				  sizeof(keys[n][2])) < 0) {
+			set_viewers_invalid(f, s, "viewers key too long");
+			continue;
+		}
+		sk[n] = (struct store_stage_keys){ keys[n][0], keys[n][1], i > 0 ? keys[n][2] : NULL };
+		rr->stage_of[n] = s;
+		rr->is_replica[n] = i > 0;
+		n++;
+	}
+	struct store_fleet_keys fk = {
+		.desired_stages = f->cfg->redis_keys.desired_stages,
+		.publisher = f->cfg->redis_keys.publisher,
+		.n_stages = n,
+		.stages = sk,
+	};
+	rc = store_read_fleet(r->redis, &fk, on_fleet_read, rr);
+	if (rc < 0)
+		goto fail;
+	free(keys);
+	free(sk);
+	return;
+fail:
+	if (rc != -ENOTCONN)
+		log_warnx("fleet %s: redis read not sent: %s", f->cfg->name, strerror(-rc));
+	free(keys);
+	free(sk);
+	redis_read_free(rr);
+	redis_read_failed(f, p);
+	if (op != NULL)
+		rec_op_done(op);
+}
+
+/* ---- observe: IVS ------------------------------------------------------------------------ */
+
+static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_replica_list *list)
+{
+	struct op *op = ud;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	struct obs_host *h = &f->hosts[op->index];
+
+	if (err != NULL && err->kind != AWS_OK) {
+		h->replicas_ok = false;
+		op->pass->reads_failed++;
+		log_event(LOG_WARNING, NULL,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_PARTICIPANT_ID", h->participant_id,
+				     "IVS_OPERATION", "ListParticipantReplicas",
+				     "AWS_REQUEST_ID", err->request_id),
+			  "listing replicas of %s failed: %s %s", h->participant_id,
+			  aws_error_kind_name(err->kind), err->message);
+		goto out;
+	}
+	h->replications = calloc(list->n ? list->n : 1, sizeof(*h->replications));
+	h->dest = calloc(list->n ? list->n : 1, sizeof(*h->dest));
+	if (h->replications == NULL || h->dest == NULL) {
+		h->replicas_ok = false;
+		op->pass->reads_failed++;
+		goto out;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ivs_replica *rep = &list->items[i];
+		if (rep->replication_state != IVS_REPLICATION_ACTIVE &&
+		    rep->replication_state != IVS_REPLICATION_STOPPED)
+			continue;
+		snprintf(h->dest[h->n_replications], sizeof(h->dest[0]), "%s", rep->destination_stage_arn);
+		h->replications[h->n_replications].destination_arn = h->dest[h->n_replications];
+		h->replications[h->n_replications].state =
+			rep->replication_state == IVS_REPLICATION_ACTIVE ? PLAN_REPLICATION_ACTIVE
+									: PLAN_REPLICATION_STOPPED;
+		h->n_replications++;
+	}
+	h->replicas_ok = true;
+out:
+	rec_op_done(op);
+}
+
+static void on_participants(void *ud, const struct aws_error *err,
+			    const struct ivs_participant_list *list)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (err != NULL && err->kind != AWS_OK) {
+		f->hosts_ok = false;
+		op->pass->reads_failed++;
+		log_event(LOG_WARNING, NULL,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", f->cfg->origin_stage_arn,
+				     "IVS_OPERATION", "ListParticipants", "AWS_REQUEST_ID", err->request_id),
+			  "listing hosts of fleet %s failed: %s %s", f->cfg->name,
+			  aws_error_kind_name(err->kind), err->message);
+		goto out;
+	}
+	f->hosts = calloc(list->n ? list->n : 1, sizeof(*f->hosts));
+	if (f->hosts == NULL) {
+		f->hosts_ok = false;
+		goto out;
+	}
+	f->hosts_ok = true;
+	for (size_t i = 0; i < list->n && f->n_hosts < PLAN_MAX_HOSTS; i++) {
+		const struct ivs_participant *pt = &list->items[i];
+		/* A host: connected, publishing, and not itself a replica of another stage. */
+		if (pt->state != IVS_PARTICIPANT_CONNECTED || !pt->published ||
+		    pt->replication_type == IVS_REPLICATION_TYPE_REPLICA ||
+		    pt->participant_id[0] == '\0')
+			continue;
+		struct obs_host *h = &f->hosts[f->n_hosts++];
+		snprintf(h->participant_id, sizeof(h->participant_id), "%s", pt->participant_id);
+		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
+	}
+	for (size_t i = 0; i < f->n_hosts; i++) {
+		struct op *rop = rec_op_new(r, op->pass, op->fleet);
+		if (rop == NULL) {
+			f->hosts[i].replicas_ok = false;
+			continue;
+		}
+		rop->index = i;
+		if (ivs_list_participant_replicas(r->aws, f->cfg->origin_stage_arn,
+						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
+			f->hosts[i].replicas_ok = false;
+			op->pass->reads_failed++;
+			rec_op_done(rop);
+		}
+	}
+out:
+	rec_op_done(op);
+}
+
+static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
+{
+	if (f->n_replicas == f->cap_replicas) {
+		size_t cap = f->cap_replicas ? f->cap_replicas * 2 : 8;
+		struct obs_stage *n = realloc(f->replicas, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		f->replicas = n;
+		f->cap_replicas = cap;
+	}
+	struct obs_stage *s = &f->replicas[f->n_replicas++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->arn, sizeof(s->arn), "%s", st->arn);
+	snprintf(s->name, sizeof(s->name), "%s", st->name);
+	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
+	return 0;
+}
+
+static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct pass *p = op->pass;
+
+	if (err != NULL && err->kind != AWS_OK) {
+		p->stages_ok = false;
+		p->reads_failed++;
+		snprintf(p->stages_error, sizeof(p->stages_error), "ListStages: %s %s",
+			 aws_error_kind_name(err->kind), err->message);
+		log_event(LOG_WARNING, NULL,
+			  LOG_FIELDS("IVS_OPERATION", "ListStages", "AWS_REQUEST_ID", err->request_id),
+			  "listing stages failed: %s %s", aws_error_kind_name(err->kind), err->message);
+	} else {
+		p->stages_ok = true;
+		for (size_t i = 0; i < list->n; i++) {
+			const struct ivs_stage *st = &list->items[i];
+			const char *managed = ivs_stage_tag(st, TAG_MANAGED);
+			const char *fleet = ivs_stage_tag(st, TAG_FLEET);
+			for (size_t fi = 0; fi < p->n_fleets; fi++) {
+				struct obs_fleet *f = &p->fleets[fi];
+				if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
+					f->origin_seen = true;
+					snprintf(f->origin_session, sizeof(f->origin_session), "%s",
+						 st->active_session_id);
+				} else if (managed != NULL && strcmp(managed, "true") == 0 &&
+					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0) {
+					if (obs_add_replica(f, st) < 0)
+						p->stages_ok = false;
+				}
+			}
+		}
+	}
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct obs_fleet *f = &p->fleets[fi];
+		observe_redis(r, p, fi);
+		if (!p->stages_ok) {
+			/* Without the origin's session there is no way to list hosts. */
+			f->hosts_ok = false;
+			continue;
+		}
+		if (!f->origin_seen || f->origin_session[0] == '\0') {
+			f->hosts_ok = true;             /* no session: no hosts, truthfully */
+			continue;
+		}
+		struct op *hop = rec_op_new(r, p, fi);
+		struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
+		if (hop == NULL)
+			continue;
+		if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
+					  &filter, on_participants, hop) < 0) {
+			f->hosts_ok = false;
+			p->reads_failed++;
+			rec_op_done(hop);
+		}
+	}
+	rec_op_done(op);
+}
+
+void rec_pass_begin(struct reconciler *r)
+{
+	struct pass *p = calloc(1, sizeof(*p));
+	struct op *op;
+
+	if (p == NULL)
+		return;
+	p->fleets = calloc(r->config->n_fleets ? r->config->n_fleets : 1, sizeof(*p->fleets));
+	if (p->fleets == NULL) {
+		free(p);
+		return;
+	}
+	p->n_fleets = r->config->n_fleets;
+	p->id = ++r->next_pass_id;
+	p->started_ms = rec_wall_ms();
+	p->started_us = rec_mono_us();
+	for (size_t i = 0; i < p->n_fleets; i++) {
+		p->fleets[i].cfg = &r->config->fleets[i];
+		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
+			 r->config->fleets[i].origin_stage_arn);
+	}
+	r->current = p;
+	r->wake_pending = false;
+	r->last_pass_start_us = p->started_us;
+	log_debug("reconcile pass %" PRIu64 " begins", p->id);
+	op = rec_op_new(r, p, 0);
+	if (op == NULL)
+		return;
+	/* Keep the pass open until ListStages answers. */
+	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
+		struct aws_error e = { .kind = AWS_ERR_LOCAL };
+		snprintf(e.message, sizeof(e.message), "could not queue the request");
+		on_stages(op, &e, NULL);
+	}
+}
+

@@ -1,0 +1,313 @@
+/*
+ * views.c — what the admin socket and sd_notify show: JSON views and the status line, built
+ * from the last recorded pass.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "plan.h"
+#include "reconcile.h"
+#include "reconcile_internal.h"
+
+/* ---- views ------------------------------------------------------------------------------- */
+
+static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
+{
+	const struct obs_fleet *f = fs->last;
+	json_t *o = json_pack("{s:s, s:b}", "name", fs->name, "paused", fs->paused);
+	size_t idx = rec_fleet_index(r, fs->name);
+	if (idx != SIZE_MAX)
+		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
+	if (f == NULL || f->plan == NULL) {
+		json_object_set_new(o, "observed", json_false());
+		return o;
+	}
+	const struct plan_summary *s = &f->plan->summary;
+	json_object_set_new(o, "observed", json_true());
+	json_object_set_new(o, "desired", json_integer(s->desired_stages));
+	json_object_set_new(o, "serving", json_integer(s->serving_stages));
+	json_object_set_new(o, "draining", json_integer(s->draining_stages));
+	json_object_set_new(o, "hosts", json_integer(s->hosts));
+	json_object_set_new(o, "replications_expected", json_integer(s->expected_replications));
+	json_object_set_new(o, "replications_active", json_integer(s->active_replications));
+	json_object_set_new(o, "capped", json_boolean(s->capped));
+	json_object_set_new(o, "fail_static", json_boolean(s->fail_static));
+	json_object_set_new(o, "fail_reason", s->fail_reason ? json_string(s->fail_reason) : json_null());
+	json_object_set_new(o, "decision", json_string(s->decision.reason ? s->decision.reason : ""));
+	json_object_set_new(o, "note", s->note ? json_string(s->note) : json_null());
+	json_object_set_new(o, "override_invalid", json_boolean(f->override == PLAN_OVERRIDE_INVALID));
+	if (f->override_error[0])
+		json_object_set_new(o, "override_error", json_string(f->override_error));
+	if (f->publisher_error[0])
+		json_object_set_new(o, "publisher_error", json_string(f->publisher_error));
+	if (f->viewers_error[0])
+		json_object_set_new(o, "viewers_error", json_string(f->viewers_error));
+	json_object_set_new(o, "actions_failed", json_integer(f->actions_failed));
+	json_object_set_new(o, "hosts_not_publishing", json_integer(f->not_publishing));
+	return o;
+}
+
+json_t *reconciler_status_json(const struct reconciler *r)
+{
+	json_t *o = json_object(), *fleets = json_array();
+	char at[40] = "";
+	if (r->last != NULL)
+		rec_iso_time(r->last->finished_ms, at, sizeof(at));
+	json_object_set_new(o, "version", json_string(IVS_AUTOSCALER_VERSION));
+	json_object_set_new(o, "leader", json_true());
+	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
+	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
+	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
+	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
+	if (r->last != NULL) {
+		json_object_set_new(o, "last_pass", json_pack("{s:s, s:s, s:I, s:i, s:i, s:i}",
+			"at", at, "result", r->last->ok ? "ok" : "error",
+			"duration_ms", (json_int_t)(r->last->duration_us / 1000),
+			"actions_done", r->last->actions_done, "actions_failed", r->last->actions_failed,
+			"reads_failed", r->last->reads_failed));
+		if (r->last->stages_error[0])
+			json_object_set_new(json_object_get(o, "last_pass"), "error",
+					    json_string(r->last->stages_error));
+	} else {
+		json_object_set_new(o, "last_pass", json_null());
+	}
+	for (size_t i = 0; i < r->n_fleets; i++)
+		json_array_append_new(fleets, fleet_summary_json(r, &r->fleets[i]));
+	json_object_set_new(o, "fleets", fleets);
+	return o;
+}
+
+json_t *reconciler_fleets_json(const struct reconciler *r)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->n_fleets; i++)
+		json_array_append_new(a, fleet_summary_json(r, &r->fleets[i]));
+	return a;
+}
+
+static json_t *stage_json(const struct obs_fleet *f, const struct obs_stage *s, const char *role)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "fleet", f->cfg->name, "arn", s->arn,
+			      "name", s->name, "role", role, "draining", s->draining,
+			      "operator_drain", s->operator_drain);
+	json_t *reps = json_array();
+	json_object_set_new(o, "viewers", s->viewers_known ? json_integer((json_int_t)s->viewers)
+							   : json_null());
+	for (size_t h = 0; h < f->n_hosts; h++) {
+		const struct obs_host *host = &f->hosts[h];
+		const char *state = "none";
+		if (!host->replicas_ok)
+			state = "unknown";
+		for (size_t i = 0; i < host->n_replications; i++)
+			if (strcmp(host->replications[i].destination_arn, s->arn) == 0)
+				state = host->replications[i].state == PLAN_REPLICATION_ACTIVE ? "ACTIVE"
+												 : "STOPPED";
+		if (strcmp(role, "origin") == 0)
+			state = "source";
+		json_array_append_new(reps, json_pack("{s:s, s:s}", "participant",
+						      host->participant_id, "state", state));
+	}
+	json_object_set_new(o, "replication", reps);
+	return o;
+}
+
+json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
+			continue;
+		json_array_append_new(a, stage_json(f, &f->origin, "origin"));
+		for (size_t s = 0; s < f->n_replicas; s++)
+			json_array_append_new(a, stage_json(f, &f->replicas[s], "replica"));
+	}
+	return a;
+}
+
+json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
+			continue;
+		for (size_t h = 0; h < f->n_hosts; h++)
+			for (size_t k = 0; k < f->hosts[h].n_replications; k++) {
+				const struct plan_replication *rep = &f->hosts[h].replications[k];
+				json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}",
+					"fleet", f->cfg->name, "participant", f->hosts[h].participant_id,
+					"destination", rep->destination_arn,
+					"state", rep->state == PLAN_REPLICATION_ACTIVE ? "ACTIVE" : "STOPPED"));
+			}
+	}
+	return a;
+}
+
+static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
+{
+	json_t *acts = json_array();
+	for (size_t i = 0; i < o->n_actions; i++) {
+		const struct plan_action *a = &o->actions[i];
+		json_t *j = json_pack("{s:s, s:s}", "action", plan_action_kind_name(a->kind),
+				      "reason", a->reason ? a->reason : "");
+		if (a->stage_arn)
+			json_object_set_new(j, "stage", json_string(a->stage_arn));
+		if (a->participant_id)
+			json_object_set_new(j, "participant", json_string(a->participant_id));
+		json_array_append_new(acts, j);
+	}
+	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:o}", "fleet", f->cfg->name, "desired",
+			 o->summary.desired_stages, "serving", o->summary.serving_stages,
+			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
+			 "actions", acts);
+}
+
+/* What the next pass would do, computed now on the last observation, without acting. */
+json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
+{
+	json_t *a = json_array();
+	if (r->last == NULL)
+		return a;
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		const struct fleet_state *fs = &r->fleets[i];
+		const struct obs_fleet *f = fs->last;
+		if (f == NULL || (fleet != NULL && strcmp(fleet, fs->name) != 0))
+			continue;
+		struct policy_state history = fs->policy;    /* a copy: planning here records nothing */
+		struct plan_scratch *scratch = malloc(sizeof(*scratch));
+		struct plan_output *out = calloc(1, sizeof(*out));
+		struct plan_input in;
+		if (scratch != NULL && out != NULL) {
+			rec_plan_input_build(r, r->last, f, scratch, &in);
+			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
+				json_array_append_new(a, plan_json(f, out));
+		}
+		free(scratch);
+		free(out);
+	}
+	return a;
+}
+
+json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
+			continue;
+		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "hasPublisher",
+				      f->publisher_present);
+		if (f->publisher_present)
+			json_object_set_new(o, "publisherInfo", json_pack("{s:s, s:s, s:s, s:s}",
+				"participantId", f->publisher.participant_id,
+				"stageArn", f->publisher.stage_arn, "userId", f->publisher.user_id,
+				"joinedAt", f->publisher.joined_at));
+		else
+			json_object_set_new(o, "publisherInfo", json_null());
+		if (f->publisher_error[0])
+			json_object_set_new(o, "error", json_string(f->publisher_error));
+		/* What IVS says: is the stored participant publishing in the origin right now? */
+		bool live = false;
+		json_t *hosts = json_array();
+		for (size_t h = 0; h < f->n_hosts; h++) {
+			json_array_append_new(hosts, json_pack("{s:s, s:s}", "participantId",
+				f->hosts[h].participant_id, "userId", f->hosts[h].user_id));
+			if (f->publisher_present &&
+			    strcmp(f->hosts[h].participant_id, f->publisher.participant_id) == 0)
+				live = true;
+		}
+		json_object_set_new(o, "publishing", json_boolean(live));
+		json_object_set_new(o, "hosts", hosts);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+json_t *reconciler_replication_status_json(const struct reconciler *r, const char *stage_arn)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		if (f == NULL)
+			continue;
+		for (size_t h = 0; h < f->n_hosts; h++)
+			for (size_t k = 0; k < f->hosts[h].n_replications; k++) {
+				const struct plan_replication *rep = &f->hosts[h].replications[k];
+				if (strcmp(rep->destination_arn, stage_arn) != 0 &&
+				    strcmp(f->cfg->origin_stage_arn, stage_arn) != 0)
+					continue;
+				bool manual = false;
+				for (size_t m = 0; m < r->n_manual; m++)
+					if (strcmp(r->manual[m].dst, rep->destination_arn) == 0 &&
+					    strcmp(r->manual[m].participant, f->hosts[h].participant_id) == 0)
+						manual = true;
+				json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}",
+					"sourceStageArn", f->cfg->origin_stage_arn,
+					"destStageArn", rep->destination_arn,
+					"participantId", f->hosts[h].participant_id,
+					"state", rep->state == PLAN_REPLICATION_ACTIVE ? "ACTIVE" : "STOPPED",
+					"manual", manual));
+			}
+	}
+	return a;
+}
+
+void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < r->n_fleets && used < len; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		int n;
+		if (f == NULL || f->plan == NULL)
+			n = snprintf(buf + used, len - used, "%s%s: not observed yet", i ? "; " : "",
+				     r->fleets[i].name);
+		else
+			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages, %u/%u replicas%s%s%s",
+				     i ? "; " : "", r->fleets[i].name, f->plan->summary.serving_stages,
+				     f->plan->summary.desired_stages, f->plan->summary.active_replications,
+				     f->plan->summary.expected_replications,
+				     f->plan->summary.capped ? ", capped" : "",
+				     f->plan->summary.fail_static ? ", fail-static" : "",
+				     r->fleets[i].paused ? ", paused" : "");
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	if (r->last != NULL && used < len)
+		snprintf(buf + used, len - used, "; last pass %s", r->last->ok ? "ok" : "incomplete");
+}
+
+void reconciler_print_plan(const struct reconciler *r, FILE *out)
+{
+	if (r->last == NULL) {
+		fprintf(out, "no pass completed\n");
+		return;
+	}
+	for (size_t fi = 0; fi < r->last->n_fleets; fi++) {
+		const struct obs_fleet *f = &r->last->fleets[fi];
+		if (f->plan == NULL) {
+			fprintf(out, "fleet %s: no plan\n", f->cfg->name);
+			continue;
+		}
+		const struct plan_summary *s = &f->plan->summary;
+		fprintf(out, "fleet %s: desired %u stages, serving %u, draining %u, hosts %u%s%s\n",
+			f->cfg->name, s->desired_stages, s->serving_stages, s->draining_stages,
+			s->hosts, s->capped ? ", capped" : "", s->fail_static ? ", fail-static" : "");
+		for (size_t i = 0; i < f->plan->n_actions; i++) {
+			const struct plan_action *a = &f->plan->actions[i];
+			fprintf(out, "  %s%s%s%s%s (%s)\n", plan_action_kind_name(a->kind),
+				a->stage_arn ? " " : "", a->stage_arn ? a->stage_arn : "",
+				a->participant_id ? " participant " : "",
+				a->participant_id ? a->participant_id : "", a->reason ? a->reason : "");
+		}
+	}
+}
+
