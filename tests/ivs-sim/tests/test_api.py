@@ -204,7 +204,8 @@ def test_replication_errors(sim):
     assert r.status == 409 and "is not publishing" in r.json["exceptionMessage"]
     r = sim.api("StartParticipantReplication", dict(req, participantId="ghost"))
     assert r.status == 409 and "is not publishing" in r.json["exceptionMessage"]
-    r = sim.api("StartParticipantReplication", dict(req, destinationStageArn=dst[:-1] + "Q"))
+    missing = dst[:-1] + ("Q" if dst[-1] != "Q" else "R")   # an ARN no stage has
+    r = sim.api("StartParticipantReplication", dict(req, destinationStageArn=missing))
     assert r.status == 404
     r = sim.api("StartParticipantReplication", dict(req, destinationStageArn=src))
     assert r.status == 400
