@@ -147,7 +147,7 @@ def test_participant_token(sim):
     tok = sim.ok("CreateParticipantToken", {"stageArn": arn, "userId": "me",
                                             "capabilities": ["SUBSCRIBE"]})["participantToken"]
     assert tok["capabilities"] == ["SUBSCRIBE"] and tok["duration"] == 720 and tok["token"]
-    r = sim.api("CreateParticipantToken", {"stageArn": arn[:-1] + "Z"})
+    r = sim.api("CreateParticipantToken", {"stageArn": arn[:-1] + ("Z" if arn[-1] != "Z" else "Y")})
     assert r.status == 404
 
 
