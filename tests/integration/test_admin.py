@@ -332,11 +332,12 @@ def test_drain_owned_stage_and_refuse_origin_or_unowned(tmpdir_path, redis, sim,
     fails(d, "drain", match="usage: drain STAGE_ARN")
     assert ok_json(d, "drain", replica) == {"stage": replica, "draining": True}
     assert ok(d, "drain", replica).startswith(f"{replica} marked draining")
-    # the next pass sees the operator's mark (today it puts the stage straight back in service
-    # because the fleet still needs it: see test_operator_drain_replaces_a_needed_stage)
-    wait_until(lambda: f"stage {replica} back in service" in d.log()
-               or any(s["arn"] == replica and s["draining"] for s in ok_json(d, "stages")), 10,
-               what="the pass to see the draining mark")
+    # the next pass acts on the operator's mark: the stage has no viewers, so it is drained
+    # and deleted at once (test_operator_drain_replaces_a_needed_stage covers a busy stage)
+    wait_until(lambda: f"deleted drained replica stage {replica}" in d.log(), 10,
+               what="the pass to act on the draining mark")
+    assert replica not in [s["arn"] for s in sim.stages()]
+    assert f"stage {replica} back in service" not in d.log()
     assert stranger in [s["arn"] for s in sim.stages()]         # never touched
 
 
