@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("IVS_BUILD", os.path.join(ROOT, "build"))
+# ExecStart= needs an absolute path: a relative IVS_BUILD (e.g. "build") is taken from the cwd.
+BUILD = os.path.abspath(os.environ.get("IVS_BUILD", os.path.join(ROOT, "build")))
 SYSTEMD = os.path.join(ROOT, "systemd")
 SERVICE = os.path.join(SYSTEMD, "ivs-autoscaler.service")
 SOCKET = os.path.join(SYSTEMD, "ivs-autoscaler.socket")
