@@ -14,6 +14,7 @@
  * errors describe the problem without echoing the URL).
  */
 #include "config.h"
+#include "policy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -923,6 +924,8 @@ static size_t field_index(const struct field *fields, size_t nfields, const char
 #define STR(st, k, chk)  { .key = #k, .type = F_STRING, .offset = offsetof(st, k), .check = (chk) }
 #define DUR(st, k, lo) \
 	{ .key = #k, .type = F_DURATION, .offset = offsetof(st, k##_ms), .min = (lo), .max = DURATION_MAX_MS }
+#define DUR_MAX(st, k, lo, hi) \
+	{ .key = #k, .type = F_DURATION, .offset = offsetof(st, k##_ms), .min = (lo), .max = (hi) }
 #define UINTF(st, k, lo, hi) \
 	{ .key = #k, .type = F_UINT, .offset = offsetof(st, k), .min = (lo), .max = (hi) }
 
@@ -1255,10 +1258,12 @@ static const struct field fleet_fields[] = {
 	UINTF(struct config_fleet, viewers_per_stage, 1, 1000000),
 	{ .key = "target_utilization", .type = F_DOUBLE,
 	  .offset = offsetof(struct config_fleet, target_utilization), .dmin_exclusive = 0, .dmax = 1 },
-	UINTF(struct config_fleet, min_replicas, 0, 1000),
-	UINTF(struct config_fleet, max_replicas, 0, 1000),
-	DUR(struct config_fleet, scale_down_delay, 1),
-	DUR(struct config_fleet, drain_timeout, 1),
+	/* One host feeds at most 5 replica stages (IVS: 5 replications per participant), and the
+	 * policy's stabilization window is bounded: the limits are the policy's own. */
+	UINTF(struct config_fleet, min_replicas, 0, POLICY_MAX_REPLICAS_PER_HOST),
+	UINTF(struct config_fleet, max_replicas, 0, POLICY_MAX_REPLICAS_PER_HOST),
+	DUR_MAX(struct config_fleet, scale_down_delay, 1, POLICY_MAX_DELAY_MS),
+	DUR_MAX(struct config_fleet, drain_timeout, 1, POLICY_MAX_DELAY_MS),
 	{ .key = "reconnect_window", .type = F_DURATION,
 	  .offset = offsetof(struct config_fleet, reconnect_window_ms), .min = 0, .max = 300000,
 	  .whole_seconds = true },
