@@ -319,7 +319,7 @@ def test_drain_timeout_deletes_a_stage_that_keeps_viewers(tmpdir_path, redis, si
 # ---- 6. the replication cap ------------------------------------------------------------------
 
 def test_demand_beyond_one_host_is_capped(tmpdir_path, redis, sim, daemons):
-    fleet = origin_fleet(sim, max_replicas=10)
+    fleet = origin_fleet(sim, max_replicas=5)
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 800)                    # 8 stages' worth
