@@ -102,7 +102,9 @@ static void obs_fleet_clear(struct obs_fleet *f)
 	}
 	free(f->hosts);
 	free(f->replicas);
-	free(f->plan);
+	free(f->actions);
+	free(f->open);
+	free(f->created);
 	memset(f, 0, sizeof(*f));
 }
 

@@ -72,12 +72,22 @@ struct obs_fleet {
 	char publisher_error[STORE_ERR_MAX];
 	char viewers_error[STORE_ERR_MAX];
 	unsigned outstanding;                    /* replicas reads of hosts in flight */
-	struct plan_output *plan;                /* heap; NULL until planned */
+	/*
+	 * What is kept of the plan (a struct plan_output is 20 KB, mostly unused: one per fleet
+	 * per pass made up most of the daemon's memory). Valid when planned; the arrays are
+	 * right-sized heap copies (NULL when empty) whose strings point into this observation.
+	 * open[] is only needed until the pass is recorded and is freed then.
+	 */
 	bool planned;
+	struct plan_summary summary;
+	struct plan_action *actions;
+	size_t n_actions;
+	struct plan_open_stage *open;
+	size_t n_open;
 	unsigned actions_failed;
 	unsigned not_publishing;
 	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
-	char created[PLAN_MAX_REPLICA_STAGES][IVS_ARN_MAX + 1];
+	char (*created)[IVS_ARN_MAX + 1];        /* heap, n_created entries */
 	size_t n_created;
 };
 
@@ -171,8 +181,6 @@ struct op {
 	size_t index;                            /* host / action index */
 	struct plan_action action;               /* copy; strings point into the pass */
 	char created_arn[IVS_ARN_MAX + 1];
-	char key[KEY_MAX];
-	char value[512];
 };
 
 struct plan_scratch {
