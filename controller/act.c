@@ -430,7 +430,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		return;
 	}
 	case PLAN_DELETE_STAGE:
-		return;  /* phase 2 */
+		return;  /* after this fleet's stops: rec_fleet_deletes */
 	}
 }
 
@@ -442,30 +442,30 @@ static bool stop_failed_for(const struct pass *p, const char *arn)
 	return false;
 }
 
-void rec_act_deletes(struct reconciler *r, struct pass *p)
+/* One fleet's deletes, once its actions (the stops into those stages) have all answered. */
+void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fi)
 {
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		if (!f->planned || !rec_may_mutate(r, fs))
+	struct obs_fleet *f = &p->fleets[fi];
+	struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+
+	if (!f->planned || !rec_may_mutate(r, fs))
+		return;
+	for (size_t i = 0; i < f->n_actions; i++) {
+		const struct plan_action *a = &f->actions[i];
+		char key[sizeof(((struct backoff_item *)0)->key)];
+		if (a->kind != PLAN_DELETE_STAGE)
 			continue;
-		for (size_t i = 0; i < f->n_actions; i++) {
-			const struct plan_action *a = &f->actions[i];
-			char key[sizeof(((struct backoff_item *)0)->key)];
-			if (a->kind != PLAN_DELETE_STAGE)
-				continue;
-			action_key(a, f->cfg->name, key, sizeof(key));
-			if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
-				continue;
-			struct op *op = rec_op_new(r, p, fi);
-			if (op == NULL)
-				continue;
-			op->action = *a;
-			if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
-				struct aws_error e = { .kind = AWS_ERR_LOCAL };
-				snprintf(e.message, sizeof(e.message), "could not queue the request");
-				on_delete_done(op, &e);
-			}
+		action_key(a, f->cfg->name, key, sizeof(key));
+		if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
+			continue;
+		struct op *op = rec_op_new(r, p, fi);
+		if (op == NULL)
+			continue;
+		op->action = *a;
+		if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
+			struct aws_error e = { .kind = AWS_ERR_LOCAL };
+			snprintf(e.message, sizeof(e.message), "could not queue the request");
+			on_delete_done(op, &e);
 		}
 	}
 }
@@ -576,46 +576,45 @@ static int keep_plan(struct obs_fleet *f, const struct plan_output *o)
 	return 0;
 }
 
-void rec_plan_and_act(struct reconciler *r, struct pass *p)
+/* Plan one fleet whose observation is complete and send its actions (deletes come later). */
+void rec_fleet_act(struct reconciler *r, struct pass *p, size_t fi)
 {
+	struct obs_fleet *f = &p->fleets[fi];
+	struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
 	int64_t now = rec_wall_ms();
-	/* One plan buffer for the whole pass: only what keep_plan copies stays. */
+	/* The full plan lives only while it is copied: keep_plan keeps what outlives it. */
 	struct plan_scratch *scratch = malloc(sizeof(*scratch));
 	struct plan_output *plan = malloc(sizeof(*plan));
+	struct plan_input in;
+	int rc = -ENOMEM;
 
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		struct plan_input in;
-		int rc = -ENOMEM;
-
-		if (scratch == NULL || plan == NULL || fs == NULL)
-			goto failed;
-		rec_plan_input_build(r, p, f, scratch, &in);
-		rc = plan_fleet(&in, &fs->policy, now, plan);
-		if (rc == 0)
-			rc = keep_plan(f, plan);
-		if (rc < 0)
-			goto failed;
-		log_fleet_decisions(r, f, fs);
-		if (!rec_may_mutate(r, fs))
+	if (fs == NULL)
+		goto out;
+	if (scratch == NULL || plan == NULL)
+		goto failed;
+	rec_plan_input_build(r, p, f, scratch, &in);
+	rc = plan_fleet(&in, &fs->policy, now, plan);
+	if (rc == 0)
+		rc = keep_plan(f, plan);
+	if (rc < 0)
+		goto failed;
+	log_fleet_decisions(r, f, fs);
+	if (!rec_may_mutate(r, fs))
+		goto out;
+	for (size_t i = 0; i < f->n_actions; i++) {
+		const struct plan_action *a = &f->actions[i];
+		char key[sizeof(((struct backoff_item *)0)->key)];
+		action_key(a, f->cfg->name, key, sizeof(key));
+		if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
 			continue;
-		for (size_t i = 0; i < f->n_actions; i++) {
-			const struct plan_action *a = &f->actions[i];
-			char key[sizeof(((struct backoff_item *)0)->key)];
-			action_key(a, f->cfg->name, key, sizeof(key));
-			if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
-				continue;
-			act_one(r, p, fi, a);
-		}
-		continue;
-failed:
-		if (fs != NULL) {
-			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
-				  "fleet %s: planning failed: %s", f->cfg->name, strerror(-rc));
-			p->actions_failed++;
-		}
+		act_one(r, p, fi, a);
 	}
+	goto out;
+failed:
+	log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+		  "fleet %s: planning failed: %s", f->cfg->name, strerror(-rc));
+	p->actions_failed++;
+out:
 	free(scratch);
 	free(plan);
 }
