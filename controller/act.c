@@ -200,8 +200,13 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 				       store_put_stage_info(r->redis, skey, stage->arn, stage->name, now,
 							    f->cfg->origin_stage_arn, rec_on_write, r));
 	}
-	if (f->n_created < PLAN_MAX_REPLICA_STAGES)
-		snprintf(f->created[f->n_created++], sizeof(f->created[0]), "%s", stage->arn);
+	if (f->n_created < PLAN_MAX_REPLICA_STAGES) {
+		char (*n)[IVS_ARN_MAX + 1] = realloc(f->created, (f->n_created + 1) * sizeof(*n));
+		if (n != NULL) {
+			f->created = n;
+			snprintf(f->created[f->n_created++], sizeof(f->created[0]), "%s", stage->arn);
+		}
+	}
 	/* Feed the new stage at once: the host list travelled with the create action. */
 	snprintf(op->created_arn, sizeof(op->created_arn), "%s", stage->arn);
 	for (size_t h = 0; h < op->action.n_hosts && !r->stopping; h++) {
@@ -425,7 +430,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		return;
 	}
 	case PLAN_DELETE_STAGE:
-		return;  /* phase 2 */
+		return;  /* after this fleet's stops: rec_fleet_deletes */
 	}
 }
 
@@ -437,30 +442,30 @@ static bool stop_failed_for(const struct pass *p, const char *arn)
 	return false;
 }
 
-void rec_act_deletes(struct reconciler *r, struct pass *p)
+/* One fleet's deletes, once its actions (the stops into those stages) have all answered. */
+void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fi)
 {
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		if (f->plan == NULL || !rec_may_mutate(r, fs))
+	struct obs_fleet *f = &p->fleets[fi];
+	struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+
+	if (!f->planned || !rec_may_mutate(r, fs))
+		return;
+	for (size_t i = 0; i < f->n_actions; i++) {
+		const struct plan_action *a = &f->actions[i];
+		char key[sizeof(((struct backoff_item *)0)->key)];
+		if (a->kind != PLAN_DELETE_STAGE)
 			continue;
-		for (size_t i = 0; i < f->plan->n_actions; i++) {
-			const struct plan_action *a = &f->plan->actions[i];
-			char key[sizeof(((struct backoff_item *)0)->key)];
-			if (a->kind != PLAN_DELETE_STAGE)
-				continue;
-			action_key(a, f->cfg->name, key, sizeof(key));
-			if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
-				continue;
-			struct op *op = rec_op_new(r, p, fi);
-			if (op == NULL)
-				continue;
-			op->action = *a;
-			if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
-				struct aws_error e = { .kind = AWS_ERR_LOCAL };
-				snprintf(e.message, sizeof(e.message), "could not queue the request");
-				on_delete_done(op, &e);
-			}
+		action_key(a, f->cfg->name, key, sizeof(key));
+		if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
+			continue;
+		struct op *op = rec_op_new(r, p, fi);
+		if (op == NULL)
+			continue;
+		op->action = *a;
+		if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
+			struct aws_error e = { .kind = AWS_ERR_LOCAL };
+			snprintf(e.message, sizeof(e.message), "could not queue the request");
+			on_delete_done(op, &e);
 		}
 	}
 }
@@ -488,7 +493,7 @@ static void report_bad_value(const char *fleet, const char *what, const char *er
 
 static void log_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs)
 {
-	const struct plan_summary *s = &f->plan->summary;
+	const struct plan_summary *s = &f->summary;
 	char desired[16], actual[16];
 
 	snprintf(desired, sizeof(desired), "%u", s->desired_stages);
@@ -543,71 +548,97 @@ static void log_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struc
 	(void)r;
 }
 
-void rec_plan_and_act(struct reconciler *r, struct pass *p)
+/*
+ * Keep what outlives planning: the summary, and right-sized copies of the actions and of the
+ * open stages (most fleets, most passes: none of either). 0 or -ENOMEM.
+ */
+static int keep_plan(struct obs_fleet *f, const struct plan_output *o)
 {
-	int64_t now = rec_wall_ms();
-
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		struct plan_scratch *scratch = malloc(sizeof(*scratch));
-		struct plan_input in;
-		int rc;
-
-		f->plan = calloc(1, sizeof(*f->plan));
-		if (scratch == NULL || f->plan == NULL || fs == NULL) {
-			free(scratch);
-			free(f->plan);
-			f->plan = NULL;
-			continue;
-		}
-		rec_plan_input_build(r, p, f, scratch, &in);
-		rc = plan_fleet(&in, &fs->policy, now, f->plan);
-		free(scratch);
-		if (rc < 0) {
-			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
-				  "fleet %s: planning failed: %s", f->cfg->name, strerror(-rc));
-			free(f->plan);
-			f->plan = NULL;
-			p->actions_failed++;
-			continue;
-		}
-		f->planned = true;
-		log_fleet_decisions(r, f, fs);
-		if (!rec_may_mutate(r, fs))
-			continue;
-		for (size_t i = 0; i < f->plan->n_actions; i++) {
-			const struct plan_action *a = &f->plan->actions[i];
-			char key[sizeof(((struct backoff_item *)0)->key)];
-			action_key(a, f->cfg->name, key, sizeof(key));
-			if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
-				continue;
-			act_one(r, p, fi, a);
-		}
+	if (o->n_actions > 0) {
+		f->actions = malloc(o->n_actions * sizeof(*f->actions));
+		if (f->actions == NULL)
+			return -ENOMEM;
+		memcpy(f->actions, o->actions, o->n_actions * sizeof(*f->actions));
 	}
+	if (o->n_open > 0) {
+		f->open = malloc(o->n_open * sizeof(*f->open));
+		if (f->open == NULL) {
+			free(f->actions);
+			f->actions = NULL;
+			return -ENOMEM;
+		}
+		memcpy(f->open, o->open, o->n_open * sizeof(*f->open));
+	}
+	f->n_actions = o->n_actions;
+	f->n_open = o->n_open;
+	f->summary = o->summary;
+	f->planned = true;
+	return 0;
+}
+
+/* Plan one fleet whose observation is complete and send its actions (deletes come later). */
+void rec_fleet_act(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
+	int64_t now = rec_wall_ms();
+	/* The full plan lives only while it is copied: keep_plan keeps what outlives it. */
+	struct plan_scratch *scratch = malloc(sizeof(*scratch));
+	struct plan_output *plan = malloc(sizeof(*plan));
+	struct plan_input in;
+	int rc = -ENOMEM;
+
+	if (fs == NULL)
+		goto out;
+	if (scratch == NULL || plan == NULL)
+		goto failed;
+	rec_plan_input_build(r, p, f, scratch, &in);
+	rc = plan_fleet(&in, &fs->policy, now, plan);
+	if (rc == 0)
+		rc = keep_plan(f, plan);
+	if (rc < 0)
+		goto failed;
+	log_fleet_decisions(r, f, fs);
+	if (!rec_may_mutate(r, fs))
+		goto out;
+	for (size_t i = 0; i < f->n_actions; i++) {
+		const struct plan_action *a = &f->actions[i];
+		char key[sizeof(((struct backoff_item *)0)->key)];
+		action_key(a, f->cfg->name, key, sizeof(key));
+		if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
+			continue;
+		act_one(r, p, fi, a);
+	}
+	goto out;
+failed:
+	log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name),
+		  "fleet %s: planning failed: %s", f->cfg->name, strerror(-rc));
+	p->actions_failed++;
+out:
+	free(scratch);
+	free(plan);
 }
 
 /* ---- record ------------------------------------------------------------------------------ */
 
 static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
 {
-	const struct plan_output *o = f->plan;
 	const char *key = f->cfg->redis_keys.open_stages;
 	const char **arns = NULL;
 	long long *viewers = NULL;
 	size_t n = 0;
 
-	if (o == NULL || r->dry_run || r->redis == NULL)
+	if (!f->planned || r->dry_run || r->redis == NULL)
 		return;
-	arns = calloc(o->n_open + f->n_created + 1, sizeof(*arns));
-	viewers = calloc(o->n_open + f->n_created + 1, sizeof(*viewers));
+	arns = calloc(f->n_open + f->n_created + 1, sizeof(*arns));
+	viewers = calloc(f->n_open + f->n_created + 1, sizeof(*viewers));
 	if (arns == NULL || viewers == NULL)
 		goto out;
 	/* With nothing open, stages created this pass stay out too (the set is just emptied). */
-	if (o->n_open > 0) {
-		for (size_t i = 0; i < o->n_open; i++) {
-			arns[n] = o->open[i].arn;
-			viewers[n++] = (long long)o->open[i].viewers;
+	if (f->n_open > 0) {
+		for (size_t i = 0; i < f->n_open; i++) {
+			arns[n] = f->open[i].arn;
+			viewers[n++] = (long long)f->open[i].viewers;
 		}
 		for (size_t i = 0; i < f->n_created; i++) {
 			arns[n] = f->created[i];
@@ -632,7 +663,7 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 {
 	char key[KEY_MAX], when[40];
 
-	if (f->plan == NULL || r->dry_run || r->redis == NULL)
+	if (!f->planned || r->dry_run || r->redis == NULL)
 		return;
 	for (size_t i = 0; i < f->n_replicas; i++) {
 		const struct obs_stage *s = &f->replicas[i];
@@ -699,9 +730,9 @@ static void record_metrics(struct reconciler *r, const struct pass *p)
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		const struct obs_fleet *f = &p->fleets[fi];
 		const char *fleet[1] = { f->cfg->name };
-		if (f->plan == NULL)
+		if (!f->planned)
 			continue;
-		const struct plan_summary *s = &f->plan->summary;
+		const struct plan_summary *s = &f->summary;
 		metric_set(m->desired_stages, fleet, s->desired_stages);
 		metric_set(m->actual_stages, fleet, s->serving_stages);
 		metric_set(m->replications_active, fleet, s->active_replications);
@@ -721,9 +752,9 @@ static bool has_replica(const struct obs_fleet *f, const char *arn)
 /* The stage's delete was planned (and, since it is gone, done, which forgot its keys). */
 static bool deleted_by(const struct obs_fleet *f, const char *arn)
 {
-	for (size_t i = 0; f->plan != NULL && i < f->plan->n_actions; i++)
-		if (f->plan->actions[i].kind == PLAN_DELETE_STAGE &&
-		    strcmp(f->plan->actions[i].stage_arn, arn) == 0)
+	for (size_t i = 0; i < f->n_actions; i++)
+		if (f->actions[i].kind == PLAN_DELETE_STAGE &&
+		    strcmp(f->actions[i].stage_arn, arn) == 0)
 			return true;
 	return false;
 }
@@ -764,8 +795,13 @@ void rec_pass_record(struct reconciler *r, struct pass *p)
 	if (p->ok)
 		r->last_success_ms = p->finished_ms;
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		record_fleet_redis(r, &p->fleets[fi]);
-		record_fleet_keys(r, &p->fleets[fi]);
+		struct obs_fleet *f = &p->fleets[fi];
+		record_fleet_redis(r, f);
+		record_fleet_keys(r, f);
+		/* Written (store copies what it sends): no view needs it. */
+		free(f->open);
+		f->open = NULL;
+		f->n_open = 0;
 	}
 	record_status_hash(r, p);
 	record_metrics(r, p);

@@ -294,6 +294,34 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 	return 0;
 }
 
+/* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
+static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
+	struct op *hop;
+
+	observe_redis(r, p, fi);
+	if (!p->stages_ok) {
+		/* Without the origin's session there is no way to list hosts. */
+		f->hosts_ok = false;
+		return;
+	}
+	if (!f->origin_seen || f->origin_session[0] == '\0') {
+		f->hosts_ok = true;             /* no session: no hosts, truthfully */
+		return;
+	}
+	hop = rec_op_new(r, p, fi);
+	if (hop == NULL)
+		return;
+	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
+				  &filter, on_participants, hop) < 0) {
+		f->hosts_ok = false;
+		p->reads_failed++;
+		rec_op_done(hop);
+	}
+}
+
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
@@ -329,27 +357,9 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 		}
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		observe_redis(r, p, fi);
-		if (!p->stages_ok) {
-			/* Without the origin's session there is no way to list hosts. */
-			f->hosts_ok = false;
-			continue;
-		}
-		if (!f->origin_seen || f->origin_session[0] == '\0') {
-			f->hosts_ok = true;             /* no session: no hosts, truthfully */
-			continue;
-		}
-		struct op *hop = rec_op_new(r, p, fi);
-		struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
-		if (hop == NULL)
-			continue;
-		if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
-					  &filter, on_participants, hop) < 0) {
-			f->hosts_ok = false;
-			p->reads_failed++;
-			rec_op_done(hop);
-		}
+		observe_fleet(r, p, fi);
+		/* The fleet's reads are sent: it goes on by itself once they have answered. */
+		rec_fleet_release(r, p, fi);
 	}
 	rec_op_done(op);
 }
@@ -374,12 +384,15 @@ void rec_pass_begin(struct reconciler *r)
 		p->fleets[i].cfg = &r->config->fleets[i];
 		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
 			 r->config->fleets[i].origin_stage_arn);
+		/* Held until ListStages has answered and the fleet's own reads are sent. */
+		p->fleets[i].outstanding = 1;
+		p->outstanding++;
 	}
 	r->current = p;
 	r->wake_pending = false;
 	r->last_pass_start_us = p->started_us;
 	log_debug("reconcile pass %" PRIu64 " begins", p->id);
-	op = rec_op_new(r, p, 0);
+	op = rec_op_new(r, p, SIZE_MAX);
 	if (op == NULL)
 		return;
 	/* Keep the pass open until ListStages answers. */

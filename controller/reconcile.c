@@ -102,7 +102,9 @@ static void obs_fleet_clear(struct obs_fleet *f)
 	}
 	free(f->hosts);
 	free(f->replicas);
-	free(f->plan);
+	free(f->actions);
+	free(f->open);
+	free(f->created);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -126,20 +128,35 @@ struct op *rec_op_new(struct reconciler *r, struct pass *p, size_t fleet)
 	op->pass = p;
 	op->fleet = fleet;
 	p->outstanding++;
+	if (fleet < p->n_fleets)
+		p->fleets[fleet].outstanding++;
 	r->in_flight++;
 	return op;
 }
+
+static void pass_end_if_done(struct reconciler *r, struct pass *p);
+static void fleet_step(struct reconciler *r, struct pass *p, size_t fi);
 
 /* Every completion ends here: one outstanding operation fewer; maybe the next phase. */
 void rec_op_done(struct op *op)
 {
 	struct reconciler *r = op->r;
 	struct pass *p = op->pass;
+	size_t fleet = op->fleet;
 	free(op);
 	r->in_flight--;
-	if (--p->outstanding == 0)
-		rec_pass_step(r, p);
+	if (fleet < p->n_fleets)
+		rec_fleet_release(r, p, fleet);
+	else if (--p->outstanding == 0)
+		pass_end_if_done(r, p);
 	rec_check_idle(r);
+}
+
+void rec_fleet_release(struct reconciler *r, struct pass *p, size_t fleet)
+{
+	p->outstanding--;
+	if (--p->fleets[fleet].outstanding == 0)
+		fleet_step(r, p, fleet);
 }
 
 static int on_idle_defer(sd_event_source *s, void *ud)
@@ -241,29 +258,51 @@ static void pass_abandon(struct reconciler *r, struct pass *p)
 	rec_check_idle(r);
 }
 
-/* Advance the pass to its next phase when everything of the current one has completed. */
-void rec_pass_step(struct reconciler *r, struct pass *p)
+/*
+ * Move one fleet through its phases while nothing of the current one is outstanding. The
+ * phase runs under a hold, so a completion that happens inside it (a request that could not
+ * be queued answers at once) cannot re-enter and start the next phase early: stops must have
+ * answered before deletes are sent.
+ */
+static void fleet_step(struct reconciler *r, struct pass *p, size_t fi)
 {
-	while (p->outstanding == 0) {
-		switch (p->phase++) {
-		case 0:
-			if (r->stopping) {
-				pass_abandon(r, p);
-				return;
-			}
-			rec_plan_and_act(r, p);
+	struct obs_fleet *f = &p->fleets[fi];
+
+	while (f->outstanding == 0 && f->phase != FLEET_DONE) {
+		enum fleet_phase finished = f->phase++;
+		if (finished == FLEET_DELETING) {
+			p->fleets_done++;
 			break;
-		case 1:
-			if (!r->stopping)
-				rec_act_deletes(r, p);
-			break;
-		case 2:
-			rec_pass_record(r, p);
-			return;
-		default:
-			return;
 		}
+		p->outstanding++;
+		f->outstanding++;
+		if (finished == FLEET_OBSERVING && !r->stopping)
+			rec_fleet_act(r, p, fi);
+		else if (finished == FLEET_ACTING && !r->stopping)
+			rec_fleet_deletes(r, p, fi);
+		p->outstanding--;
+		f->outstanding--;
 	}
+	if (p->outstanding == 0)
+		pass_end_if_done(r, p);
+}
+
+/* Record the pass once every fleet is done and nothing is outstanding. May free p. */
+static void pass_end_if_done(struct reconciler *r, struct pass *p)
+{
+	bool planned = false;
+
+	if (p->ended || p->outstanding != 0 || p->fleets_done != p->n_fleets)
+		return;
+	p->ended = true;
+	for (size_t i = 0; i < p->n_fleets; i++)
+		planned = planned || p->fleets[i].planned;
+	/* Stopped before anything was decided: nothing to record. */
+	if (r->stopping && !planned) {
+		pass_abandon(r, p);
+		return;
+	}
+	rec_pass_record(r, p);
 }
 
 /* ---- wake-ups ---------------------------------------------------------------------------- */

@@ -3,7 +3,7 @@
  * long-lived per-fleet state, and the phase entry points. Not for use outside controller/
  * reconcile.c, observe.c, act.c and views.c.
  *
- *   reconcile.c  the pass state machine (rec_op_new/rec_op_done → rec_pass_step), wake-ups,
+ *   reconcile.c  the pass state machine (rec_op_new/rec_op_done → each fleet's phases → record), wake-ups,
  *                life cycle, admin steering, and the planner's input;
  *   observe.c    IVS and Redis reads into struct pass;
  *   act.c        executing plan actions (with backoff) and recording the pass;
@@ -29,6 +29,8 @@
 #define MAX_BACKOFF_ITEMS 1024
 #define MAX_MANUAL        64
 #define KEY_MAX           CONFIG_KEY_MAX
+
+enum fleet_phase { FLEET_OBSERVING, FLEET_ACTING, FLEET_DELETING, FLEET_DONE };
 
 /* ---- observation of one pass ------------------------------------------------------------ */
 
@@ -71,13 +73,29 @@ struct obs_fleet {
 	struct store_publisher publisher;
 	char publisher_error[STORE_ERR_MAX];
 	char viewers_error[STORE_ERR_MAX];
-	unsigned outstanding;                    /* replicas reads of hosts in flight */
-	struct plan_output *plan;                /* heap; NULL until planned */
+	/*
+	 * Each fleet moves on by itself: planned and acted on as soon as its own reads are in,
+	 * its deletes once its own actions (the stops) have answered. outstanding counts its
+	 * callbacks in flight plus holds (see rec_fleet_release).
+	 */
+	unsigned outstanding;
+	int phase;                               /* FLEET_OBSERVING .. FLEET_DONE */
+	/*
+	 * What is kept of the plan (a struct plan_output is 20 KB, mostly unused: one per fleet
+	 * per pass made up most of the daemon's memory). Valid when planned; the arrays are
+	 * right-sized heap copies (NULL when empty) whose strings point into this observation.
+	 * open[] is only needed until the pass is recorded and is freed then.
+	 */
 	bool planned;
+	struct plan_summary summary;
+	struct plan_action *actions;
+	size_t n_actions;
+	struct plan_open_stage *open;
+	size_t n_open;
 	unsigned actions_failed;
 	unsigned not_publishing;
 	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
-	char created[PLAN_MAX_REPLICA_STAGES][IVS_ARN_MAX + 1];
+	char (*created)[IVS_ARN_MAX + 1];        /* heap, n_created entries */
 	size_t n_created;
 };
 
@@ -89,8 +107,9 @@ struct pass {
 	char stages_error[300];
 	struct obs_fleet *fleets;
 	size_t n_fleets;
-	unsigned outstanding;
-	int phase;                               /* 0 observe, 1 act, 2 delete, 3 record */
+	unsigned outstanding;                    /* every callback and hold, fleets' included */
+	size_t fleets_done;
+	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
 	struct pass_stop_failure { char arn[IVS_ARN_MAX + 1]; } *stop_failed;
 	size_t n_stop_failed;
@@ -171,8 +190,6 @@ struct op {
 	size_t index;                            /* host / action index */
 	struct plan_action action;               /* copy; strings point into the pass */
 	char created_arn[IVS_ARN_MAX + 1];
-	char key[KEY_MAX];
-	char value[512];
 };
 
 struct plan_scratch {
@@ -194,10 +211,19 @@ int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
 /* The one "may I mutate now?" check. */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
 void rec_pass_free(struct pass *p);
-/* One outstanding callback of pass p; rec_op_done frees it and may advance the pass. */
+/*
+ * One outstanding callback of pass p for fleet (SIZE_MAX: the pass's own ListStages);
+ * rec_op_done frees it and may advance the fleet and end the pass (which may free p: nothing
+ * may touch p after it).
+ */
 struct op *rec_op_new(struct reconciler *r, struct pass *p, size_t fleet);
 void rec_op_done(struct op *op);
-void rec_pass_step(struct reconciler *r, struct pass *p);
+/*
+ * A hold keeps a fleet in its phase while its work is being issued (rec_pass_begin holds every
+ * fleet until ListStages has answered and its reads are sent). Releasing the last one moves the
+ * fleet on; the pass cannot end inside a release made while a pass-level op is outstanding.
+ */
+void rec_fleet_release(struct reconciler *r, struct pass *p, size_t fleet);
 /* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
 void rec_check_idle(struct reconciler *r);
 void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
@@ -207,9 +233,9 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 
 /* observe.c: a new pass, observing; it advances itself through rec_op_done. */
 void rec_pass_begin(struct reconciler *r);
-/* act.c */
-void rec_plan_and_act(struct reconciler *r, struct pass *p);
-void rec_act_deletes(struct reconciler *r, struct pass *p);
+/* act.c: one fleet's plan and actions, then its deletes; the record of the whole pass. */
+void rec_fleet_act(struct reconciler *r, struct pass *p, size_t fleet);
+void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
 void rec_pass_record(struct reconciler *r, struct pass *p);
 /*
  * Redis writes through common/store.c: if (rec_write_begin(r, record, key))

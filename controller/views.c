@@ -24,11 +24,11 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	size_t idx = rec_fleet_index(r, fs->name);
 	if (idx != SIZE_MAX)
 		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
-	if (f == NULL || f->plan == NULL) {
+	if (f == NULL || !f->planned) {
 		json_object_set_new(o, "observed", json_false());
 		return o;
 	}
-	const struct plan_summary *s = &f->plan->summary;
+	const struct plan_summary *s = &f->summary;
 	json_object_set_new(o, "observed", json_true());
 	json_object_set_new(o, "desired", json_integer(s->desired_stages));
 	json_object_set_new(o, "serving", json_integer(s->serving_stages));
@@ -266,16 +266,16 @@ void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
 	for (size_t i = 0; i < r->n_fleets && used < len; i++) {
 		const struct obs_fleet *f = r->fleets[i].last;
 		int n;
-		if (f == NULL || f->plan == NULL)
+		if (f == NULL || !f->planned)
 			n = snprintf(buf + used, len - used, "%s%s: not observed yet", i ? "; " : "",
 				     r->fleets[i].name);
 		else
 			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages, %u/%u replicas%s%s%s",
-				     i ? "; " : "", r->fleets[i].name, f->plan->summary.serving_stages,
-				     f->plan->summary.desired_stages, f->plan->summary.active_replications,
-				     f->plan->summary.expected_replications,
-				     f->plan->summary.capped ? ", capped" : "",
-				     f->plan->summary.fail_static ? ", fail-static" : "",
+				     i ? "; " : "", r->fleets[i].name, f->summary.serving_stages,
+				     f->summary.desired_stages, f->summary.active_replications,
+				     f->summary.expected_replications,
+				     f->summary.capped ? ", capped" : "",
+				     f->summary.fail_static ? ", fail-static" : "",
 				     r->fleets[i].paused ? ", paused" : "");
 		if (n < 0)
 			break;
@@ -293,16 +293,16 @@ void reconciler_print_plan(const struct reconciler *r, FILE *out)
 	}
 	for (size_t fi = 0; fi < r->last->n_fleets; fi++) {
 		const struct obs_fleet *f = &r->last->fleets[fi];
-		if (f->plan == NULL) {
+		if (!f->planned) {
 			fprintf(out, "fleet %s: no plan\n", f->cfg->name);
 			continue;
 		}
-		const struct plan_summary *s = &f->plan->summary;
+		const struct plan_summary *s = &f->summary;
 		fprintf(out, "fleet %s: desired %u stages, serving %u, draining %u, hosts %u%s%s\n",
 			f->cfg->name, s->desired_stages, s->serving_stages, s->draining_stages,
 			s->hosts, s->capped ? ", capped" : "", s->fail_static ? ", fail-static" : "");
-		for (size_t i = 0; i < f->plan->n_actions; i++) {
-			const struct plan_action *a = &f->plan->actions[i];
+		for (size_t i = 0; i < f->n_actions; i++) {
+			const struct plan_action *a = &f->actions[i];
 			fprintf(out, "  %s%s%s%s%s (%s)\n", plan_action_kind_name(a->kind),
 				a->stage_arn ? " " : "", a->stage_arn ? a->stage_arn : "",
 				a->participant_id ? " participant " : "",
