@@ -113,6 +113,9 @@ static void on_start_done(void *ud, const struct aws_error *err)
 				     "IVS_PARTICIPANT_ID", op->action.participant_id,
 				     "IVS_OPERATION", "StartParticipantReplication"),
 			  "replicating %s into %s", op->action.participant_id, dst);
+		for (size_t i = 0; i < f->n_replicas; i++)
+			if (strcmp(f->replicas[i].arn, dst) == 0)
+				f->replicas[i].fed_this_pass = true;
 		rec_iso_time(rec_wall_ms(), now, sizeof(now));
 		if (rec_stage_key(r, "replication:", dst, "", rkey, sizeof(rkey)) == 0 &&
 		    rec_write_begin(r, false, rkey))
@@ -653,18 +656,35 @@ out:
 	free(viewers);
 }
 
+/* Does any host of the fleet have an ACTIVE replication into arn (as observed)? */
+static bool stage_fed(const struct obs_fleet *f, const char *arn)
+{
+	for (size_t h = 0; h < f->n_hosts; h++)
+		for (size_t k = 0; k < f->hosts[h].n_replications; k++)
+			if (f->hosts[h].replications[k].state == PLAN_REPLICATION_ACTIVE &&
+			    strcmp(f->hosts[h].replications[k].destination_arn, arn) == 0)
+				return true;
+	return false;
+}
+
 /*
  * The records the application reads for every serving replica stage, written only when absent
  * (SET NX): a stage adopted after a crash, or a replication that IVS shows ACTIVE although its
  * StartParticipantReplication answer was never seen (the daemon died first), still gets its
  * stage:{arn} and replication:{dest} keys. Existing keys are the creation-time records, kept.
+ * A replication:{dest} record for a stage no host feeds any more (IVS reports none ACTIVE, every
+ * read succeeded, and no start succeeded this pass) is deleted: the key follows what IVS says.
  */
 static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 {
 	char key[KEY_MAX], when[40];
+	/* Only hosts seen publishing have their replications listed: with none, nothing is known. */
+	bool replicas_known = f->hosts_ok && f->n_hosts > 0;
 
 	if (!f->planned || r->dry_run || r->redis == NULL)
 		return;
+	for (size_t h = 0; h < f->n_hosts; h++)
+		replicas_known = replicas_known && f->hosts[h].replicas_ok;
 	for (size_t i = 0; i < f->n_replicas; i++) {
 		const struct obs_stage *s = &f->replicas[i];
 		if (s->draining)
@@ -695,6 +715,10 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 									on_record_write, r));
 			break;                  /* one record per destination, as the server kept it */
 		}
+		if (replicas_known && !s->fed_this_pass && !stage_fed(f, s->arn) &&
+		    rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0 &&
+		    rec_write_begin(r, true, key))
+			rec_write_sent(r, true, key, store_del_replication(r->redis, key, on_record_write, r));
 	}
 }
 

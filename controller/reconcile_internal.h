@@ -52,6 +52,7 @@ struct obs_stage {
 	bool draining;
 	int64_t draining_since_ms;
 	bool operator_drain;                     /* drained_by "operator": never put back */
+	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
 };
 
 struct obs_fleet {

@@ -222,6 +222,30 @@ def test_replication_restarted_after_reconnect_window(tmpdir_path, redis, sim, d
     assert log_lines(d, {0, 1, 2, 3}) == []
 
 
+def test_replication_record_follows_ivs(tmpdir_path, redis, sim, daemons):
+    """replication:{dest} is kept equal to what IVS reports: gone when no host feeds the stage
+    any more, written again when the controller restarts the replication."""
+    fleet = origin_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    pid = sim.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
+    (dest,) = owned_arns(sim)
+    key = f"{PREFIX}replication:{dest}"
+    wait_until(lambda: redis.cmd("GET", key), 10, what="the replication record")
+    # The operator stops the replication by hand while the fleet is paused.
+    assert d.ctl("pause", "main")[0] == 0
+    assert d.ctl("replication", "stop", origin, dest, pid)[0] == 0
+    wait_until(lambda: replications(sim, origin, pid) == [], 10, what="IVS to stop it")
+    converge(d, lambda: redis.cmd("GET", key) is None, what="the stale record to go")
+    assert owned_arns(sim) == [dest]                   # paused: nothing restarted or deleted
+    assert d.ctl("resume", "main")[0] == 0
+    converge(d, lambda: replications(sim, origin, pid) == [dest], what="replication restarted")
+    rec = json.loads(wait_until(lambda: redis.cmd("GET", key), 10, what="the record again"))
+    assert rec["destStageArn"] == dest and rec["participantId"] == pid
+
+
 # ---- 4. out-of-band deletion; foreign stages untouched ------------------------------------------
 
 def test_deleted_replica_recreated_and_foreign_stages_untouched(tmpdir_path, redis, sim, daemons):
