@@ -18,10 +18,26 @@
 
 struct aws_call;
 
+/*
+ * A call waits in a queue as a small record (method, path, body): the easy handle, its
+ * buffers and the signature exist only while a request is actually on the wire. This keeps
+ * memory flat however many calls a pass queues.
+ */
+struct call_queue {
+	struct aws_call *head, *tail;
+};
+
 struct aws_op {
 	struct aws_op_stats stats;
 	struct ratelimit bucket;
+	struct aws_client *client;
+	struct call_queue waiting;          /* FIFO, waiting for this operation's token bucket */
+	sd_event_source *timer;             /* one per operation, not one per queued call */
 };
+
+/* Requests on the wire at once, all operations together. At IVS's 5 TPS per operation and a
+ * few hundred ms latency, a handful are in flight; the cap only bites on bursts. */
+#define AWS_MAX_IN_FLIGHT 16
 
 struct aws_client {
 	sd_event *event;
@@ -45,8 +61,13 @@ struct aws_client {
 	size_t nops;
 	struct aws_call *calls;
 	size_t ncalls;
+	struct call_queue ready;            /* FIFO, token taken, waiting for a slot */
+	sd_event_source *ready_defer;       /* sends from ready when a slot frees */
+	size_t sending;                     /* calls holding a slot (http != NULL) */
 	bool cancelling;
 };
+
+enum call_where { CALL_NOWHERE, CALL_OP_QUEUE, CALL_READY };
 
 struct aws_call {
 	struct aws_client *client;
@@ -59,9 +80,12 @@ struct aws_call {
 	void *userdata;
 	struct retry_state retry;
 	struct http_request *http;
-	sd_event_source *timer;
+	sd_event_source *timer;             /* retry backoff only, created on the first retry */
 	uint64_t started_us;
-	struct aws_call *prev, *next;
+	enum call_where where;
+	bool waited;                        /* counted once in rate_waits */
+	struct aws_call *prev, *next;       /* every call of the client */
+	struct aws_call *qprev, *qnext;     /* the queue named by where */
 };
 
 static double default_random(void *ctx)
@@ -94,6 +118,53 @@ static uint64_t now_us(struct aws_client *c)
 	return c->monotonic_us(c->hook_ctx);
 }
 
+static void queue_push(struct call_queue *q, struct aws_call *call)
+{
+	call->qnext = NULL;
+	call->qprev = q->tail;
+	if (q->tail)
+		q->tail->qnext = call;
+	else
+		q->head = call;
+	q->tail = call;
+}
+
+static void queue_remove(struct call_queue *q, struct aws_call *call)
+{
+	if (call->qprev)
+		call->qprev->qnext = call->qnext;
+	else
+		q->head = call->qnext;
+	if (call->qnext)
+		call->qnext->qprev = call->qprev;
+	else
+		q->tail = call->qprev;
+	call->qprev = call->qnext = NULL;
+}
+
+static void call_dequeue(struct aws_call *call)
+{
+	if (call->where == CALL_OP_QUEUE)
+		queue_remove(&call->op->waiting, call);
+	else if (call->where == CALL_READY)
+		queue_remove(&call->client->ready, call);
+	call->where = CALL_NOWHERE;
+}
+
+/* Cancel the request on the wire, if any, and give its slot to the next ready call. */
+static void call_drop_http(struct aws_call *call)
+{
+	struct aws_client *c = call->client;
+
+	if (call->http == NULL)
+		return;
+	http_request_cancel(call->http);
+	call->http = NULL;
+	c->sending--;
+	if (c->ready.head != NULL && c->ready_defer != NULL)
+		(void)sd_event_source_set_enabled(c->ready_defer, SD_EVENT_ONESHOT);
+}
+
 static void call_unlink_free(struct aws_call *call)
 {
 	struct aws_client *c = call->client;
@@ -105,8 +176,8 @@ static void call_unlink_free(struct aws_call *call)
 	if (call->next)
 		call->next->prev = call->prev;
 	c->ncalls--;
-	if (call->http)
-		http_request_cancel(call->http);
+	call_dequeue(call);
+	call_drop_http(call);
 	sd_event_source_disable_unref(call->timer);
 	free(call->path);
 	free(call->body);
@@ -131,10 +202,8 @@ static void call_complete(struct aws_call *call, const struct aws_error *err, in
 			  "%s failed: %s %s (HTTP %d)", st->operation, err->code, err->message,
 			  status);
 	/* stop whatever is pending before the callback, which may queue new calls */
-	if (call->http) {
-		http_request_cancel(call->http);
-		call->http = NULL;
-	}
+	call_dequeue(call);
+	call_drop_http(call);
 	if (call->timer)
 		(void)sd_event_source_set_enabled(call->timer, SD_EVENT_OFF);
 	call->done(call->userdata, err, status, body, len);
@@ -151,15 +220,18 @@ static void call_fail_local(struct aws_call *call, enum aws_error_kind kind, con
 	call_complete(call, &err, 0, NULL, 0);
 }
 
-static void call_step(struct aws_call *call);
+static int call_enqueue(struct aws_call *call);
 
 static int on_call_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct aws_call *call = userdata;
+	int r;
 
 	(void)s;
 	(void)usec;
-	call_step(call);
+	r = call_enqueue(call);
+	if (r < 0)
+		call_fail_local(call, AWS_ERR_LOCAL, "timer", r);
 	return 0;
 }
 
@@ -192,7 +264,11 @@ static void on_http_done(void *userdata, const struct http_response *resp)
 	uint64_t delay = 0;
 	int r;
 
+	/* http.c frees its request after this callback: only the slot is ours to release */
 	call->http = NULL;
+	c->sending--;
+	if (c->ready.head != NULL)
+		(void)sd_event_source_set_enabled(c->ready_defer, SD_EVENT_ONESHOT);
 	if (resp->cancelled) {
 		aws_error_clear(&err);
 		aws_error_set(&err, AWS_ERR_CANCELLED, "cancelled");
@@ -274,29 +350,124 @@ static int call_send(struct aws_call *call)
 	}
 	r = http_request_start(c->http, call->method, url, hh, n + 1, call->body, call->body_len,
 			       &c->timeouts, on_http_done, call, &call->http);
+	if (r == 0)
+		c->sending++;
 out:
 	sigv4_result_free(&sig);
 	aws_credentials_clear(&creds);
 	return r;
 }
 
-/* Wait for the rate budget, then send. */
-static void call_step(struct aws_call *call)
+/* The call has its token: send now if a slot is free, else wait in the ready queue. */
+static void call_dispatch(struct aws_call *call)
 {
-	uint64_t wait = ratelimit_take(&call->op->bucket, now_us(call->client));
+	struct aws_client *c = call->client;
 	int r;
 
-	if (wait > 0) {
-		call->op->stats.rate_waits++;
-		r = arm_timer(call, wait);
-		if (r < 0)
-			call_fail_local(call, AWS_ERR_LOCAL, "timer", r);
+	if (c->sending >= AWS_MAX_IN_FLIGHT || c->ready.head != NULL) {
+		call->where = CALL_READY;
+		queue_push(&c->ready, call);
 		return;
 	}
 	r = call_send(call);
 	if (r < 0)
 		call_fail_local(call, AWS_ERR_LOCAL,
 				r == -ENOKEY ? "no credentials" : "cannot send request", r);
+}
+
+static int arm_op_timer(struct aws_op *op, uint64_t delay_us)
+{
+	int r;
+
+	r = sd_event_source_set_time_relative(op->timer, delay_us);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(op->timer, SD_EVENT_ONESHOT);
+	return r;
+}
+
+/* Hand out the operation's tokens to its waiting calls in order, then sleep until the next. */
+static int on_op_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct aws_op *op = userdata;
+	struct aws_call *call;
+	uint64_t wait;
+	int r;
+
+	(void)s;
+	(void)usec;
+	while ((call = op->waiting.head) != NULL) {
+		wait = ratelimit_take(&op->bucket, now_us(op->client));
+		if (wait > 0) {
+			if (!call->waited) {
+				call->waited = true;
+				op->stats.rate_waits++;
+			}
+			r = arm_op_timer(op, wait);
+			if (r < 0)
+				call_fail_local(call, AWS_ERR_LOCAL, "timer", r);
+			else
+				return 0;
+			continue;
+		}
+		call_dequeue(call);
+		call_dispatch(call);
+	}
+	return 0;
+}
+
+/* Wait for the operation's rate budget (first step of every attempt). From the loop only. */
+static int call_enqueue(struct aws_call *call)
+{
+	struct aws_op *op = call->op;
+	int enabled = SD_EVENT_OFF, r;
+
+	if (op->timer == NULL) {
+		/* Accuracy 1 us, not sd-event's default 250 ms: rate-limit waits are computed
+		 * exactly, and a coalesced wake-up would add up to 250 ms to each call. */
+		r = sd_event_add_time_relative(call->client->event, &op->timer, CLOCK_MONOTONIC, 0,
+					       1, on_op_timer, op);
+		if (r < 0)
+			return r;
+		(void)sd_event_source_set_description(op->timer, "aws-op");
+		enabled = SD_EVENT_ONESHOT;
+	} else {
+		r = sd_event_source_get_enabled(op->timer, &enabled);
+		if (r < 0)
+			return r;
+	}
+	if (op->waiting.head != NULL && !call->waited) {
+		call->waited = true;
+		op->stats.rate_waits++;
+	}
+	call->where = CALL_OP_QUEUE;
+	queue_push(&op->waiting, call);
+	/* an armed timer serves the queue in order; otherwise serve it on the next iteration,
+	 * so done never runs inside aws_request() */
+	if (enabled == SD_EVENT_OFF) {
+		r = arm_op_timer(op, 0);
+		if (r < 0) {
+			call_dequeue(call);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int on_ready_defer(sd_event_source *s, void *userdata)
+{
+	struct aws_client *c = userdata;
+	struct aws_call *call;
+	int r;
+
+	(void)s;
+	while (c->sending < AWS_MAX_IN_FLIGHT && (call = c->ready.head) != NULL) {
+		call_dequeue(call);
+		r = call_send(call);
+		if (r < 0)
+			call_fail_local(call, AWS_ERR_LOCAL,
+					r == -ENOKEY ? "no credentials" : "cannot send request", r);
+	}
+	return 0;
 }
 
 static struct aws_op *find_op(struct aws_client *c, const char *name)
@@ -312,6 +483,7 @@ static struct aws_op *find_op(struct aws_client *c, const char *name)
 	op = &c->ops[c->nops];
 	memset(op, 0, sizeof(*op));
 	snprintf(op->stats.operation, sizeof(op->stats.operation), "%s", name);
+	op->client = c;
 	if (ratelimit_init(&op->bucket, c->max_tps, c->max_tps < 1 ? 1 : c->max_tps,
 			   now_us(c)) < 0)
 		return NULL;
@@ -358,8 +530,7 @@ int aws_request(struct aws_client *c, const char *operation, const char *method,
 		c->calls->prev = call;
 	c->calls = call;
 	c->ncalls++;
-	/* first step from the loop, so done never runs inside aws_request() */
-	r = arm_timer(call, 0);
+	r = call_enqueue(call);
 	if (r < 0) {
 		call_unlink_free(call);
 		return r;
@@ -453,8 +624,15 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 	retry_quota_init(&c->quota, c->policy);
 	r = set_endpoint(c, o->endpoint, o->region);
 	if (r == 0)
+		r = sd_event_add_defer(event, &c->ready_defer, on_ready_defer, c);
+	if (r == 0)
+		r = sd_event_source_set_enabled(c->ready_defer, SD_EVENT_OFF);
+	if (r == 0) {
+		(void)sd_event_source_set_description(c->ready_defer, "aws-ready");
 		r = http_client_new(event, NULL, &c->http);
+	}
 	if (r < 0) {
+		sd_event_source_disable_unref(c->ready_defer);
 		sd_event_unref(c->event);
 		free(c);
 		return r;
@@ -465,11 +643,16 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 
 void aws_client_free(struct aws_client *c)
 {
+	size_t i;
+
 	if (c == NULL)
 		return;
 	aws_client_cancel_all(c);
 	c->cancelling = true;
 	http_client_free(c->http);
+	for (i = 0; i < c->nops; i++)
+		sd_event_source_disable_unref(c->ops[i].timer);
+	sd_event_source_disable_unref(c->ready_defer);
 	sd_event_unref(c->event);
 	free(c);
 }
