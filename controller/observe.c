@@ -357,6 +357,18 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 		}
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct obs_fleet *f = &p->fleets[fi];
+		/* Two observations of every fleet are alive at once (this pass and the one before):
+		 * give back the doubling's slack (5 replicas held 8 slots of 312 bytes). */
+		if (f->n_replicas > 0 && f->n_replicas < f->cap_replicas) {
+			struct obs_stage *fit = realloc(f->replicas, f->n_replicas * sizeof(*fit));
+			if (fit != NULL) {
+				f->replicas = fit;
+				f->cap_replicas = f->n_replicas;
+			}
+		}
+	}
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		observe_fleet(r, p, fi);
 		/* The fleet's reads are sent: it goes on by itself once they have answered. */
 		rec_fleet_release(r, p, fi);
