@@ -107,22 +107,11 @@ class SimLog:
     """Incremental reader of the simulator's request log (one JSON object per line)."""
 
     def __init__(self, path):
-        self.path = path
-        self.offset = 0
+        self.tail = harness.LineTail(path)
 
     def new(self):
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
         out = []
-        for line in data[:end].splitlines():
+        for line in self.tail.new_lines():
             e = json.loads(line)
             done = datetime.datetime.fromisoformat(e["time"]).timestamp()
             # "time" is written when the answer is sent; latencyMs runs from the request's arrival.

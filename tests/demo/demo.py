@@ -124,24 +124,13 @@ class EventTail:
     """New daemon log lines that carry one of the MESSAGE_IDs operators filter on."""
 
     def __init__(self, path, t0):
-        self.path = path
-        self.offset = 0
+        self.tail = harness.LineTail(path)
         self.t0 = t0
         self.events = []
 
     def poll(self):
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
         new = []
-        for raw in data[:end].decode(errors="replace").splitlines():
+        for raw in self.tail.new_lines():
             m = MSGID.search(raw)
             if not m or m.group(1) not in EVENT_IDS:
                 continue

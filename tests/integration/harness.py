@@ -330,3 +330,25 @@ class Daemon:
 
 def make_tmpdir():
     return tempfile.mkdtemp(prefix="ivs-it-")
+
+
+class LineTail:
+    """The complete lines appended to a file since the previous call (a partial last line waits
+    for its newline). Used to follow the simulator's request log and the daemon's log."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+
+    def new_lines(self):
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        return data[:end].decode(errors="replace").splitlines()
