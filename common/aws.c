@@ -598,6 +598,11 @@ static int set_endpoint(struct aws_client *c, const char *endpoint, const char *
 
 int aws_client_new(sd_event *event, const struct aws_client_options *o, struct aws_client **out)
 {
+	/* One connection per slot, so curl never queues a transfer for a connection itself:
+	 * libcurl 7.88 failed such queued transfers at once ("Failed to resolve host ... with
+	 * timeout after 0 ms"), and their retries went out behind later calls. The ready queue
+	 * does the waiting instead. */
+	const struct http_options http_opts = { .max_host_connections = AWS_MAX_IN_FLIGHT };
 	struct aws_client *c;
 	int r;
 
@@ -629,7 +634,7 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 		r = sd_event_source_set_enabled(c->ready_defer, SD_EVENT_OFF);
 	if (r == 0) {
 		(void)sd_event_source_set_description(c->ready_defer, "aws-ready");
-		r = http_client_new(event, NULL, &c->http);
+		r = http_client_new(event, &http_opts, &c->http);
 	}
 	if (r < 0) {
 		sd_event_source_disable_unref(c->ready_defer);

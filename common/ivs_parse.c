@@ -417,89 +417,75 @@ static int grow(void **items, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-int ivs_parse_stage_page(const char *body, size_t len, struct ivs_stage_list *list,
-			 char next_token[IVS_NEXT_TOKEN_MAX + 1], struct aws_error *err)
+typedef int (*parse_item_fn)(json_t *obj, void *out, const char *path, struct aws_error *err);
+
+/* Adapters, so each item parser keeps its typed signature and no function pointer is cast. */
+static int parse_stage_item(json_t *obj, void *out, const char *path, struct aws_error *err)
+{
+	return parse_stage(obj, out, path, err);
+}
+
+static int parse_participant_item(json_t *obj, void *out, const char *path, struct aws_error *err)
+{
+	return parse_participant(obj, out, path, err);
+}
+
+static int parse_replica_item(json_t *obj, void *out, const char *path, struct aws_error *err)
+{
+	return parse_replica(obj, out, path, err);
+}
+
+/*
+ * The one page loop behind the three listings: frame the page, make room for its items, parse
+ * each into the next free slot of items (item_size bytes each) and count it in *n only once it
+ * parsed, so on error the list holds exactly the items that parsed (their owner clears them).
+ */
+static int parse_page(const char *body, size_t len, const char *member, void **items,
+		      size_t *n, size_t *cap, size_t item_size, parse_item_fn parse_item,
+		      char next_token[IVS_NEXT_TOKEN_MAX + 1], struct aws_error *err)
 {
 	char path[64];
 	json_t *root = NULL, *arr, *v;
 	size_t i;
 	int r;
 
-	arr = page_array(body, len, "stages", list->n, next_token, &root, err, &r);
+	arr = page_array(body, len, member, *n, next_token, &root, err, &r);
 	if (arr == NULL)
 		goto out;
-	r = grow((void **)&list->items, &list->cap, list->n + json_array_size(arr),
-		 sizeof(*list->items));
+	r = grow(items, cap, *n + json_array_size(arr), item_size);
 	if (r < 0)
 		goto out;
 	json_array_foreach(arr, i, v) {
-		snprintf(path, sizeof(path), "stages[%zu]", i);
-		r = parse_stage(v, &list->items[list->n], path, err);
+		snprintf(path, sizeof(path), "%s[%zu]", member, i);
+		r = parse_item(v, (char *)*items + *n * item_size, path, err);
 		if (r < 0)
 			goto out;
-		list->n++;
+		(*n)++;
 	}
 out:
 	json_decref(root);
 	if (r < 0)
 		next_token[0] = '\0';
 	return r;
+}
+
+int ivs_parse_stage_page(const char *body, size_t len, struct ivs_stage_list *list,
+			 char next_token[IVS_NEXT_TOKEN_MAX + 1], struct aws_error *err)
+{
+	return parse_page(body, len, "stages", (void **)&list->items, &list->n, &list->cap,
+			  sizeof(*list->items), parse_stage_item, next_token, err);
 }
 
 int ivs_parse_participant_page(const char *body, size_t len, struct ivs_participant_list *list,
 			       char next_token[IVS_NEXT_TOKEN_MAX + 1], struct aws_error *err)
 {
-	char path[64];
-	json_t *root = NULL, *arr, *v;
-	size_t i;
-	int r;
-
-	arr = page_array(body, len, "participants", list->n, next_token, &root, err, &r);
-	if (arr == NULL)
-		goto out;
-	r = grow((void **)&list->items, &list->cap, list->n + json_array_size(arr),
-		 sizeof(*list->items));
-	if (r < 0)
-		goto out;
-	json_array_foreach(arr, i, v) {
-		snprintf(path, sizeof(path), "participants[%zu]", i);
-		r = parse_participant(v, &list->items[list->n], path, err);
-		if (r < 0)
-			goto out;
-		list->n++;
-	}
-out:
-	json_decref(root);
-	if (r < 0)
-		next_token[0] = '\0';
-	return r;
+	return parse_page(body, len, "participants", (void **)&list->items, &list->n, &list->cap,
+			  sizeof(*list->items), parse_participant_item, next_token, err);
 }
 
 int ivs_parse_replica_page(const char *body, size_t len, struct ivs_replica_list *list,
 			   char next_token[IVS_NEXT_TOKEN_MAX + 1], struct aws_error *err)
 {
-	char path[64];
-	json_t *root = NULL, *arr, *v;
-	size_t i;
-	int r;
-
-	arr = page_array(body, len, "replicas", list->n, next_token, &root, err, &r);
-	if (arr == NULL)
-		goto out;
-	r = grow((void **)&list->items, &list->cap, list->n + json_array_size(arr),
-		 sizeof(*list->items));
-	if (r < 0)
-		goto out;
-	json_array_foreach(arr, i, v) {
-		snprintf(path, sizeof(path), "replicas[%zu]", i);
-		r = parse_replica(v, &list->items[list->n], path, err);
-		if (r < 0)
-			goto out;
-		list->n++;
-	}
-out:
-	json_decref(root);
-	if (r < 0)
-		next_token[0] = '\0';
-	return r;
+	return parse_page(body, len, "replicas", (void **)&list->items, &list->n, &list->cap,
+			  sizeof(*list->items), parse_replica_item, next_token, err);
 }

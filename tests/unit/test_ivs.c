@@ -12,10 +12,12 @@
 #include <cmocka.h>
 
 #include "ivs.h"
+#include "sigv4.h"
 #include "fake_http_server.h"
 
 struct hooks {
 	int64_t unix_now;
+	int64_t tick;                   /* added after each reading; 0 freezes the clock */
 };
 
 static double zero_random(void *ctx) { (void)ctx; return 0.0; }
@@ -24,7 +26,10 @@ static int64_t ticking_clock(void *ctx)
 {
 	struct hooks *h = ctx;
 
-	return h->unix_now++;
+	int64_t now = h->unix_now;
+
+	h->unix_now += h->tick;
+	return now;
 }
 
 static int test_credentials(void *ctx, struct aws_credentials *out)
@@ -74,6 +79,7 @@ static struct fixture *setup(const struct fake_response *responses, size_t n, lo
 
 	assert_non_null(f);
 	f->hooks.unix_now = 1440938160;
+	f->hooks.tick = 1;
 	o.hook_ctx = &f->hooks;
 	assert_int_equal(sd_event_new(&f->event), 0);
 	assert_int_equal(fake_server_start(&f->server, responses, n), 0);
@@ -327,6 +333,164 @@ static void test_cancel_on_free_and_bad_args(void **state)
 	teardown(f);
 }
 
+/*
+ * The queue in aws.c: 40 calls of one operation with tokens to spare; the server holds every
+ * answer until the test releases it. At most 16 requests may be on the wire, sent first in
+ * first out, each signed when it is sent: the signing clock is frozen and moved by the test
+ * just before it frees a slot, so a request that waited carries the date of its sending.
+ */
+#define QUEUE_CALLS 40
+#define QUEUE_CAP   16          /* AWS_MAX_IN_FLIGHT in aws.c */
+
+struct queue_log {
+	int n;
+	int order[QUEUE_CALLS];
+	enum aws_error_kind kind[QUEUE_CALLS];
+};
+
+struct queue_call {
+	struct queue_log *log;
+	int index;
+};
+
+static void on_queued_done(void *ud, const struct aws_error *err, int status, const char *body,
+			   size_t len)
+{
+	struct queue_call *qc = ud;
+
+	(void)status;
+	(void)body;
+	(void)len;
+	assert_true(qc->log->n < QUEUE_CALLS);
+	qc->log->order[qc->log->n] = qc->index;
+	qc->log->kind[qc->log->n] = err->kind;
+	qc->log->n++;
+}
+
+/* The call index a request carries in its body ({"i":N}), or -1. */
+static int request_index(struct fake_server *s, size_t i)
+{
+	int index = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (i >= s->nrequests || sscanf(s->requests[i].body, "{\"i\":%d}", &index) != 1)
+		index = -1;
+	pthread_mutex_unlock(&s->lock);
+	return index;
+}
+
+/* Recompute request i's signature from what arrived; it must match its Authorization. */
+static void assert_signature_valid(struct fake_server *s, size_t i)
+{
+	static const struct aws_credentials creds = {
+		.access_key_id = "AKIDEXAMPLE",
+		.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		.session_token = "session-token-example",
+	};
+	char type[64], host[64], date[32], token[64], auth[512];
+	struct sigv4_header sh[4] = {
+		{ "content-type", type }, { "host", host }, { "x-amz-date", date },
+		{ "x-amz-security-token", token },
+	};
+	struct sigv4_request req = { .method = "POST", .path = "/ListStages", .headers = sh,
+				     .nheaders = 4 };
+	struct sigv4_params params = { .credentials = &creds, .region = "us-east-1",
+				       .service = "ivs", .amz_date = date, .normalize_path = 1,
+				       .double_encode = 1 };
+	struct sigv4_result sig = { 0 };
+
+	fake_request_header(s, i, "Content-Type", type, sizeof(type));
+	fake_request_header(s, i, "Host", host, sizeof(host));
+	fake_request_header(s, i, "X-Amz-Date", date, sizeof(date));
+	fake_request_header(s, i, "X-Amz-Security-Token", token, sizeof(token));
+	fake_request_header(s, i, "Authorization", auth, sizeof(auth));
+	assert_string_equal(s->requests[i].path, "/ListStages");
+	req.body = s->requests[i].body;
+	req.body_len = s->requests[i].body_len;
+	assert_int_equal(sigv4_sign(&req, &params, &sig), 0);
+	assert_string_equal(auth, sig.authorization);
+	sigv4_result_free(&sig);
+}
+
+/* Run the loop until the log has want completions and the server want_requests requests. */
+static void run_until_queue(struct fixture *f, const struct queue_log *log, int want,
+			    size_t want_requests)
+{
+	uint64_t deadline = now_ms() + 15000;
+
+	while ((log->n < want || fake_server_nrequests(&f->server) < want_requests) &&
+	       now_ms() < deadline)
+		assert_true(sd_event_run(f->event, 100000) >= 0);
+	assert_int_equal(log->n, want);
+	assert_int_equal(fake_server_nrequests(&f->server), want_requests);
+}
+
+static void test_queue_cap_fifo_signed_when_sent(void **state)
+{
+	static struct fake_response responses[QUEUE_CALLS];
+	static const int64_t t0 = 1440938160;
+	struct queue_call calls[QUEUE_CALLS];
+	struct queue_log log = { 0 };
+	struct fixture *f;
+	size_t now, max, i, arrived;
+	char body[32], date[32], want_date[17];
+	int k;
+
+	(void)state;
+	for (k = 0; k < QUEUE_CALLS; k++)
+		responses[k] = (struct fake_response){ .action = FAKE_HOLD, .status = 200,
+						       .body = "{}" };
+	f = setup(responses, QUEUE_CALLS, 0);
+	f->hooks.tick = 0;
+	for (k = 0; k < QUEUE_CALLS; k++) {
+		calls[k] = (struct queue_call){ .log = &log, .index = k };
+		snprintf(body, sizeof(body), "{\"i\":%d}", k);
+		assert_int_equal(aws_request(f->aws, "ListStages", "POST", "/ListStages", body,
+					     on_queued_done, &calls[k]), 0);
+	}
+	run_until_queue(f, &log, 0, QUEUE_CAP);
+	sigv4_format_amz_date(t0, want_date);
+	for (i = 0; i < QUEUE_CAP; i++) {
+		fake_request_header(&f->server, i, "X-Amz-Date", date, sizeof(date));
+		assert_string_equal(date, want_date);
+	}
+	for (k = 0; k < QUEUE_CALLS; k++) {
+		arrived = fake_server_nrequests(&f->server);
+		fake_server_outstanding(&f->server, &now, &max);
+		assert_true(max <= QUEUE_CAP);
+		assert_int_equal(now, arrived - (size_t)k);
+		/* first in, first out: the requests on the wire are exactly calls k..arrived-1 */
+		for (i = 0; i < arrived; i++) {
+			int index = request_index(&f->server, i);
+
+			assert_true(index >= 0 && (size_t)index < arrived);
+		}
+		for (i = 0; i < arrived && request_index(&f->server, i) != k; i++)
+			;
+		assert_true(i < arrived);
+		/* the call that takes the freed slot is signed now, at t0 + 1 + k */
+		f->hooks.unix_now = t0 + 1 + k;
+		fake_server_release(&f->server, i);
+		run_until_queue(f, &log, k + 1,
+				arrived < QUEUE_CALLS ? arrived + 1 : QUEUE_CALLS);
+		assert_int_equal(log.order[k], k);
+		assert_int_equal(log.kind[k], AWS_OK);
+		if (arrived < QUEUE_CALLS) {
+			assert_int_equal(request_index(&f->server, arrived), (int)arrived);
+			fake_request_header(&f->server, arrived, "X-Amz-Date", date, sizeof(date));
+			sigv4_format_amz_date(t0 + 1 + k, want_date);
+			assert_string_equal(date, want_date);
+		}
+	}
+	fake_server_outstanding(&f->server, &now, &max);
+	assert_int_equal(now, 0);
+	assert_int_equal(max, QUEUE_CAP);
+	for (i = 0; i < QUEUE_CALLS; i++)
+		assert_signature_valid(&f->server, i);
+	assert_int_equal(aws_client_pending(f->aws), 0);
+	teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_pagination_three_pages),
 		cmocka_unit_test(test_repeated_token_and_bad_body),
 		cmocka_unit_test(test_cancel_on_free_and_bad_args),
+		cmocka_unit_test(test_queue_cap_fifo_signed_when_sent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
