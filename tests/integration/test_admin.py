@@ -513,7 +513,7 @@ def test_status_answers_while_ivs_hangs(tmpdir_path, redis, sim, daemons):
         wait_until(lambda: timed_status(d.socket)[1]["pass_running"], 10,
                    what="a pass to be running")
         held_since = time.monotonic()
-        while time.monotonic() - held_since < 3.0:
+        while time.monotonic() - held_since < 30.0:         # the 30 s of hanging IVS
             took, data = timed_status(d.socket)
             assert took < PROMPT, f"status took {took:.3f}s while IVS hangs"
             assert data["pass_running"] is True and data["passes"] == passes
