@@ -35,7 +35,7 @@ class Sim:
 
     def reset_runtime(self):
         self.faults = {"failRate": 0.0, "latencyMs": 0, "tps": self.args.tps,
-                       "seed": self.args.seed, "hangSeconds": 60}
+                       "seed": self.args.seed, "hangSeconds": 60, "failOperations": []}
         self.fault_rng = random.Random(self.args.seed)
         self.buckets = {}
         self.counters = {}
@@ -285,6 +285,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return fail(429, "ThrottlingException", "Rate exceeded", key="message")
         if f["latencyMs"]:
             sim.stopping.wait(f["latencyMs"] / 1000.0)
+        if opname in f["failOperations"]:
+            return fail(500, "InternalServerException", "Unexpected error during processing of request.")
         if f["failRate"] and draw < f["failRate"]:
             if kind == "500":
                 return fail(500, "InternalServerException", "Unexpected error during processing of request.")
@@ -423,6 +425,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                             return 400, {"error": f"{key} must be a non-negative number"}
                         sim.faults[key] = v
+                if "failOperations" in req:
+                    ops = req["failOperations"]
+                    if not isinstance(ops, list) or any(o not in sim.OPS for o in ops):
+                        return 400, {"error": "failOperations must be a list of operation names"}
+                    sim.faults["failOperations"] = list(ops)
                 if "seed" in req:
                     sim.faults["seed"] = req["seed"]
                     sim.fault_rng = random.Random(req["seed"])

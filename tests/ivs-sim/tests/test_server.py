@@ -132,6 +132,19 @@ def test_faults_never_half_happen(make_sim):
     assert s.api("CreateStage").status == 200
 
 
+def test_fail_operations_fail_only_those(sim):
+    assert sim.ctl("faults", {"failOperations": ["CreateStage"]})["failOperations"] == ["CreateStage"]
+    r = sim.api("CreateStage")
+    assert r.status == 500 and r.error_type == "InternalServerException"
+    assert sim.ctl("state")["stages"] == []                 # failed before any state change
+    assert sim.api("ListStages").status == 200
+    bad = sim.raw("POST", "/_sim/faults", json.dumps({"failOperations": ["NoSuchOp"]}).encode(),
+                  [("Content-Type", "application/json")])
+    assert bad.status == 400
+    sim.ctl("faults", {"failOperations": []})
+    assert sim.api("CreateStage").status == 200
+
+
 def test_pause_and_resume(sim):
     sim.ctl("pause", {"operation": "CreateStage", "afterCalls": 1})
     assert sim.ctl("pause") == {"armed": True, "paused": False, "held": 0}
