@@ -235,13 +235,17 @@ static void on_stop_done(void *ud, const struct aws_error *err)
 				     "IVS_OPERATION", "StopParticipantReplication"),
 			  "stopped replicating %s into %s", op->action.participant_id,
 			  op->action.stage_arn);
-	} else {
+		/* Remember the confirmation; if memory fails, the delete simply waits a pass. */
 		struct pass *p = op->pass;
-		struct pass_stop_failure *n = realloc(p->stop_failed, (p->n_stop_failed + 1) * sizeof(*n));
+		struct pass_stop_done *n = realloc(p->stops_done, (p->n_stops_done + 1) * sizeof(*n));
 		if (n != NULL) {
-			p->stop_failed = n;
-			snprintf(n[p->n_stop_failed++].arn, sizeof(n->arn), "%s", op->action.stage_arn);
+			p->stops_done = n;
+			snprintf(n[p->n_stops_done].arn, sizeof(n->arn), "%s", op->action.stage_arn);
+			snprintf(n[p->n_stops_done].participant, sizeof(n->participant), "%s",
+				 op->action.participant_id);
+			p->n_stops_done++;
 		}
+	} else {
 		record_failure(op, "StopParticipantReplication", err);
 	}
 	rec_op_done(op);
@@ -437,12 +441,25 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 	}
 }
 
-static bool stop_failed_for(const struct pass *p, const char *arn)
+/*
+ * A stage may be deleted only when IVS confirmed, this pass, every stop the plan asked for into
+ * it. A stop that was skipped (backoff), never sent or that failed leaves the stage alone, so a
+ * delete can never race a replication that is still running.
+ */
+static bool stops_confirmed(const struct pass *p, const struct obs_fleet *f, const char *arn)
 {
-	for (size_t i = 0; i < p->n_stop_failed; i++)
-		if (strcmp(p->stop_failed[i].arn, arn) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < f->n_actions; i++) {
+		const struct plan_action *a = &f->actions[i];
+		bool done = false;
+		if (a->kind != PLAN_STOP_REPLICATION || strcmp(a->stage_arn, arn) != 0)
+			continue;
+		for (size_t k = 0; k < p->n_stops_done && !done; k++)
+			done = strcmp(p->stops_done[k].arn, arn) == 0 &&
+			       strcmp(p->stops_done[k].participant, a->participant_id) == 0;
+		if (!done)
+			return false;
+	}
+	return true;
 }
 
 /* One fleet's deletes, once its actions (the stops into those stages) have all answered. */
@@ -459,7 +476,7 @@ void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fi)
 		if (a->kind != PLAN_DELETE_STAGE)
 			continue;
 		action_key(a, f->cfg->name, key, sizeof(key));
-		if (stop_failed_for(p, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
+		if (!stops_confirmed(p, f, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
 			continue;
 		struct op *op = rec_op_new(r, p, fi);
 		if (op == NULL)

@@ -322,6 +322,18 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	}
 }
 
+/*
+ * A configured origin is never one of our replicas, even when it carries our tags (a replica an
+ * operator promoted to the origin of another fleet): origins are configured, not owned.
+ */
+static bool is_configured_origin(const struct pass *p, const char *arn)
+{
+	for (size_t i = 0; i < p->n_fleets; i++)
+		if (strcmp(p->fleets[i].cfg->origin_stage_arn, arn) == 0)
+			return true;
+	return false;
+}
+
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
@@ -349,7 +361,8 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 					snprintf(f->origin_session, sizeof(f->origin_session), "%s",
 						 st->active_session_id);
 				} else if (managed != NULL && strcmp(managed, "true") == 0 &&
-					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0) {
+					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
+					   !is_configured_origin(p, st->arn)) {
 					if (obs_add_replica(f, st) < 0)
 						p->stages_ok = false;
 				}
@@ -405,8 +418,12 @@ void rec_pass_begin(struct reconciler *r)
 	r->last_pass_start_us = p->started_us;
 	log_debug("reconcile pass %" PRIu64 " begins", p->id);
 	op = rec_op_new(r, p, SIZE_MAX);
-	if (op == NULL)
+	if (op == NULL) {
+		/* Out of memory before anything was sent: drop the pass; the next resync retries. */
+		r->current = NULL;
+		rec_pass_free(p);
 		return;
+	}
 	/* Keep the pass open until ListStages answers. */
 	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
 		struct aws_error e = { .kind = AWS_ERR_LOCAL };

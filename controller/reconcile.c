@@ -115,7 +115,7 @@ void rec_pass_free(struct pass *p)
 	for (size_t i = 0; i < p->n_fleets; i++)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
-	free(p->stop_failed);
+	free(p->stops_done);
 	free(p);
 }
 

@@ -112,8 +112,12 @@ struct pass {
 	size_t fleets_done;
 	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
-	struct pass_stop_failure { char arn[IVS_ARN_MAX + 1]; } *stop_failed;
-	size_t n_stop_failed;
+	/* Stops IVS confirmed this pass; a delete needs every stop into its stage in here. */
+	struct pass_stop_done {
+		char arn[IVS_ARN_MAX + 1];
+		char participant[IVS_PARTICIPANT_ID_MAX + 1];
+	} *stops_done;
+	size_t n_stops_done;
 	int64_t finished_ms;
 	uint64_t duration_us;
 	bool ok;

@@ -323,6 +323,35 @@ def test_scale_down_drains_the_emptiest_replica(tmpdir_path, redis, sim, daemons
     assert log_lines(d, {0, 1, 2, 3}) == []
 
 
+def test_no_delete_while_a_stop_is_unconfirmed(tmpdir_path, redis, sim, daemons):
+    """A drained stage is deleted only after IVS confirmed, in that pass, every stop into it:
+    a stop that failed, or that a later pass skips because it is backing off, keeps it."""
+    fleet = origin_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    pid = sim.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    d = start(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
+    converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
+    (replica,) = owned_arns(sim)
+    sim.faults(failOperations=["StopParticipantReplication"])
+    set_viewers(redis, origin, 50)                     # one stage is enough: drain the replica
+    converge(d, lambda: redis.cmd("GET", f"{PREFIX}stage:{replica}:draining") is not None,
+             what="draining mark")
+    # Empty and draining: every pass now wants stop + delete, and every stop fails (then backs
+    # off, so some passes skip it). Across those passes the stage must stay.
+    wait_until(lambda: sim.calls("StopParticipantReplication") >= 2, 20,
+               what="stops attempted and failing")
+    for _ in range(4):
+        full_pass(d)
+    assert sim.calls("DeleteStage") == 0
+    assert replica in owned_arns(sim) and replications(sim, origin, pid) == [replica]
+    sim.faults(failOperations=[])
+    converge(d, lambda: owned_arns(sim) == [], timeout=30, what="stop, then delete")
+    ops = [e["operation"] for e in request_log(sim)
+           if e["operation"] in ("StopParticipantReplication", "DeleteStage") and e["status"] == 200]
+    assert ops == ["StopParticipantReplication", "DeleteStage"], ops
+
+
 def test_drain_timeout_deletes_a_stage_that_keeps_viewers(tmpdir_path, redis, sim, daemons):
     fleet = origin_fleet(sim, drain_timeout="2s")
     origin = fleet["origin_stage_arn"]
