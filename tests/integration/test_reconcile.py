@@ -6,7 +6,6 @@ instead of waiting for the resync timer, except where the timer itself is under 
 Every test ends by stopping its daemons and checking their logs for sanitizer reports, so the
 file can be run as is against an ASan+UBSan build (IVS_BUILD=build/asan)."""
 import json
-import os
 import re
 
 import pytest
@@ -104,6 +103,18 @@ def converge(d, predicate, timeout=20, what="condition"):
         full_pass(d, timeout)
         return predicate()
     return wait_until(step, timeout, interval=0.05, what=what)
+
+
+def two_fed_replicas(tmpdir, redis, sim, daemons):
+    """The common starting point: one host, 2.5 stages' worth of viewers, converged to two
+    fed replica stages. Returns (daemon, fleet, origin ARN, host participant id)."""
+    fleet = origin_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    pid = sim.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 250)
+    d = start(daemons, tmpdir, redis, sim, [fleet])
+    converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
+    return d, fleet, origin, pid
 
 
 def fleet_status(d, name="main"):
@@ -289,12 +300,7 @@ def test_deleted_replica_recreated_and_foreign_stages_untouched(tmpdir_path, red
 # ---- 5. scale down by draining -------------------------------------------------------------
 
 def test_scale_down_drains_the_emptiest_replica(tmpdir_path, redis, sim, daemons):
-    fleet = origin_fleet(sim)
-    origin = fleet["origin_stage_arn"]
-    pid = sim.add_host(origin)["participantId"]
-    set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
+    d, fleet, origin, pid = two_fed_replicas(tmpdir_path, redis, sim, daemons)
     busy, quiet = owned_arns(sim)
     # 100 + 50 + 20 = 170 viewers: two stages are enough; the quiet one goes.
     set_viewers(redis, origin, 100)
@@ -424,12 +430,7 @@ def test_crash_after_create_stage_adopts_the_stage(tmpdir_path, redis, sim, daem
 # ---- 8. fail static -----------------------------------------------------------------------------
 
 def test_redis_down_is_fail_static(tmpdir_path, redis, sim, daemons):
-    fleet = origin_fleet(sim)
-    origin = fleet["origin_stage_arn"]
-    pid = sim.add_host(origin)["participantId"]
-    set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
+    d, fleet, origin, pid = two_fed_replicas(tmpdir_path, redis, sim, daemons)
     arns = owned_arns(sim)
     redis.stop()
     # Viewer counts are unknown: several passes past scale_down_delay change nothing.
@@ -450,12 +451,7 @@ def test_redis_down_is_fail_static(tmpdir_path, redis, sim, daemons):
 
 
 def test_list_stages_failing_is_fail_static(tmpdir_path, redis, sim, daemons):
-    fleet = origin_fleet(sim)
-    origin = fleet["origin_stage_arn"]
-    pid = sim.add_host(origin)["participantId"]
-    set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
+    d, fleet, origin, pid = two_fed_replicas(tmpdir_path, redis, sim, daemons)
     arns = owned_arns(sim)
     # Every IVS call fails, and the audience has left: nothing may be drained or deleted.
     sim.faults(failRate=1.0, seed=1, hangSeconds=1)
@@ -547,12 +543,7 @@ def test_dry_run_mutates_nothing_and_once_converges(tmpdir_path, redis, sim, dae
 # ---- 12. malformed Redis values --------------------------------------------------------------
 
 def test_malformed_redis_values_are_reported_and_ignored(tmpdir_path, redis, sim, daemons):
-    fleet = origin_fleet(sim)
-    origin = fleet["origin_stage_arn"]
-    pid = sim.add_host(origin)["participantId"]
-    set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
+    d, fleet, origin, pid = two_fed_replicas(tmpdir_path, redis, sim, daemons)
     arns = owned_arns(sim)
     redis.cmd("SET", f"{PREFIX}desired_stages", "six")
     redis.cmd("SET", f"{PREFIX}publisher:info", "{not json")
