@@ -15,7 +15,6 @@ import math
 import multiprocessing
 import os
 import platform
-import re
 import shutil
 import signal
 import socket

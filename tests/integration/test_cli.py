@@ -9,7 +9,7 @@ import tempfile
 import pytest
 import yaml
 
-from harness import BUILD, ROOT, Daemon, wait_until
+from harness import BUILD, ROOT, Daemon
 
 DAEMON = os.path.join(BUILD, "ivs-autoscaler")
 SHIPPED = os.path.join(ROOT, "etc", "config.yaml")
