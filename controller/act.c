@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "ivs.h"
 #include "log.h"
@@ -19,51 +20,18 @@
 #include "store.h"
 #include "store_parse.h"
 
-/* ---- per-item backoff -------------------------------------------------------------------- */
+/* ---- per-item backoff (backoff.c) ------------------------------------------------------ */
 
-static struct backoff_item *backoff_find(struct reconciler *r, const char *key, bool create)
+/* One more failure of an action: a table that cannot remember it says so, loudly. */
+static void action_backoff_fail(struct reconciler *r, const char *key)
 {
-	for (size_t i = 0; i < r->n_backoff; i++)
-		if (strcmp(r->backoff[i].key, key) == 0)
-			return &r->backoff[i];
-	if (!create || r->n_backoff == MAX_BACKOFF_ITEMS)
-		return NULL;
-	struct backoff_item *b = &r->backoff[r->n_backoff++];
-	memset(b, 0, sizeof(*b));
-	snprintf(b->key, sizeof(b->key), "%s", key);
-	return b;
+	if (backoff_fail(r->backoff, key, rec_wall_ms(), r->config->reconcile.backoff_initial_ms,
+			 r->config->reconcile.backoff_max_ms) < 0)
+		log_event(LOG_ERR, NULL, NULL, "no memory to back off %s: it is retried next pass",
+			  key);
 }
 
-static bool backoff_blocked(struct reconciler *r, const char *key, int64_t now)
-{
-	struct backoff_item *b = backoff_find(r, key, false);
-	return b != NULL && now < b->next_ms;
-}
-
-static void backoff_fail(struct reconciler *r, const char *key, int64_t now)
-{
-	struct backoff_item *b = backoff_find(r, key, true);
-	uint64_t delay;
-	if (b == NULL)
-		return;
-	delay = r->config->reconcile.backoff_initial_ms;
-	for (unsigned i = 0; i < b->failures && delay < r->config->reconcile.backoff_max_ms; i++)
-		delay *= 2;
-	if (delay > r->config->reconcile.backoff_max_ms)
-		delay = r->config->reconcile.backoff_max_ms;
-	b->failures++;
-	b->next_ms = now + (int64_t)delay;
-}
-
-static void backoff_ok(struct reconciler *r, const char *key)
-{
-	for (size_t i = 0; i < r->n_backoff; i++) {
-		if (strcmp(r->backoff[i].key, key) == 0) {
-			r->backoff[i] = r->backoff[--r->n_backoff];
-			return;
-		}
-	}
-}
+#define ACTION_KEY_MAX (2 * IVS_ARN_MAX + IVS_PARTICIPANT_ID_MAX + 16)
 
 static void action_key(const struct plan_action *a, const char *fleet, char *out, size_t len)
 {
@@ -77,11 +45,11 @@ static void action_key(const struct plan_action *a, const char *fleet, char *out
 static void record_failure(struct op *op, const char *what, const struct aws_error *err)
 {
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
-	char key[sizeof(((struct backoff_item *)0)->key)];
+	char key[ACTION_KEY_MAX];
 	char status[8];
 
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
-	backoff_fail(op->r, key, rec_wall_ms());
+	action_backoff_fail(op->r, key);
 	op->pass->actions_failed++;
 	f->actions_failed++;
 	snprintf(status, sizeof(status), "%d", err->http_status);
@@ -100,13 +68,13 @@ static void on_start_done(void *ud, const struct aws_error *err)
 	struct reconciler *r = op->r;
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 	const char *dst = op->created_arn[0] ? op->created_arn : op->action.stage_arn;
-	char key[sizeof(((struct backoff_item *)0)->key)];
+	char key[ACTION_KEY_MAX];
 
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
 	if (err == NULL || err->kind == AWS_OK ||
 	    (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "already") != NULL)) {
 		char now[40], rkey[KEY_MAX];
-		backoff_ok(r, key);
+		backoff_ok(r->backoff, key);
 		op->pass->actions_done++;
 		log_event(LOG_INFO, MSGID_REPLICATION_STARTED,
 			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", dst,
@@ -126,13 +94,13 @@ static void on_start_done(void *ud, const struct aws_error *err)
 	} else if (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "not publishing") != NULL) {
 		/* The host went quiet between observe and act: retry on a later pass, quietly. */
 		f->not_publishing++;
-		backoff_fail(r, key, rec_wall_ms());
+		action_backoff_fail(r, key);
 		log_event(LOG_DEBUG, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
 						      "IVS_PARTICIPANT_ID", op->action.participant_id),
 			  "host %s is not publishing; replication deferred", op->action.participant_id);
 	} else if (err->kind == AWS_ERR_QUOTA) {
 		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		backoff_fail(r, key, rec_wall_ms());
+		action_backoff_fail(r, key);
 		if (fs != NULL && !fs->capped_reported) {
 			fs->capped_reported = true;
 			log_event(LOG_WARNING, MSGID_QUOTA_CAPPED,
@@ -176,7 +144,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 	struct op *op = ud;
 	struct reconciler *r = op->r;
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
-	char key[sizeof(((struct backoff_item *)0)->key)];
+	char key[ACTION_KEY_MAX];
 
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
 	if (err != NULL && err->kind != AWS_OK) {
@@ -188,7 +156,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 		rec_op_done(op);
 		return;
 	}
-	backoff_ok(r, key);
+	backoff_ok(r->backoff, key);
 	op->pass->actions_done++;
 	log_event(LOG_NOTICE, MSGID_STAGE_CREATED,
 		  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", stage->arn,
@@ -472,11 +440,12 @@ void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fi)
 		return;
 	for (size_t i = 0; i < f->n_actions; i++) {
 		const struct plan_action *a = &f->actions[i];
-		char key[sizeof(((struct backoff_item *)0)->key)];
+		char key[ACTION_KEY_MAX];
 		if (a->kind != PLAN_DELETE_STAGE)
 			continue;
 		action_key(a, f->cfg->name, key, sizeof(key));
-		if (!stops_confirmed(p, f, a->stage_arn) || backoff_blocked(r, key, rec_wall_ms()))
+		if (!stops_confirmed(p, f, a->stage_arn) ||
+		    backoff_blocked(r->backoff, key, rec_wall_ms()))
 			continue;
 		struct op *op = rec_op_new(r, p, fi);
 		if (op == NULL)
@@ -623,9 +592,9 @@ void rec_fleet_act(struct reconciler *r, struct pass *p, size_t fi)
 		goto out;
 	for (size_t i = 0; i < f->n_actions; i++) {
 		const struct plan_action *a = &f->actions[i];
-		char key[sizeof(((struct backoff_item *)0)->key)];
+		char key[ACTION_KEY_MAX];
 		action_key(a, f->cfg->name, key, sizeof(key));
-		if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r, key, now))
+		if (a->kind != PLAN_DELETE_STAGE && backoff_blocked(r->backoff, key, now))
 			continue;
 		act_one(r, p, fi, a);
 	}

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "ivs.h"
 #include "log.h"
@@ -445,7 +446,8 @@ struct reconciler *reconciler_new(sd_event *event, const struct config *config,
 	if (hooks != NULL)
 		r->hooks = *hooks;
 	srandom((unsigned)(rec_mono_us() ^ (uint64_t)getpid()));
-	if (fleets_from_config(r, config) < 0 ||
+	r->backoff = backoff_new();
+	if (r->backoff == NULL || fleets_from_config(r, config) < 0 ||
 	    sd_event_add_defer(event, &r->defer, on_defer, r) < 0) {
 		reconciler_free(r);
 		return NULL;
@@ -472,6 +474,7 @@ void reconciler_free(struct reconciler *r)
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
 	rec_pass_free(r->current);
 	rec_pass_free(r->last);
+	backoff_free(r->backoff);
 	free(r->fleets);
 	free(r);
 }

@@ -26,7 +26,6 @@
 #define TAG_MANAGED   "ivs-autoscaler:managed"
 #define TAG_FLEET     "ivs-autoscaler:fleet"
 #define TAG_CREATED   "ivs-autoscaler:created"
-#define MAX_BACKOFF_ITEMS 1024
 #define MAX_MANUAL        64
 #define KEY_MAX           CONFIG_KEY_MAX
 
@@ -139,13 +138,6 @@ struct fleet_state {
 	struct obs_fleet *last;                  /* points into r->last (NULL before first pass) */
 };
 
-struct backoff_item {
-	char key[2 * IVS_ARN_MAX + IVS_PARTICIPANT_ID_MAX + 16];
-	unsigned failures;
-	int64_t next_ms;
-	bool warned;
-};
-
 struct manual_replication {
 	char src[IVS_ARN_MAX + 1];
 	char dst[IVS_ARN_MAX + 1];
@@ -175,8 +167,7 @@ struct reconciler {
 	sd_event_source *debounce;
 	sd_event_source *idle_defer;             /* runs hooks.idle from the loop */
 	uint64_t last_pass_start_us;
-	struct backoff_item backoff[MAX_BACKOFF_ITEMS];
-	size_t n_backoff;
+	struct backoff *backoff;                 /* failed actions waiting to be retried */
 	struct manual_replication manual[MAX_MANUAL];
 	size_t n_manual;
 	int64_t last_success_ms;
