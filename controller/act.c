@@ -69,10 +69,10 @@ static void on_start_done(void *ud, const struct aws_error *err)
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 	const char *dst = op->created_arn[0] ? op->created_arn : op->action.stage_arn;
 	char key[ACTION_KEY_MAX];
+	enum ivs_conflict conflict = ivs_conflict_of(err);
 
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
-	if (err == NULL || err->kind == AWS_OK ||
-	    (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "already") != NULL)) {
+	if (err == NULL || err->kind == AWS_OK || conflict == IVS_CONFLICT_ALREADY_REPLICATING) {
 		char now[40], rkey[KEY_MAX];
 		backoff_ok(r->backoff, key);
 		op->pass->actions_done++;
@@ -91,7 +91,7 @@ static void on_start_done(void *ud, const struct aws_error *err)
 				       store_put_replication(r->redis, rkey, op->action.source_arn, dst,
 							     op->action.participant_id, now,
 							     rec_on_write, r));
-	} else if (err->kind == AWS_ERR_CONFLICT && strstr(err->message, "not publishing") != NULL) {
+	} else if (conflict == IVS_CONFLICT_NOT_PUBLISHING) {
 		/* The host went quiet between observe and act: retry on a later pass, quietly. */
 		f->not_publishing++;
 		action_backoff_fail(r, key);
@@ -131,11 +131,8 @@ static int start_replication(struct reconciler *r, struct pass *p, size_t fi,
 	if (ivs_start_participant_replication(r->aws, f->cfg->origin_stage_arn, dst,
 					      a->participant_id,
 					      (int)(f->cfg->reconnect_window_ms / 1000), attrs, 1,
-					      on_start_done, op) < 0) {
-		struct aws_error e = { .kind = AWS_ERR_LOCAL };
-		snprintf(e.message, sizeof(e.message), "could not queue the request");
-		on_start_done(op, &e);
-	}
+					      on_start_done, op) < 0)
+		on_start_done(op, &rec_not_queued);
 	return 0;
 }
 
@@ -364,11 +361,8 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		for (size_t i = 0; i < f->cfg->n_tags; i++)
 			tags[nt++] = (struct ivs_kv){ f->cfg->tags[i].key, f->cfg->tags[i].value };
 		rc = ivs_create_stage(r->aws, name, tags, nt, on_create_done, op);
-		if (rc < 0) {
-			struct aws_error e = { .kind = AWS_ERR_LOCAL };
-			snprintf(e.message, sizeof(e.message), "could not queue the request");
-			on_create_done(op, &e, NULL);
-		}
+		if (rc < 0)
+			on_create_done(op, &rec_not_queued, NULL);
 		return;
 	}
 	case PLAN_STOP_REPLICATION:
@@ -377,11 +371,8 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 			return;
 		op->action = *a;
 		if (ivs_stop_participant_replication(r->aws, a->source_arn, a->stage_arn,
-						     a->participant_id, on_stop_done, op) < 0) {
-			struct aws_error e = { .kind = AWS_ERR_LOCAL };
-			snprintf(e.message, sizeof(e.message), "could not queue the request");
-			on_stop_done(op, &e);
-		}
+						     a->participant_id, on_stop_done, op) < 0)
+			on_stop_done(op, &rec_not_queued);
 		return;
 	case PLAN_MARK_DRAINING:
 	case PLAN_UNMARK_DRAINING: {
@@ -451,11 +442,8 @@ void rec_fleet_deletes(struct reconciler *r, struct pass *p, size_t fi)
 		if (op == NULL)
 			continue;
 		op->action = *a;
-		if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0) {
-			struct aws_error e = { .kind = AWS_ERR_LOCAL };
-			snprintf(e.message, sizeof(e.message), "could not queue the request");
-			on_delete_done(op, &e);
-		}
+		if (ivs_delete_stage(r->aws, a->stage_arn, on_delete_done, op) < 0)
+			on_delete_done(op, &rec_not_queued);
 	}
 }
 

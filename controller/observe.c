@@ -425,10 +425,7 @@ void rec_pass_begin(struct reconciler *r)
 		return;
 	}
 	/* Keep the pass open until ListStages answers. */
-	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
-		struct aws_error e = { .kind = AWS_ERR_LOCAL };
-		snprintf(e.message, sizeof(e.message), "could not queue the request");
-		on_stages(op, &e, NULL);
-	}
+	if (ivs_list_stages(r->aws, on_stages, op) < 0)
+		on_stages(op, &rec_not_queued, NULL);
 }
 

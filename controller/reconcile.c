@@ -87,6 +87,11 @@ int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+const struct aws_error rec_not_queued = {
+	.kind = AWS_ERR_LOCAL,
+	.message = "could not queue the request",
+};
+
 /* The one "may I mutate now?" check (leadership will join it here). */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs)
 {

@@ -204,6 +204,8 @@ size_t rec_fleet_index(const struct reconciler *r, const char *name);
 /* Full Redis key: prefix + what + arn + suffix. 0 or -ENAMETOOLONG. */
 int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
 		  const char *suffix, char *out, size_t len);
+/* The error a call that could not be queued completes with (its callback runs at once). */
+extern const struct aws_error rec_not_queued;
 /* The one "may I mutate now?" check. */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
 void rec_pass_free(struct pass *p);
