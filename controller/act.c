@@ -85,7 +85,7 @@ static void on_start_done(void *ud, const struct aws_error *err)
 			if (strcmp(f->replicas[i].arn, dst) == 0)
 				f->replicas[i].fed_this_pass = true;
 		rec_iso_time(rec_wall_ms(), now, sizeof(now));
-		if (rec_stage_key(r, "replication:", dst, "", rkey, sizeof(rkey)) == 0 &&
+		if (rec_stage_key(r, STORE_KEY_REPLICATION, dst, rkey, sizeof(rkey)) == 0 &&
 		    rec_write_begin(r, false, rkey))
 			rec_write_sent(r, false, rkey,
 				       store_put_replication(r->redis, rkey, op->action.source_arn, dst,
@@ -162,7 +162,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 	{
 		char now[40], skey[KEY_MAX];
 		rec_iso_time(rec_wall_ms(), now, sizeof(now));
-		if (rec_stage_key(r, "stage:", stage->arn, "", skey, sizeof(skey)) == 0 &&
+		if (rec_stage_key(r, STORE_KEY_STAGE, stage->arn, skey, sizeof(skey)) == 0 &&
 		    rec_write_begin(r, false, skey))
 			rec_write_sent(r, false, skey,
 				       store_put_stage_info(r->redis, skey, stage->arn, stage->name, now,
@@ -302,10 +302,10 @@ void rec_forget_stage(struct reconciler *r, const char *arn)
 {
 	char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
 
-	if (rec_stage_key(r, "stage:", arn, "", k1, sizeof(k1)) == 0 &&
-	    rec_stage_key(r, "replication:", arn, "", k2, sizeof(k2)) == 0 &&
-	    rec_stage_key(r, "stage:", arn, ":draining", k3, sizeof(k3)) == 0 &&
-	    rec_stage_key(r, "stage:", arn, ":drained_by", k4, sizeof(k4)) == 0 &&
+	if (rec_stage_key(r, STORE_KEY_STAGE, arn, k1, sizeof(k1)) == 0 &&
+	    rec_stage_key(r, STORE_KEY_REPLICATION, arn, k2, sizeof(k2)) == 0 &&
+	    rec_stage_key(r, STORE_KEY_DRAINING, arn, k3, sizeof(k3)) == 0 &&
+	    rec_stage_key(r, STORE_KEY_DRAINED_BY, arn, k4, sizeof(k4)) == 0 &&
 	    rec_write_begin(r, false, k1))
 		rec_write_sent(r, false, k1,
 			       store_forget_stage(r->redis, k1, k2, k3, k4, rec_on_write, r));
@@ -381,7 +381,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		if (op == NULL)
 			return;
 		op->action = *a;
-		if (rec_stage_key(r, "stage:", a->stage_arn, ":draining", key, sizeof(key)) < 0) {
+		if (rec_stage_key(r, STORE_KEY_DRAINING, a->stage_arn, key, sizeof(key)) < 0) {
 			on_mark_done(op, -ENAMETOOLONG, "key too long");
 			return;
 		}
@@ -664,7 +664,7 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 		if (s->draining)
 			continue;
 		rec_iso_time(s->created_ms > 0 ? s->created_ms : rec_wall_ms(), when, sizeof(when));
-		if (rec_stage_key(r, "stage:", s->arn, "", key, sizeof(key)) == 0 &&
+		if (rec_stage_key(r, STORE_KEY_STAGE, s->arn, key, sizeof(key)) == 0 &&
 		    rec_write_begin(r, true, key))
 			rec_write_sent(r, true, key,
 				       store_put_stage_info_nx(r->redis, key, s->arn, s->name, when,
@@ -680,7 +680,7 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 			if (rep == NULL)
 				continue;
 			rec_iso_time(rec_wall_ms(), when, sizeof(when));
-			if (rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0 &&
+			if (rec_stage_key(r, STORE_KEY_REPLICATION, s->arn, key, sizeof(key)) == 0 &&
 			    rec_write_begin(r, true, key))
 				rec_write_sent(r, true, key,
 					       store_put_replication_nx(r->redis, key,
@@ -690,7 +690,7 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 			break;                  /* one record per destination, as the server kept it */
 		}
 		if (replicas_known && !s->fed_this_pass && !stage_fed(f, s->arn) &&
-		    rec_stage_key(r, "replication:", s->arn, "", key, sizeof(key)) == 0 &&
+		    rec_stage_key(r, STORE_KEY_REPLICATION, s->arn, key, sizeof(key)) == 0 &&
 		    rec_write_begin(r, true, key))
 			rec_write_sent(r, true, key, store_del_replication(r->redis, key, on_record_write, r));
 	}
@@ -699,9 +699,9 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 static void record_status_hash(struct reconciler *r, const struct pass *p)
 {
 	char key[KEY_MAX], at[40], passes[24], dur[24];
-	if (r->dry_run || r->redis == NULL)
+	if (r->dry_run || r->redis == NULL ||
+	    store_status_key(key, sizeof(key), r->config->redis.key_prefix) < 0)
 		return;
-	snprintf(key, sizeof(key), "%sautoscaler:status", r->config->redis.key_prefix);
 	rec_iso_time(p->finished_ms, at, sizeof(at));
 	snprintf(passes, sizeof(passes), "%" PRIu64, r->passes);
 	snprintf(dur, sizeof(dur), "%" PRIu64, p->duration_us / 1000);

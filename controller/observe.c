@@ -146,9 +146,9 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
 		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
 				      sizeof(keys[n][0])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+		    rec_stage_key(r, STORE_KEY_DRAINING, s->arn, keys[n][1],
 				  sizeof(keys[n][1])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+		    rec_stage_key(r, STORE_KEY_DRAINED_BY, s->arn, keys[n][2],
 				  sizeof(keys[n][2])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;

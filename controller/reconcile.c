@@ -79,12 +79,11 @@ size_t rec_fleet_index(const struct reconciler *r, const char *name)
 	return SIZE_MAX;
 }
 
-/* Full Redis key: prefix + "stage:" + arn + suffix (keys of ours not covered by templates). */
-int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
-		     const char *suffix, char *out, size_t len)
+/* The Redis key of a stage of ours, under the configured prefix. 0 or -ENAMETOOLONG. */
+int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const char *arn,
+		  char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s%s%s%s", r->config->redis.key_prefix, what, arn, suffix);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	return store_stage_key(out, len, r->config->redis.key_prefix, which, arn);
 }
 
 const struct aws_error rec_not_queued = {
@@ -542,8 +541,8 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 			 "unowned stages are never drained)", stage_arn);
 		return -EPERM;
 	}
-	if (rec_stage_key(r, "stage:", stage_arn, ":draining", key, sizeof(key)) < 0 ||
-	    rec_stage_key(r, "stage:", stage_arn, ":drained_by", by, sizeof(by)) < 0) {
+	if (rec_stage_key(r, STORE_KEY_DRAINING, stage_arn, key, sizeof(key)) < 0 ||
+	    rec_stage_key(r, STORE_KEY_DRAINED_BY, stage_arn, by, sizeof(by)) < 0) {
 		snprintf(err, errlen, "stage ARN too long");
 		return -EINVAL;
 	}

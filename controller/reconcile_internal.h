@@ -21,6 +21,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "reconcile.h"
+#include "store.h"
 #include "store_parse.h"
 
 #define TAG_MANAGED   "ivs-autoscaler:managed"
@@ -201,9 +202,9 @@ uint64_t rec_mono_us(void);
 void rec_iso_time(int64_t ms, char *buf, size_t len);
 struct fleet_state *rec_fleet_state(const struct reconciler *r, const char *name);
 size_t rec_fleet_index(const struct reconciler *r, const char *name);
-/* Full Redis key: prefix + what + arn + suffix. 0 or -ENAMETOOLONG. */
-int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
-		  const char *suffix, char *out, size_t len);
+/* The Redis key of a stage of ours (store.c spells it), under the prefix. 0 or -ENAMETOOLONG. */
+int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const char *arn,
+		  char *out, size_t len);
 /* The error a call that could not be queued completes with (its callback runs at once). */
 extern const struct aws_error rec_not_queued;
 /* The one "may I mutate now?" check. */
