@@ -130,20 +130,50 @@ static int on_defer(sd_event_source *s, void *ud)
 	return 0;
 }
 
-void reconciler_wake(struct reconciler *r, const char *reason)
+/* What woke the reconciler, counted per reason (the status view shows them). */
+const struct rec_wake_reason rec_wake_reasons[REC_WAKE_REASONS] = {
+	{ "start", "start" },
+	{ "resync", "resync" },
+	{ "reload", "reload" },
+	{ "redis connected", "redis_connected" },
+	{ "wake channel", "wake_channel" },
+	{ "keyspace", "keyspace" },                /* an input key changed (before debouncing) */
+	{ "admin", "admin" },
+	{ "resume", "resume" },
+	{ "drain", "drain" },
+	{ "manual replication", "manual_replication" },
+	{ NULL, "other" },
+};
+
+static void count_wake(struct reconciler *r, const char *reason)
 {
-	if (r->stopping)
-		return;
+	size_t i = 0;
+	while (i + 1 < REC_WAKE_REASONS &&
+	       (reason == NULL || strcmp(rec_wake_reasons[i].reason, reason) != 0))
+		i++;
+	r->wakes[i]++;
+}
+
+static void wake(struct reconciler *r, const char *reason)
+{
 	log_debug("wake: %s", reason ? reason : "?");
 	r->wake_pending = true;
 	if (r->current == NULL)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 }
 
+void reconciler_wake(struct reconciler *r, const char *reason)
+{
+	if (r->stopping)
+		return;
+	count_wake(r, reason);
+	wake(r, reason);
+}
+
 static int on_debounce(sd_event_source *s, uint64_t usec, void *ud)
 {
 	(void)s; (void)usec;
-	reconciler_wake(ud, "keyspace");
+	wake(ud, "keyspace");                    /* counted when the change arrived */
 	return 0;
 }
 
@@ -156,8 +186,9 @@ void reconciler_wake_debounced(struct reconciler *r, const char *reason)
 
 	if (r->stopping)
 		return;
+	count_wake(r, "keyspace");
 	if (now >= due && r->current == NULL) {
-		reconciler_wake(r, reason);
+		wake(r, reason);
 		return;
 	}
 	if (r->debounce != NULL && sd_event_source_get_enabled(r->debounce, &enabled) >= 0 &&

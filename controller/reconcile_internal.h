@@ -45,6 +45,13 @@ struct manual_replication {
 	char participant[IVS_PARTICIPANT_ID_MAX + 1];
 };
 
+#define REC_WAKE_REASONS 11
+struct rec_wake_reason {
+	const char *reason;                      /* as passed to reconciler_wake (NULL: any other) */
+	const char *name;                        /* in the status view */
+};
+extern const struct rec_wake_reason rec_wake_reasons[REC_WAKE_REASONS];
+
 struct reconciler {
 	sd_event *event;
 	const struct config *config;
@@ -61,6 +68,7 @@ struct reconciler {
 	uint64_t passes;
 	uint64_t next_pass_id;
 	bool wake_pending;
+	uint64_t wakes[REC_WAKE_REASONS];        /* wake-ups received, per rec_wake_reasons[] */
 	bool stopping;
 	bool redis_up;
 	sd_event_source *timer;
