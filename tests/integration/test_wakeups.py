@@ -6,7 +6,7 @@ from harness import owned, start_daemon, wait_until
 PREFIX = "ivs:wake:"
 
 
-def start(tmpdir, redis, sim, daemons):
+def start_one_fleet(tmpdir, redis, sim, daemons):
     """A one-fleet daemon whose start-up pass has ended; resync is far away."""
     origin = sim.create_stage("WakeOrigin1", name="wake-origin")
     fleet = {"name": "main", "origin_stage_arn": origin, "viewers_per_stage": 100,
@@ -18,7 +18,7 @@ def start(tmpdir, redis, sim, daemons):
 
 
 def test_wake_channel_starts_a_pass(tmpdir_path, redis, sim, daemons):
-    d, origin = start(tmpdir_path, redis, sim, daemons)
+    d, origin = start_one_fleet(tmpdir_path, redis, sim, daemons)
     before = d.passes()
     redis.cmd("SET", f"{PREFIX}desired_stages", "2")
     assert redis.cmd("PUBLISH", f"{PREFIX}autoscaler:wake", "now") == 1   # the daemon listens
@@ -29,7 +29,7 @@ def test_wake_channel_starts_a_pass(tmpdir_path, redis, sim, daemons):
 def test_keyspace_event_on_an_input_key_starts_a_pass(tmpdir_path, redis, sim, daemons):
     # The server's operator enables notifications; the daemon never changes them itself.
     redis.cmd("CONFIG", "SET", "notify-keyspace-events", "K$s")
-    d, origin = start(tmpdir_path, redis, sim, daemons)
+    d, origin = start_one_fleet(tmpdir_path, redis, sim, daemons)
     assert redis.cmd("CONFIG", "GET", "notify-keyspace-events")[1] in ("$sK", "K$s", "s$K")
     redis.cmd("SET", f"{PREFIX}stage:{origin}:viewers", "250")
     wait_until(lambda: len(owned(sim)) == 2, 10, what="a keyspace-woken pass to scale up")
@@ -37,7 +37,7 @@ def test_keyspace_event_on_an_input_key_starts_a_pass(tmpdir_path, redis, sim, d
 
 def test_own_writes_do_not_wake_the_daemon(tmpdir_path, redis, sim, daemons):
     redis.cmd("CONFIG", "SET", "notify-keyspace-events", "K$sz")
-    d, origin = start(tmpdir_path, redis, sim, daemons)
+    d, origin = start_one_fleet(tmpdir_path, redis, sim, daemons)
     assert d.status()["wakes"]["keyspace"] == 0
     sim.add_host(origin)
     redis.cmd("SET", f"{PREFIX}stage:{origin}:viewers", "250")     # one input change
