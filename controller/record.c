@@ -171,7 +171,7 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 	(void)r;
 }
 
-/* ---- the record phase ------------------------------------------------------------------------------ */
+/* ---- the record phase ------------------------------------------------------------------------ */
 
 static void record_fleet_redis(struct reconciler *r, const struct obs_fleet *f)
 {
