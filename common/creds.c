@@ -32,6 +32,8 @@ static const char *const source_names[] = {
 	[CREDS_SRC_PROCESS] = "credential-process",
 	[CREDS_SRC_CONTAINER] = "container",
 	[CREDS_SRC_IMDS] = "imds",
+	[CREDS_SRC_ASSUME_ROLE] = "assume-role",
+	[CREDS_SRC_WEB_IDENTITY] = "web-identity",
 };
 
 struct creds_provider {
@@ -41,6 +43,7 @@ struct creds_provider {
 	int has_thread, stop, wake, refreshing;
 	struct aws_credentials creds;
 	struct creds_source src;
+	time_t obtained;        /* when creds were installed (their lifetime bounds the window) */
 	time_t (*now)(void);
 };
 
@@ -78,7 +81,6 @@ void creds_err_append(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-
 int creds_set_static(struct aws_credentials *out, const char *akid, const char *secret,
 		      const char *token)
 {
@@ -88,7 +90,6 @@ int creds_set_static(struct aws_credentials *out, const char *akid, const char *
 	return aws_credentials_copy(out, &c);
 }
 
-
 /* ---- sources ---- */
 
 const char *creds_source_name(enum creds_source_kind kind)
@@ -96,7 +97,8 @@ const char *creds_source_name(enum creds_source_kind kind)
 	return source_names[kind];
 }
 
-int creds_source_fetch(const struct creds_source *src, struct aws_credentials *out, char *why, size_t n)
+int creds_source_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
+		       size_t n)
 {
 	switch (src->kind) {
 	case CREDS_SRC_PROCESS:
@@ -105,7 +107,13 @@ int creds_source_fetch(const struct creds_source *src, struct aws_credentials *o
 		return creds_container_fetch(src, out, why, n);
 	case CREDS_SRC_IMDS:
 		return creds_imds_fetch(src, out, why, n);
+	case CREDS_SRC_ASSUME_ROLE:
+	case CREDS_SRC_WEB_IDENTITY:
+		return creds_sts_fetch(src, out, why, n);
 	default:
+		/* Static keys: only the base of a role asks for them again. */
+		if (src->fixed.access_key_id != NULL)
+			return aws_credentials_copy(out, &src->fixed);
 		snprintf(why, n, "static credentials cannot be refreshed");
 		return -EINVAL;
 	}
@@ -118,15 +126,51 @@ void creds_source_clear(struct creds_source *s)
 	creds_wipe_free(s->auth_token);
 	free(s->auth_token_file);
 	free(s->endpoint);
+	aws_credentials_clear(&s->fixed);
+	free(s->role_arn);
+	free(s->session_name);
+	creds_wipe_free(s->external_id);
+	free(s->token_file);
+	free(s->profile);
+	free(s->sts_url);
+	free(s->sts_region);
+	if (s->base != NULL) {
+		creds_source_clear(s->base);
+		free(s->base);
+	}
 	memset(s, 0, sizeof(*s));
 }
 
+/* "role ARN (profile "p") via shared-files" for log lines; never a secret. */
+static void describe(const struct creds_source *src, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (src->kind != CREDS_SRC_ASSUME_ROLE && src->kind != CREDS_SRC_WEB_IDENTITY)
+		return;
+	snprintf(out, n, "role %.300s%s%.64s%s", src->role_arn, src->profile ? " (profile \"" : "",
+		 src->profile ? src->profile : "", src->profile ? "\")" : "");
+	for (const struct creds_source *b = src->base; b != NULL; b = b->base) {
+		if (b->kind == CREDS_SRC_ASSUME_ROLE)
+			creds_err_append(out, n, " via role %.300s", b->role_arn);
+		else
+			creds_err_append(out, n, " via %s", creds_source_name(b->kind));
+	}
+	if (src->kind == CREDS_SRC_WEB_IDENTITY)
+		creds_err_append(out, n, " with the token in %.300s", src->token_file);
+}
 
 /* ---- the provider ---- */
 
+/*
+ * Refresh this long before expiry: the source's window, but at most half the lifetime of the
+ * credentials, so that short-lived ones are not always "inside the window".
+ */
 static time_t window_for(const struct creds_provider *p)
 {
-	return p->src.kind == CREDS_SRC_IMDS ? REFRESH_WINDOW_IMDS : REFRESH_WINDOW;
+	time_t w = p->src.kind == CREDS_SRC_IMDS ? REFRESH_WINDOW_IMDS : REFRESH_WINDOW;
+	time_t life = (time_t)p->creds.expiration - p->obtained;
+
+	return p->obtained != 0 && life > 0 && life / 2 < w ? life / 2 : w;
 }
 
 static void timedwait_seconds(struct creds_provider *p, int seconds)
@@ -141,6 +185,24 @@ static void timedwait_seconds(struct creds_provider *p, int seconds)
 	}
 }
 
+static void log_resolved(const struct creds_provider *p, const char *what)
+{
+	char prefix[5] = "", role[900];
+	char exp[32] = "never";
+
+	if (p->creds.access_key_id != NULL)
+		snprintf(prefix, sizeof(prefix), "%.4s", p->creds.access_key_id);
+	if (p->creds.expiration != 0) {
+		time_t t = (time_t)p->creds.expiration;
+		struct tm tm;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	describe(&p->src, role, sizeof(role));
+	log_info("AWS credentials %s %s (%s%skey %s..., expire %s)", what,
+		 creds_source_name(p->src.kind), role, role[0] ? "; " : "", prefix, exp);
+}
+
 static void *refresh_thread(void *arg)
 {
 	struct creds_provider *p = arg;
@@ -149,8 +211,8 @@ static void *refresh_thread(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct aws_credentials fresh = { 0 };
-		char why[512] = "";
-		int r, backoff;
+		char why[1024] = "";
+		int r, backoff, had_none;
 
 		while (!p->stop && !p->wake)
 			pthread_cond_wait(&p->cond, &p->lock);
@@ -164,6 +226,7 @@ static void *refresh_thread(void *arg)
 
 		pthread_mutex_lock(&p->lock);
 		p->refreshing = 0;
+		had_none = p->creds.access_key_id == NULL;
 		if (r == 0 && fresh.expiration != 0 && fresh.expiration <= p->now()) {
 			snprintf(why, sizeof(why), "the refreshed credentials have already expired");
 			r = -EKEYEXPIRED;
@@ -171,8 +234,11 @@ static void *refresh_thread(void *arg)
 		if (r == 0 && fresh.expiration >= p->creds.expiration) {
 			aws_credentials_clear(&p->creds);
 			p->creds = fresh;
+			p->obtained = p->now();
 			memset(&fresh, 0, sizeof(fresh));
-			if (failures > 0)
+			if (had_none)
+				log_resolved(p, "from");
+			else if (failures > 0)
 				log_info("AWS credentials (%s) refreshed after %d failed attempts",
 					 creds_source_name(p->src.kind), failures);
 			/* A source that keeps serving credentials inside the window (an IMDS
@@ -182,7 +248,10 @@ static void *refresh_thread(void *arg)
 					   failures + 1 :
 					   0;
 		} else {
-			if (failures == 0)
+			if (had_none)
+				log_errorx("AWS credentials (%s): %s; retrying",
+					   creds_source_name(p->src.kind), why);
+			else if (failures == 0)
 				log_warnx("refreshing AWS credentials (%s) failed: %s; the current "
 					  "ones stay in use while valid",
 					  creds_source_name(p->src.kind), r == 0 ? "older than current" : why);
@@ -194,34 +263,21 @@ static void *refresh_thread(void *arg)
 			if (backoff > BACKOFF_MAX_S)
 				backoff = BACKOFF_MAX_S;
 			timedwait_seconds(p, backoff);
+			/* Without usable credentials, keep trying on our own. */
+			if (p->creds.access_key_id == NULL ||
+			    (p->creds.expiration != 0 && p->creds.expiration <= p->now()))
+				p->wake = 1;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-static void log_resolved(const struct creds_provider *p)
-{
-	char prefix[5] = "";
-	char exp[32] = "never";
-
-	if (p->creds.access_key_id != NULL)
-		snprintf(prefix, sizeof(prefix), "%.4s", p->creds.access_key_id);
-	if (p->creds.expiration != 0) {
-		time_t t = (time_t)p->creds.expiration;
-		struct tm tm;
-		if (gmtime_r(&t, &tm) != NULL)
-			strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
-	log_info("AWS credentials from %s (key %s..., expire %s)", creds_source_name(p->src.kind),
-		 prefix, exp);
-}
-
 struct creds_provider *creds_provider_new(const struct creds_options *opts, char *err,
 					  size_t errlen)
 {
 	struct creds_provider *p = calloc(1, sizeof(*p));
-	char tried[1024] = "", why[768] = "";
+	char tried[1536] = "", why[1024] = "";
 	pthread_condattr_t ca;
 	int r;
 
@@ -252,16 +308,22 @@ struct creds_provider *creds_provider_new(const struct creds_options *opts, char
 	}
 
 	p->src.kind = CREDS_SRC_ENV;
-	if ((r = creds_env_try(&p->creds, tried, sizeof(tried), why, sizeof(why))) == 0) {
-		r = creds_profile_try(opts, &p->src, &p->creds, tried, sizeof(tried), why, sizeof(why));
-		if (r == 0) {
-			creds_source_clear(&p->src);
-			r = creds_container_try(&p->src, &p->creds, tried, sizeof(tried), why, sizeof(why));
-		}
-		if (r == 0) {
-			creds_source_clear(&p->src);
-			r = creds_imds_try(&p->src, &p->creds, tried, sizeof(tried));
-		}
+	r = creds_env_try(&p->creds, tried, sizeof(tried), why, sizeof(why));
+	if (r == 0)
+		r = creds_web_identity_try(opts, &p->src, &p->creds, tried, sizeof(tried), why,
+					   sizeof(why));
+	if (r == 0) {
+		creds_source_clear(&p->src);
+		r = creds_profile_try(opts, &p->src, &p->creds, tried, sizeof(tried), why,
+				      sizeof(why));
+	}
+	if (r == 0) {
+		creds_source_clear(&p->src);
+		r = creds_container_try(&p->src, &p->creds, tried, sizeof(tried), why, sizeof(why));
+	}
+	if (r == 0) {
+		creds_source_clear(&p->src);
+		r = creds_imds_try(&p->src, &p->creds, tried, sizeof(tried));
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "AWS credentials: %s", why[0] ? why : strerror(-r));
@@ -271,19 +333,27 @@ struct creds_provider *creds_provider_new(const struct creds_options *opts, char
 		snprintf(err, errlen, "no AWS credentials: %s", tried);
 		goto fail;
 	}
-	if (p->creds.expiration != 0 && p->creds.expiration <= p->now()) {
+	if (r == 2) {
+		/* A role STS refused for now: start without credentials, retry in the thread. */
+		aws_credentials_clear(&p->creds);
+		log_errorx("AWS credentials (%s): %s; retrying in the background",
+			   creds_source_name(p->src.kind), why);
+		p->wake = 1;
+	} else if (p->creds.expiration != 0 && p->creds.expiration <= p->now()) {
 		snprintf(err, errlen, "AWS credentials from %s expired already",
 			 creds_source_name(p->src.kind));
 		goto fail;
 	}
-	if (p->creds.expiration != 0) {
+	p->obtained = p->creds.access_key_id != NULL ? p->now() : 0;
+	if (p->creds.expiration != 0 || r == 2) {
 		if (pthread_create(&p->thread, NULL, refresh_thread, p) != 0) {
 			snprintf(err, errlen, "cannot start the credentials refresh thread");
 			goto fail;
 		}
 		p->has_thread = 1;
 	}
-	log_resolved(p);
+	if (r == 1)
+		log_resolved(p, "from");
 	return p;
 fail:
 	curl_global_cleanup();
@@ -305,7 +375,10 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&p->lock);
-	if (p->creds.expiration != 0) {
+	if (p->creds.access_key_id == NULL) {
+		/* A role STS has not granted yet: the thread is retrying on its own. */
+		r = -EKEYEXPIRED;
+	} else if (p->creds.expiration != 0) {
 		now = p->now();
 		if (now >= p->creds.expiration - window_for(p) && !p->refreshing && !p->wake) {
 			p->wake = 1;
@@ -322,7 +395,7 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out)
 
 const char *creds_provider_source(const struct creds_provider *p)
 {
-	return p != NULL ? creds_source_name(p->src.kind) : "none";
+	return p != NULL ? source_names[p->src.kind] : "none";
 }
 
 void creds_provider_free(struct creds_provider *p)

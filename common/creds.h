@@ -30,6 +30,7 @@
 struct creds_options {
 	const char *profile;           /* aws.profile from our config; NULL/"" = AWS_PROFILE/default */
 	const char *credentials_file;  /* explicit path; NULL/"" = AWS_SHARED_CREDENTIALS_FILE/~ */
+	const char *region;            /* the resolved region: STS endpoint and scope; NULL = global */
 	time_t (*now)(void);           /* wall clock for expiry decisions; NULL = time(NULL) */
 };
 

@@ -144,8 +144,7 @@ out:
 }
 
 
-int creds_container_try(struct creds_source *src, struct aws_credentials *out, char *tried,
-			 size_t tn, char *why, size_t n)
+int creds_container_configure(struct creds_source *src, char *why, size_t n)
 {
 	const char *rel = creds_env_nonempty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = creds_env_nonempty("AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -154,10 +153,8 @@ int creds_container_try(struct creds_source *src, struct aws_credentials *out, c
 	char inner[512] = "";
 	int r;
 
-	if (rel == NULL && full == NULL) {
-		creds_err_append(tried, tn, ", container (AWS_CONTAINER_CREDENTIALS_*_URI unset)");
+	if (rel == NULL && full == NULL)
 		return 0;
-	}
 	src->kind = CREDS_SRC_CONTAINER;
 	if (rel != NULL) {
 		if (rel[0] != '/') {
@@ -180,10 +177,25 @@ int creds_container_try(struct creds_source *src, struct aws_credentials *out, c
 	if ((tok_file != NULL && (src->auth_token_file = strdup(tok_file)) == NULL) ||
 	    (tok_file == NULL && tok != NULL && (src->auth_token = strdup(tok)) == NULL))
 		return -ENOMEM;
+	return 1;
+}
+
+int creds_container_try(struct creds_source *src, struct aws_credentials *out, char *tried,
+			size_t tn, char *why, size_t n)
+{
+	char inner[512] = "";
+	int r;
+
+	if ((r = creds_container_configure(src, why, n)) <= 0) {
+		if (r == 0)
+			creds_err_append(tried, tn, ", container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
+					 "and _FULL_URI unset; EKS Pod Identity sets _FULL_URI and "
+					 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)");
+		return r;
+	}
 	if ((r = creds_container_fetch(src, out, inner, sizeof(inner))) < 0) {
 		snprintf(why, n, "container: %s", inner);
 		return r;
 	}
 	return 1;
 }
-

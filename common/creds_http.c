@@ -40,10 +40,12 @@ void creds_body_free(struct creds_body *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* 0 with the status and body, or -EIO with why. Redirects and proxies are never followed:
- * the metadata endpoints are link-local and must not be reached through anything else. */
-int creds_http_request(const char *method, const char *url, struct curl_slist *headers,
-			long total_ms, long *status, struct creds_body *out, char *why, size_t n)
+/* 0 with the status and body, or -EIO with why. Redirects are never followed; proxies are
+ * not used for the metadata endpoints, which are link-local and must not be reached through
+ * anything else (metadata = 1), but are for STS, as for IVS (the usual proxy variables). */
+static int request(const char *method, const char *url, struct curl_slist *headers,
+		   const char *data, size_t data_len, int metadata, long total_ms, long *status,
+		   struct creds_body *out, char *why, size_t n)
 {
 	CURL *h = curl_easy_init();
 	CURLcode rc;
@@ -59,7 +61,10 @@ int creds_http_request(const char *method, const char *url, struct curl_slist *h
 	    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    (metadata && curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK) ||
+	    (data != NULL && (curl_easy_setopt(h, CURLOPT_POSTFIELDS, data) != CURLE_OK ||
+			      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+					       (curl_off_t)data_len) != CURLE_OK)) ||
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L) != CURLE_OK ||
@@ -87,3 +92,14 @@ out:
 	return r;
 }
 
+int creds_http_request(const char *method, const char *url, struct curl_slist *headers,
+		       long total_ms, long *status, struct creds_body *out, char *why, size_t n)
+{
+	return request(method, url, headers, NULL, 0, 1, total_ms, status, out, why, n);
+}
+
+int creds_http_post(const char *url, struct curl_slist *headers, const char *data, size_t len,
+		    long total_ms, long *status, struct creds_body *out, char *why, size_t n)
+{
+	return request("POST", url, headers, data, len, 0, total_ms, status, out, why, n);
+}

@@ -17,18 +17,18 @@
 #define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
 #define IMDS_TOKEN_TTL "21600"
 
-int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out, char *why, size_t n)
+/* An IMDSv2 session token as a header list ("X-aws-ec2-metadata-token: ..."). Any failure is
+ * final: falling back to v1 would hide a hop-limit problem and use the weaker protocol. */
+static int imds_session(const char *endpoint, struct curl_slist **out, char *why, size_t n)
 {
-	static const struct creds_json_shape shape = { "Token", 1, 1, 0 };
 	struct curl_slist *hdrs = NULL;
 	struct creds_body body = { 0 };
-	char url[1024], *token_hdr = NULL, role[256];
+	char url[1024], *token_hdr = NULL;
 	long status = 0;
 	int r;
 
-	/* 1. session token (IMDSv2). Any failure is final: falling back to v1 would hide a
-	 *    hop-limit problem and use the weaker protocol. */
-	snprintf(url, sizeof(url), "%s/latest/api/token", src->endpoint);
+	*out = NULL;
+	snprintf(url, sizeof(url), "%s/latest/api/token", endpoint);
 	hdrs = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: " IMDS_TOKEN_TTL);
 	if (hdrs == NULL)
 		return -ENOMEM;
@@ -56,11 +56,25 @@ int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out
 		r = -EIO;
 		goto out;
 	}
-	creds_body_free(&body);
-	if ((hdrs = curl_slist_append(NULL, token_hdr)) == NULL) {
+	if ((*out = curl_slist_append(NULL, token_hdr)) == NULL)
 		r = -ENOMEM;
-		goto out;
-	}
+out:
+	creds_wipe_free(token_hdr);
+	creds_body_free(&body);
+	return r;
+}
+
+int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out, char *why, size_t n)
+{
+	static const struct creds_json_shape shape = { "Token", 1, 1, 0 };
+	struct curl_slist *hdrs = NULL;
+	struct creds_body body = { 0 };
+	char url[1024], role[256];
+	long status = 0;
+	int r;
+
+	if ((r = imds_session(src->endpoint, &hdrs, why, n)) < 0)
+		return r;
 
 	/* 2. the instance profile's role name */
 	snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/", src->endpoint);
@@ -101,7 +115,6 @@ int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out
 	}
 out:
 	curl_slist_free_all(hdrs);
-	creds_wipe_free(token_hdr);
 	creds_body_free(&body);
 	return r;
 }
@@ -114,22 +127,32 @@ static int imds_disabled(void)
 	return v != NULL && strcasecmp(v, "true") == 0;
 }
 
-int creds_imds_try(struct creds_source *src, struct aws_credentials *out, char *tried, size_t tn)
+int creds_imds_configure(struct creds_source *src)
 {
 	const char *ep = creds_env_nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-	char inner[512] = "";
 	size_t len;
 
-	if (imds_disabled()) {
-		creds_err_append(tried, tn, ", IMDS (disabled by AWS_EC2_METADATA_DISABLED)");
+	if (imds_disabled())
 		return 0;
-	}
 	src->kind = CREDS_SRC_IMDS;
 	if ((src->endpoint = strdup(ep ? ep : IMDS_DEFAULT_ENDPOINT)) == NULL)
 		return -ENOMEM;
 	len = strlen(src->endpoint);
 	while (len > 0 && src->endpoint[len - 1] == '/')
 		src->endpoint[--len] = '\0';
+	return 1;
+}
+
+int creds_imds_try(struct creds_source *src, struct aws_credentials *out, char *tried, size_t tn)
+{
+	char inner[512] = "";
+	int r;
+
+	if ((r = creds_imds_configure(src)) <= 0) {
+		if (r == 0)
+			creds_err_append(tried, tn, ", IMDS (disabled by AWS_EC2_METADATA_DISABLED)");
+		return r;
+	}
 	if (creds_imds_fetch(src, out, inner, sizeof(inner)) < 0) {
 		/* Not being on EC2 is the normal way to end the chain: a note, not a hard error. */
 		creds_err_append(tried, tn, ", IMDS (%s)", inner);
@@ -138,3 +161,37 @@ int creds_imds_try(struct creds_source *src, struct aws_credentials *out, char *
 	return 1;
 }
 
+int creds_imds_region(char *out, size_t size, char *why, size_t n)
+{
+	struct creds_source src = { 0 };
+	struct curl_slist *hdrs = NULL;
+	struct creds_body body = { 0 };
+	char url[1024];
+	long status = 0;
+	int r;
+
+	if ((r = creds_imds_configure(&src)) <= 0) {
+		snprintf(why, n, "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
+		return r == 0 ? -ENOENT : r;
+	}
+	if ((r = imds_session(src.endpoint, &hdrs, why, n)) < 0)
+		goto out;
+	snprintf(url, sizeof(url), "%s/latest/meta-data/placement/region", src.endpoint);
+	if ((r = creds_http_request("GET", url, hdrs, 2000, &status, &body, why, n)) < 0)
+		goto out;
+	while (body.len > 0 && isspace((unsigned char)body.data[body.len - 1]))
+		body.data[--body.len] = '\0';
+	if (status != 200 || body.len == 0 || body.len >= size) {
+		snprintf(why, n, "GET %.300s: HTTP %ld%s", url, status,
+			 status == 200 ? " with an unusable answer" : "");
+		r = -EIO;
+		goto out;
+	}
+	memcpy(out, body.data, body.len + 1);
+	r = 0;
+out:
+	curl_slist_free_all(hdrs);
+	creds_body_free(&body);
+	free(src.endpoint);
+	return r;
+}

@@ -19,6 +19,7 @@
 #define MAX_STDERR 4096
 #define MAX_ARGS 64
 #define PROCESS_TIMEOUT_MS 10000
+#define STOP_GRACE_MS 2000
 
 extern char **environ;
 
@@ -138,6 +139,25 @@ static int drain_pipes(int outfd, int errfd, struct creds_body *out, char *errbu
 	return 0;
 }
 
+/* SIGTERM, then SIGKILL if the helper is still there after STOP_GRACE_MS. Does not reap. */
+static const char *stop_child(pid_t pid)
+{
+	long long deadline = monotonic_ms() + STOP_GRACE_MS;
+	siginfo_t si;
+
+	kill(pid, SIGTERM);
+	while (monotonic_ms() < deadline) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		memset(&si, 0, sizeof(si));
+		/* WNOWAIT: leave the zombie for the waitpid() that collects the status. */
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+			return "stopped with SIGTERM";
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	return "killed with SIGKILL (SIGTERM was not enough within 2 s)";
+}
+
 int creds_process_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
 			 size_t n)
 {
@@ -146,6 +166,8 @@ int creds_process_fetch(const struct creds_source *src, struct aws_credentials *
 	char errbuf[MAX_STDERR] = "";
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0, r;
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	struct creds_body body = { 0 };
 	size_t argc = 0;
 	pid_t pid = -1;
@@ -161,10 +183,22 @@ int creds_process_fetch(const struct creds_source *src, struct aws_credentials *
 	}
 	if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
 		goto out;
-	if ((r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
+	if ((r = -posix_spawnattr_init(&attr)) < 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto out;
+	}
+	/* The daemon blocks SIGTERM/SIGINT/SIGHUP (signalfd) and ignores SIGPIPE; the helper
+	 * must start as any program does, or a timeout's SIGTERM would not stop it. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	if ((r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
+	    (r = -posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
+	    (r = -posix_spawnattr_setsigdefault(&attr, &all)) == 0 &&
+	    (r = -posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
 	    (r = -posix_spawn_file_actions_adddup2(&fa, outp[1], 1)) == 0 &&
 	    (r = -posix_spawn_file_actions_adddup2(&fa, errp[1], 2)) == 0)
-		r = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+		r = -posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r < 0) {
 		snprintf(why, n, "credential_process: %s: %s", argv[0], strerror(-r));
@@ -177,9 +211,10 @@ int creds_process_fetch(const struct creds_source *src, struct aws_credentials *
 	r = drain_pipes(outp[0], errp[0], &body, errbuf, sizeof(errbuf),
 			monotonic_ms() + PROCESS_TIMEOUT_MS);
 	if (r < 0) {
-		kill(pid, SIGKILL);
-		snprintf(why, n, "credential_process: %s", r == -ETIMEDOUT ? "timed out after 10 s" :
-			 r == -EFBIG ? "output larger than 64 KiB" : strerror(-r));
+		const char *how = stop_child(pid);
+		snprintf(why, n, "credential_process: %s; %s",
+			 r == -ETIMEDOUT ? "timed out after 10 s" :
+			 r == -EFBIG ? "output larger than 64 KiB" : strerror(-r), how);
 	}
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {

@@ -25,7 +25,7 @@ int creds_resolve_region(const char *configured, const char *profile, char *out,
 {
 	const char *v = NULL, *from = NULL, *name = creds_selected_profile(profile);
 	struct ini_file *cfg = NULL;
-	char path[1024] = "~/.aws/config", why[512] = "";
+	char path[1024] = "~/.aws/config", why[512] = "", imds[64];
 	int r;
 
 	if (errlen > 0)
@@ -48,9 +48,17 @@ int creds_resolve_region(const char *configured, const char *profile, char *out,
 		v = ini_get(creds_config_section(cfg, name), "region");
 		from = "profile";
 		if (v == NULL || v[0] == '\0') {
+			/* On EC2, as the SDKs do: the instance's own region. */
+			if (creds_imds_region(imds, sizeof(imds), why, sizeof(why)) == 0) {
+				v = imds;
+				from = "IMDS placement/region";
+			}
+		}
+		if (v == NULL || v[0] == '\0') {
 			snprintf(err, errlen, "no AWS region: set aws.region, AWS_REGION or "
-					      "AWS_DEFAULT_REGION, or region in profile \"%.64s\" of %.300s",
-				 name, path);
+					      "AWS_DEFAULT_REGION, or region in profile \"%.64s\" of %.300s "
+					      "(IMDS: %.200s)",
+				 name, path, why);
 			ini_free(cfg);
 			return -ENOENT;
 		}

@@ -32,7 +32,12 @@ enum creds_source_kind {
 	CREDS_SRC_PROCESS,
 	CREDS_SRC_CONTAINER,
 	CREDS_SRC_IMDS,
+	CREDS_SRC_ASSUME_ROLE,
+	CREDS_SRC_WEB_IDENTITY,
 };
+
+/* Longest chain of source_profile hops from the selected profile. */
+#define CREDS_MAX_ROLE_CHAIN 5
 
 /* What a refresh needs to fetch again. */
 struct creds_source {
@@ -42,6 +47,17 @@ struct creds_source {
 	char *auth_token;       /* container, literal */
 	char *auth_token_file;  /* container, read on every fetch */
 	char *endpoint;         /* IMDS base URL, no trailing '/' */
+	struct aws_credentials fixed; /* environment, shared-files as the base of a role */
+	/* assume-role, web-identity */
+	char *role_arn;
+	char *session_name;
+	char *external_id;      /* assume-role, may be NULL */
+	char *token_file;       /* web-identity, read on every fetch */
+	char *profile;          /* the profile that named the role (messages), NULL for env */
+	char *sts_url;          /* "https://sts.REGION.amazonaws.com", no trailing '/' */
+	char *sts_region;       /* the SigV4 scope region */
+	int duration_seconds;   /* assume-role, 900..43200 */
+	struct creds_source *base; /* assume-role: the credentials that sign the call (owned) */
 };
 
 /* "environment", "shared-files", ... for log lines and creds_provider_source(). */
@@ -53,6 +69,7 @@ void creds_source_clear(struct creds_source *s);
 /* ---- the sources ---- */
 
 int creds_env_try(struct aws_credentials *out, char *tried, size_t tn, char *why, size_t n);
+/* Returns 2 (configured, first STS call failed: why says why, refresh retries) as well. */
 int creds_profile_try(const struct creds_options *opts, struct creds_source *src,
 		      struct aws_credentials *out, char *tried, size_t tn, char *why, size_t n);
 int creds_process_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
@@ -62,10 +79,45 @@ int creds_container_try(struct creds_source *src, struct aws_credentials *out, c
 int creds_container_fetch(const struct creds_source *src, struct aws_credentials *out,
 			  char *why, size_t n);
 int creds_imds_try(struct creds_source *src, struct aws_credentials *out, char *tried, size_t tn);
+/* Fill src for the container endpoint from the environment: 1, 0 (variables unset), <0. */
+int creds_container_configure(struct creds_source *src, char *why, size_t n);
+/* Fill src for IMDS: 1, 0 (disabled by AWS_EC2_METADATA_DISABLED), <0. */
+int creds_imds_configure(struct creds_source *src);
+/* The instance's region from IMDSv2 (placement/region). 0 or <0 with why. */
+int creds_imds_region(char *out, size_t size, char *why, size_t n);
 int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
 		     size_t n);
 
+/*
+ * STS (creds_sts.c): AssumeRole signed with the base source's credentials, and
+ * AssumeRoleWithWebIdentity (unsigned) with the token file read again at every fetch. Both
+ * retry throttling, server and network errors a few times before giving up.
+ */
+int creds_sts_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
+		    size_t n);
+/*
+ * The STS endpoint for src: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else
+ * https://sts.REGION.amazonaws.com (region NULL/"": https://sts.amazonaws.com, scope us-east-1).
+ * https only, or http to a loopback address. 0 or -EINVAL with why.
+ */
+int creds_sts_configure(struct creds_source *src, const char *region, char *why, size_t n);
+/* The default RoleSessionName: "ivs-autoscaler-HOST", cut to STS's 64 characters. */
+void creds_default_session_name(char *out, size_t n);
+/* Web identity from AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME). */
+int creds_web_identity_try(const struct creds_options *opts, struct creds_source *src,
+			   struct aws_credentials *out, char *tried, size_t tn, char *why, size_t n);
+
 /* ---- shared files (creds_profile.c), also used for the region ---- */
+
+/*
+ * The source the profile describes, without any I/O: role_arn (with web_identity_token_file,
+ * source_profile or credential_source), static keys, credential_process. 1 with *src filled,
+ * 0 when the profile holds no credentials, -ENOENT when it is in neither file, other <0 for a
+ * misconfiguration (cycles, chains deeper than CREDS_MAX_ROLE_CHAIN, conflicting keys,
+ * mfa_serial, SSO) with why.
+ */
+int creds_profile_source(const struct creds_options *opts, const char *profile,
+			 struct creds_source *src, char *why, size_t n);
 
 /* $env (with "~/" expanded), else $HOME/suffix. 0, -ENOENT (no HOME), -ENAMETOOLONG. */
 int creds_home_path(const char *env, const char *suffix, char *out, size_t n);
@@ -98,11 +150,16 @@ size_t creds_body_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 /* Wipe and free. */
 void creds_body_free(struct creds_body *b);
 /*
- * One request on a fresh easy handle: no proxy, no redirects, 1 s to connect, total_ms in all.
+ * One request to a metadata endpoint on a fresh easy handle: no proxy, no redirects, 1 s to
+ * connect, total_ms in all.
  * 0 with the status and body, or <0 with why.
  */
 int creds_http_request(const char *method, const char *url, struct curl_slist *headers,
 		       long total_ms, long *status, struct creds_body *out, char *why, size_t n);
+
+/* A form POST (STS): like creds_http_request, but proxies from the environment are used. */
+int creds_http_post(const char *url, struct curl_slist *headers, const char *data, size_t len,
+		    long total_ms, long *status, struct creds_body *out, char *why, size_t n);
 
 /* ---- small helpers (creds.c) ---- */
 
