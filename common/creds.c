@@ -209,6 +209,12 @@ static void *refresh_thread(void *arg)
 	int failures = 0;
 
 	pthread_mutex_lock(&p->lock);
+	if (p->creds.access_key_id == NULL) {
+		/* Started after STS refused: the first retry waits like any other. */
+		failures = 1;
+		timedwait_seconds(p, 1);
+		p->wake = 1;
+	}
 	while (!p->stop) {
 		struct aws_credentials fresh = { 0 };
 		char why[1024] = "";
@@ -338,7 +344,6 @@ struct creds_provider *creds_provider_new(const struct creds_options *opts, char
 		aws_credentials_clear(&p->creds);
 		log_errorx("AWS credentials (%s): %s; retrying in the background",
 			   creds_source_name(p->src.kind), why);
-		p->wake = 1;
 	} else if (p->creds.expiration != 0 && p->creds.expiration <= p->now()) {
 		snprintf(err, errlen, "AWS credentials from %s expired already",
 			 creds_source_name(p->src.kind));

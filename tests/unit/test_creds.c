@@ -1052,6 +1052,26 @@ static void test_region(void **state)
 	assert_non_null(strstr(err, "line 1: unterminated section header"));
 }
 
+/* No region configured anywhere: the instance's own, from IMDSv2 (as the SDKs do on EC2). */
+static void test_region_from_imds(void **state)
+{
+	char region[64], err[512];
+
+	(void)state;
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "IMDS is disabled by AWS_EC2_METADATA_DISABLED"));
+	use_imds();
+	route("GET", "/latest/meta-data/placement/region", 200, "ap-northeast-2\n");
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)), 0);
+	assert_string_equal(region, "ap-northeast-2");
+	assert_true(log_contains("X-aws-ec2-metadata-token: imds-session-token"));
+	route("GET", "/latest/meta-data/placement/region", 200, "not a region\n");
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "IMDS placement/region is not a region name"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1068,6 +1088,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_and_refresh_failing, setup, teardown),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test_setup_teardown(test_region, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_region_from_imds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_resolution_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sts_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assume_role_signed_with_source_keys, setup,
