@@ -82,7 +82,7 @@ void creds_err_append(char *err, size_t errlen, const char *fmt, ...)
 }
 
 int creds_set_static(struct aws_credentials *out, const char *akid, const char *secret,
-		      const char *token)
+		     const char *token)
 {
 	struct aws_credentials c = { .access_key_id = (char *)akid,
 				     .secret_access_key = (char *)secret,

@@ -90,7 +90,7 @@ static int read_token_file(const char *path, char **out, char *why, size_t n)
 }
 
 int creds_container_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
-			   size_t n)
+			  size_t n)
 {
 	static const struct creds_json_shape shape = { "Token", 0, 0, 0 };
 	struct curl_slist *hdrs = NULL, *tmp;

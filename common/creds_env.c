@@ -8,7 +8,7 @@
 #include "creds_source.h"
 
 int creds_env_try(struct aws_credentials *out, char *tried, size_t tn, char *why,
-			   size_t n)
+		  size_t n)
 {
 	const char *akid = creds_env_nonempty("AWS_ACCESS_KEY_ID");
 	const char *secret = creds_env_nonempty("AWS_SECRET_ACCESS_KEY");

@@ -64,7 +64,8 @@ out:
 	return r;
 }
 
-int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out, char *why, size_t n)
+int creds_imds_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
+		     size_t n)
 {
 	static const struct creds_json_shape shape = { "Token", 1, 1, 0 };
 	struct curl_slist *hdrs = NULL;

@@ -101,7 +101,7 @@ static int take_string(json_t *root, const char *key, int required, const char *
 }
 
 int creds_parse_json(const char *body, size_t len, const struct creds_json_shape *shape,
-			    struct aws_credentials *out, char *why, size_t n)
+		     struct aws_credentials *out, char *why, size_t n)
 {
 	json_error_t jerr;
 	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -159,7 +159,7 @@ static const char *stop_child(pid_t pid)
 }
 
 int creds_process_fetch(const struct creds_source *src, struct aws_credentials *out, char *why,
-			 size_t n)
+			size_t n)
 {
 	static const struct creds_json_shape shape = { "SessionToken", 0, 0, 1 };
 	char *argv[MAX_ARGS + 1] = { 0 };

@@ -99,10 +99,10 @@ static int load_profile_files(const struct creds_options *opts, const char *prof
 	if (opts != NULL && opts->credentials_file != NULL && opts->credentials_file[0] != '\0')
 		snprintf(pf->cred_path, sizeof(pf->cred_path), "%s", opts->credentials_file);
 	else if (creds_home_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", pf->cred_path,
-			   sizeof(pf->cred_path)) < 0)
+				 sizeof(pf->cred_path)) < 0)
 		snprintf(pf->cred_path, sizeof(pf->cred_path), "~/.aws/credentials");
 	if (creds_home_path("AWS_CONFIG_FILE", ".aws/config", pf->config_path,
-		      sizeof(pf->config_path)) < 0)
+			    sizeof(pf->config_path)) < 0)
 		snprintf(pf->config_path, sizeof(pf->config_path), "~/.aws/config");
 	if (pf->cred_path[0] != '~' &&
 	    (r = ini_load_file(pf->cred_path, &pf->cred, why, n)) < 0 && r != -ENOENT)

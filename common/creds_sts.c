@@ -183,7 +183,9 @@ static int sts_post(const struct creds_source *src, const char *action, const ch
 			goto out;
 		}
 		r = -ENOMEM;
-		if (add_header(&hdrs, "X-Amz-Date", amz_date) < 0 ||
+		/* The Host header as signed (curl would drop an explicit default port). */
+		if (add_header(&hdrs, "Host", host) < 0 ||
+		    add_header(&hdrs, "X-Amz-Date", amz_date) < 0 ||
 		    add_header(&hdrs, "Authorization", sig.authorization) < 0 ||
 		    (nh == 4 && add_header(&hdrs, "X-Amz-Security-Token", signer->session_token) < 0))
 			goto out;
