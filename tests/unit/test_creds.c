@@ -737,6 +737,94 @@ static void test_parse_time(void **state)
 	assert_int_equal(creds_parse_time(NULL, &(int64_t){ 0 }), -EINVAL);
 }
 
+static void use_fake_sts(void);
+
+/* EKS Pod Identity: FULL_URI and a token file that the agent rotates, read at every call. */
+static void test_pod_identity_reads_the_token_file_at_every_call(void **state)
+{
+	struct creds_provider *p;
+	struct aws_credentials c;
+	char err[512], url[128];
+
+	(void)state;
+	route("GET", "/v1/credentials", 200,
+	      "{\"AccessKeyId\": \"ASIAPOD\", \"SecretAccessKey\": \"sp\", \"Token\": \"tp\", "
+	      "\"Expiration\": \"2027-01-15T09:00:00Z\", \"AccountId\": \"111111111111\"}");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/credentials", srv.port);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+	write_file("eks-pod-identity-token", "pod-token-1\n", 0644);
+	set_path_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "eks-pod-identity-token");
+	p = new_provider(NULL, NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(creds_provider_source(p), "container");
+	assert_true(log_contains("Authorization: pod-token-1\r\n"));
+	write_file("eks-pod-identity-token", "pod-token-2\n", 0644);
+	set_fake_now(1800003600 - 60);
+	(void)creds_provider_get(p, &c);
+	aws_credentials_clear(&c);
+	for (int i = 0; i < 1000 && !log_contains("Authorization: pod-token-2"); i++)
+		usleep(10000);
+	assert_true(log_contains("Authorization: pod-token-2\r\n"));
+	creds_provider_free(p);
+}
+
+static size_t requests_seen(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.nrequests;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+/* Throttling and server errors are retried inside one fetch; AccessDenied is not. */
+static void test_sts_retries_only_what_can_pass(void **state)
+{
+	static const struct {
+		int status;
+		const char *body;
+		size_t attempts;
+		const char *err;
+	} cases[] = {
+		{ 400, "<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message>"
+		       "</Error></ErrorResponse>", 3, "Throttling: Rate exceeded" },
+		{ 503, "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>", 3,
+		  "ServiceUnavailable" },
+		{ 403, "<ErrorResponse><Error><Code>RegionDisabledException</Code><Message>STS is not "
+		       "activated</Message></Error></ErrorResponse>", 1, "STS is not activated in this "
+		       "region for the account" },
+		{ 400, "<ErrorResponse><Error><Code>ExpiredToken</Code></Error></ErrorResponse>", 1,
+		  "the source credentials have expired" },
+		{ 200, "<html>captive portal</html>", 3, "answer that is not STS XML" },
+	};
+
+	(void)state;
+	use_fake_sts();
+	write_file("config", "[profile role]\nrole_arn = arn:aws:iam::111111111111:role/A\n"
+			     "source_profile = base\n[profile base]\naws_access_key_id = AKIABASE\n"
+			     "aws_secret_access_key = basesecret\n", 0600);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct creds_options o = { .region = "eu-west-1" };
+		struct creds_source src = { 0 };
+		struct aws_credentials c;
+		char why[1024] = "";
+		size_t before;
+
+		assert_int_equal(creds_profile_source(&o, "role", &src, why, sizeof(why)), 1);
+		route("POST", "/", cases[i].status, cases[i].body);
+		before = requests_seen();
+		assert_true(creds_sts_fetch(&src, &c, why, sizeof(why)) < 0);
+		assert_int_equal(requests_seen() - before, cases[i].attempts);
+		if (strstr(why, cases[i].err) == NULL ||
+		    strstr(why, "arn:aws:iam::111111111111:role/A") == NULL)
+			fail_msg("\"%s\" lacks \"%s\" or the role", why, cases[i].err);
+		assert_null(strstr(why, "basesecret"));
+		creds_source_clear(&src);
+	}
+}
+
 /* ---- roles: profile resolution (no I/O) ---- */
 
 /* "assume-role arn <- shared-files" etc.: the chain of sources as a string. */
@@ -1089,6 +1177,9 @@ int main(void)
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test_setup_teardown(test_region, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_region_from_imds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pod_identity_reads_the_token_file_at_every_call,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sts_retries_only_what_can_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_resolution_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sts_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assume_role_signed_with_source_keys, setup,
