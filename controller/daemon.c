@@ -346,7 +346,8 @@ static int setup_signals(struct daemon *d)
 static int setup_aws(struct daemon *d)
 {
 	struct creds_options co = { .profile = d->config->aws.profile,
-				    .credentials_file = d->config->aws.credentials_file };
+				    .credentials_file = d->config->aws.credentials_file,
+				    .region = d->region };
 	char err[512];
 	int rc;
 
