@@ -578,7 +578,7 @@ def test_metrics_from_start_up_and_after_a_pass(tmpdir_path, redis, sim, daemons
     assert s['ivs_autoscaler_replications_active{fleet="main"}'] == 1
     assert s['ivs_autoscaler_desired_stages{fleet="eu"}'] == 1
     assert s["ivs_autoscaler_redis_up"] == 1
-    assert s["ivs_autoscaler_last_successful_reconcile_timestamp_seconds"] > 1.6e9
+    assert s["ivs_autoscaler_last_pass_success_timestamp_seconds"] > 1.6e9
 
     promtool = shutil.which("promtool")
     if promtool is None:
