@@ -1472,6 +1472,22 @@ static int resolve_secret_path(const char *config_name, const char *file, char *
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/*
+ * Appended to the error about a relative *_file that could not be read outside systemd's
+ * LoadCredential= (no $CREDENTIALS_DIRECTORY): where it was looked for and how systemd would
+ * provide it.
+ */
+static const char *relative_secret_hint(const char *file)
+{
+	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+
+	if (file[0] == '/' || (credentials != NULL && credentials[0] != '\0'))
+		return "";
+	return " (a relative path is looked up in $CREDENTIALS_DIRECTORY, which systemd sets for "
+	       "LoadCredential=NAME:/path/to/file in the unit; without it, next to the "
+	       "configuration file)";
+}
+
 static void load_secret_files(struct loader *l)
 {
 	struct config_redis *r = &l->cfg->redis;
@@ -1495,7 +1511,8 @@ static void load_secret_files(struct loader *l)
 		if (resolve_secret_path(l->name, r->password_file, resolved, sizeof(resolved)) < 0) {
 			node_error(l, l->password_file_node, "redis.password_file", "path is too long");
 		} else if (read_file_secret(resolved, &secret, err, sizeof(err)) < 0) {
-			node_error(l, l->password_file_node, "redis.password_file", "%s", err);
+			node_error(l, l->password_file_node, "redis.password_file", "%s%s", err,
+				   relative_secret_hint(r->password_file));
 		} else if (secret[0] == '\0') {
 			node_error(l, l->password_file_node, "redis.password_file", "%s is empty", resolved);
 		} else {
@@ -1520,7 +1537,8 @@ static void load_secret_files(struct loader *l)
 		if (resolve_secret_path(l->name, a->credentials_file, resolved, sizeof(resolved)) < 0) {
 			node_error(l, l->credentials_file_node, "aws.credentials_file", "path is too long");
 		} else if (read_file_secret(resolved, &secret, err, sizeof(err)) < 0) {
-			node_error(l, l->credentials_file_node, "aws.credentials_file", "%s", err);
+			node_error(l, l->credentials_file_node, "aws.credentials_file", "%s%s", err,
+				   relative_secret_hint(a->credentials_file));
 		} else {
 			explicit_bzero(secret, strlen(secret));
 			free(secret);

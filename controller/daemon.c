@@ -261,17 +261,13 @@ static void on_pass_done(void *ud, bool ok)
 			finish(d, 0);
 		return;
 	}
-	/* One pass only: a wake that came during it must not start a second one, which the
-	 * exit would cancel half-way (and report as a failed read). */
 	if (d->opts->dry_run) {
-		reconciler_stop(d->reconciler);
 		reconciler_print_plan(d->reconciler, stdout);
 		fflush(stdout);
 		finish(d, ok ? 0 : 1);
 		return;
 	}
 	if (d->opts->once) {
-		reconciler_stop(d->reconciler);
 		finish(d, ok ? 0 : 1);
 		return;
 	}
@@ -499,6 +495,10 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 		log_errorx("out of memory");
 		goto out;
 	}
+	/* A wake during the one pass (Redis connecting, say) must not start a second one that
+	 * the exit would cancel half-way and report as a failed read. */
+	if (!service)
+		reconciler_one_pass(d.reconciler);
 	/* --once and --dry-run leave the admin socket to the running service. */
 	if (service && setup_control(&d) < 0) {
 		log_errorx("cannot open the admin socket %s", d.config->control.socket);
