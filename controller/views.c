@@ -279,7 +279,8 @@ void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
 			n = snprintf(buf + used, len - used, "%s%s: not observed yet", i ? "; " : "",
 				     r->fleets[i].name);
 		else
-			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages, %u/%u replicas%s%s%s",
+			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages serving/desired, "
+				     "%u/%u replications active/expected%s%s%s",
 				     i ? "; " : "", r->fleets[i].name, f->summary.serving_stages,
 				     f->summary.desired_stages, f->summary.active_replications,
 				     f->summary.expected_replications,
