@@ -1,7 +1,8 @@
 """Every recipe in the documentation works as written: each configuration block in docs/*.md is
 accepted by `ivs-autoscaler --check-config`, each JSON block parses, the IAM policy grants what
 the daemon calls (mutations only under the ownership tag), and the Prometheus examples pass
-`promtool check config` / `check rules` and name only metrics the daemon exports."""
+`promtool check config` / `check rules`, the alerts fire as their unit tests expect
+(`promtool test rules`), and they name only metrics the daemon exports."""
 import glob
 import json
 import os
@@ -146,7 +147,8 @@ def promtool():
 def test_prometheus_scrape_config_and_rules_pass_promtool():
     tool = promtool()
     for args in (["check", "config", os.path.join(EXAMPLES, "prometheus.yml")],
-                 ["check", "rules", os.path.join(EXAMPLES, "ivs-autoscaler-alerts.yml")]):
+                 ["check", "rules", os.path.join(EXAMPLES, "ivs-autoscaler-alerts.yml")],
+                 ["test", "rules", os.path.join(EXAMPLES, "ivs-autoscaler-alerts.test.yml")]):
         p = subprocess.run([tool, *args], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
 
