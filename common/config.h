@@ -78,6 +78,11 @@ struct config_control {
 	uint64_t idle_timeout_ms;
 };
 
+/* The optional Prometheus scrape endpoint. */
+struct config_metrics {
+	char *listen;            /* "HOST:PORT" (numeric), "" = no HTTP endpoint */
+};
+
 struct config_reconcile {
 	uint64_t resync_interval_ms;
 	uint64_t backoff_initial_ms;
@@ -115,6 +120,7 @@ struct config {
 	struct config_redis redis;
 	struct config_control control;
 	struct config_reconcile reconcile;
+	struct config_metrics metrics;
 	struct config_fleet *fleets;
 	size_t n_fleets;
 };

@@ -398,6 +398,16 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out)
 	return r;
 }
 
+int64_t creds_provider_expiration(struct creds_provider *p)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&p->lock);
+	t = p->creds.expiration;
+	pthread_mutex_unlock(&p->lock);
+	return t;
+}
+
 const char *creds_provider_source(const struct creds_provider *p)
 {
 	return p != NULL ? source_names[p->src.kind] : "none";

@@ -63,6 +63,9 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out);
  * "web-identity". */
 const char *creds_provider_source(const struct creds_provider *p);
 
+/* UNIX time at which the current credentials expire; 0 when they do not expire. */
+int64_t creds_provider_expiration(struct creds_provider *p);
+
 /* Stops and joins the refresh thread, wipes the credentials. NULL is fine. */
 void creds_provider_free(struct creds_provider *p);
 
