@@ -35,7 +35,8 @@ class Sim:
 
     def reset_runtime(self):
         self.faults = {"failRate": 0.0, "latencyMs": 0, "tps": self.args.tps,
-                       "seed": self.args.seed, "hangSeconds": 60, "failOperations": []}
+                       "seed": self.args.seed, "hangSeconds": 60, "failOperations": [],
+                       "dropAfterCommitRate": 0.0, "dropAfterCommit": []}
         self.fault_rng = random.Random(self.args.seed)
         self.buckets = {}
         self.counters = {}
@@ -254,6 +255,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.control(sim, path, body)
         self.api(sim, path, query, body)
 
+    def drop(self):
+        """Close the connection without an answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     # ---- API requests ----------------------------------------------------------------------
     def api(self, sim, path, query, body):
         started = time.monotonic()
@@ -281,6 +290,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f = dict(sim.faults)
             draw = sim.fault_rng.random()
             kind = sim.fault_rng.choice(("500", "503", "drop", "hang"))
+            # Drawn only when asked for, so that the sequences of the other faults stay as
+            # they were for a given seed.
+            late = (op in f["dropAfterCommit"] or
+                    (f["dropAfterCommitRate"] and sim.fault_rng.random() < f["dropAfterCommitRate"]))
         if not allowed:
             return fail(429, "ThrottlingException", "Rate exceeded", key="message")
         if f["latencyMs"]:
@@ -297,11 +310,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with sim.lock:
                 sim.count(opname, "ConnectionDropped" if kind == "drop" else "Hung")
             sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True)
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.drop()
             return
         if op in ("ListTagsForResource", "UntagResource"):
             req = {}
@@ -332,6 +341,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             out = sim.call(op, req)
         except model_mod.ApiError as e:
             return fail(e.status, e.code, e.message)
+        if late:
+            # The operation took effect; its answer is lost (the client cannot tell).
+            with sim.lock:
+                sim.count(op, "DroppedAfterCommit")
+            sim.log(op, 0, "DroppedAfterCommit", started, True)
+            self.drop()
+            return
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
@@ -419,7 +435,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_sim/faults":
             with sim.lock:
                 for key, kind in (("failRate", float), ("latencyMs", float), ("tps", float),
-                                  ("hangSeconds", float)):
+                                  ("hangSeconds", float), ("dropAfterCommitRate", float)):
                     if key in req:
                         v = req[key]
                         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -430,6 +446,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if not isinstance(ops, list) or any(o not in sim.OPS for o in ops):
                         return 400, {"error": "failOperations must be a list of operation names"}
                     sim.faults["failOperations"] = list(ops)
+                if "dropAfterCommit" in req:
+                    ops = req["dropAfterCommit"]
+                    if not isinstance(ops, list) or any(o not in sim.OPS for o in ops):
+                        return 400, {"error": "dropAfterCommit must be a list of operation names"}
+                    sim.faults["dropAfterCommit"] = list(ops)
                 if "seed" in req:
                     sim.faults["seed"] = req["seed"]
                     sim.fault_rng = random.Random(req["seed"])

@@ -145,6 +145,36 @@ def test_fail_operations_fail_only_those(sim):
     assert sim.api("CreateStage").status == 200
 
 
+def test_drop_after_commit_performs_the_operation(sim):
+    assert sim.ctl("faults", {"dropAfterCommit": ["CreateStage"]})["dropAfterCommit"] == ["CreateStage"]
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        sim.api("CreateStage", {"name": "lost-reply"})
+    stages = sim.ctl("state")["stages"]
+    assert [s["name"] for s in stages] == ["lost-reply"]     # created, answer never sent
+    assert sim.api("ListStages").status == 200               # other operations answer
+    errors = sim.ctl("counters")["operations"]["CreateStage"]["errors"]
+    assert errors == {"DroppedAfterCommit": 1}
+    bad = sim.raw("POST", "/_sim/faults", json.dumps({"dropAfterCommit": "CreateStage"}).encode(),
+                  [("Content-Type", "application/json")])
+    assert bad.status == 400
+    sim.ctl("faults", {"dropAfterCommit": []})
+    assert sim.api("CreateStage").status == 200
+    assert len(sim.ctl("state")["stages"]) == 2
+
+
+def test_drop_after_commit_rate_keeps_other_sequences(make_sim):
+    s = make_sim("--tps", "0", "--seed", "5")
+    s.ctl("faults", {"dropAfterCommitRate": 1.0})
+    for i in range(3):
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            s.api("CreateStage", {"name": f"s{i}"})
+    assert len(s.ctl("state")["stages"]) == 3
+    assert s.ctl("faults", {"dropAfterCommitRate": 0})["dropAfterCommitRate"] == 0
+    assert s.api("CreateStage").status == 200
+    assert s.raw("POST", "/_sim/faults", json.dumps({"dropAfterCommitRate": -1}).encode(),
+                 [("Content-Type", "application/json")]).status == 400
+
+
 def test_pause_and_resume(sim):
     sim.ctl("pause", {"operation": "CreateStage", "afterCalls": 1})
     assert sim.ctl("pause") == {"armed": True, "paused": False, "held": 0}
