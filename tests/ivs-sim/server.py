@@ -16,6 +16,9 @@ import sigv4
 ROUTES_POST = {op for op in shapes.INPUTS if op not in
                ("TagResource", "UntagResource", "ListTagsForResource")}
 MAX_BODY = 1 << 20
+# Operations whose request-log lines carry a "detail" (target, its tags, ACTIVE replications).
+MUTATING = {"CreateStage", "DeleteStage", "StartParticipantReplication",
+            "StopParticipantReplication"}
 CLOCK_SKEW = 300
 
 
@@ -71,13 +74,16 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok):
+    def log(self, op, status, error, started, sig_ok, detail=None):
         if self.log_file is None:
             return
-        line = json.dumps({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                           "operation": op, "status": status, "errorType": error,
-                           "latencyMs": round((time.monotonic() - started) * 1000, 3),
-                           "signatureOk": sig_ok})
+        entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 "operation": op, "status": status, "errorType": error,
+                 "latencyMs": round((time.monotonic() - started) * 1000, 3),
+                 "signatureOk": sig_ok}
+        if detail:
+            entry["detail"] = detail
+        line = json.dumps(entry)
         with self.log_lock:
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -160,10 +166,28 @@ class Sim:
            "UntagResource": "untag_resource", "ListTagsForResource": "list_tags"}
 
     def call(self, op, req):
+        """Run one API operation; returns (output, detail for the request log)."""
         with self.lock:
             now = self.now()
             self.model.tick(now)
-            return getattr(self.model, self.OPS[op])(now, req)
+            detail = self.detail(op, req)
+            out = getattr(self.model, self.OPS[op])(now, req)
+            if op == "CreateStage":
+                detail["arn"] = out["stage"]["arn"]
+            return out, detail
+
+    def detail(self, op, req):
+        """What a checker of the request log needs to judge a mutating call: its target, the
+        target's tags and, for DeleteStage, the replications still ACTIVE into it."""
+        d = {k: req[k] for k in ("arn", "sourceStageArn", "destinationStageArn", "participantId",
+                                  "name") if isinstance(req.get(k), str)}
+        target = d.get("arn") if op == "DeleteStage" else d.get("destinationStageArn")
+        stage = self.model.stages.get(target) if target else None
+        if stage is not None and op in ("DeleteStage", "StartParticipantReplication"):
+            d["tags"] = dict(stage["tags"])
+        if stage is not None and op == "DeleteStage":
+            d["activeInto"] = [list(k) for k in self.model.active_into(target)]
+        return d
 
 
 class Headers:
@@ -338,20 +362,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if problem:
             return fail(400, "ValidationException", problem)
         try:
-            out = sim.call(op, req)
+            out, detail = sim.call(op, req)
         except model_mod.ApiError as e:
             return fail(e.status, e.code, e.message)
         if late:
             # The operation took effect; its answer is lost (the client cannot tell).
             with sim.lock:
                 sim.count(op, "DroppedAfterCommit")
-            sim.log(op, 0, "DroppedAfterCommit", started, True)
+            sim.log(op, 0, "DroppedAfterCommit", started, True, detail)
             self.drop()
             return
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
-        sim.log(op, 200, None, started, True)
+        sim.log(op, 200, None, started, True, detail if op in MUTATING else None)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------
