@@ -100,6 +100,8 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 	for (size_t i = 0; i < res->n_stages; i++) {
 		const struct store_stage_read *sr = &res->stages[i];
 		struct obs_stage *s = rr->stage_of[i];
+		if (sr->viewers_state != STORE_ABSENT)
+			f->viewer_keys++;
 		if (sr->viewers_state == STORE_INVALID) {
 			set_viewers_invalid(f, s, sr->viewers_error);
 		} else {

@@ -185,6 +185,7 @@ static void fleet_policy_from_config(const struct config_fleet *c, struct fleet_
 		.max_replicas = c->max_replicas,
 		.scale_down_delay_ms = (int64_t)c->scale_down_delay_ms,
 		.drain_timeout_ms = (int64_t)c->drain_timeout_ms,
+		.drain_min_ms = (int64_t)c->drain_min_ms,
 	};
 }
 
@@ -239,6 +240,7 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 	in->stages_ok = p->stages_ok && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
 	in->hosts_ok = f->hosts_ok;
 	in->viewers_ok = f->redis_ok && f->viewers_ok;
+	in->viewer_keys = f->viewer_keys;
 	in->override = f->override;
 	in->override_stages = f->override_stages;
 	fleet_policy_from_config(f->cfg, &in->policy);

@@ -67,6 +67,7 @@ struct obs_fleet {
 	bool hosts_ok;
 	bool viewers_ok;
 	bool redis_ok;
+	uint32_t viewer_keys;                    /* viewer keys that exist (plan.h rule 10) */
 	enum plan_override override;
 	uint32_t override_stages;
 	char override_error[STORE_ERR_MAX];

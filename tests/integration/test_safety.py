@@ -57,8 +57,6 @@ def three_replicas_with_viewers(tmpdir, redis, sim, daemons, **policy):
 
 # ---- 1. a host reboot: daemon and Redis come back together, Redis empty -------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 15: scale-down has no hold after a restart, and a "
-                   "0-viewer drained stage is deleted at once")
 def test_restart_with_empty_redis_keeps_stages_with_viewers(tmpdir_path, redis, sim, daemons):
     d, fleet, pid, arns, write_viewers = three_replicas_with_viewers(
         tmpdir_path, redis, sim, daemons, **SHIPPED)
