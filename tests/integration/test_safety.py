@@ -104,7 +104,6 @@ def test_no_delete_while_a_replication_into_the_stage_is_active(tmpdir_path, red
 
 # ---- 3. a CreateStage whose answer is lost ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 15: a CreateStage with an unknown outcome is retried")
 def test_create_with_lost_answer_is_not_sent_again(tmpdir_path, redis, sim, daemons):
     fleet = origin_fleet(sim)
     origin = fleet["origin_stage_arn"]
