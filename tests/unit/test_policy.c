@@ -146,7 +146,7 @@ struct sequence {
 static const struct sequence sequences[] = {
 	{ "window holds, then expires at bucket granularity", DEFAULT_POLICY, {
 		{ 0, 40000, true, 5, 5, false, "within tolerance", 0 },
-		{ 60000, 8000, true, 5, 5, true, "stabilizing", 0 },
+		{ 60000, 8000, true, 5, 5, true, "warming up", 0 },
 		{ 300000, 8000, true, 5, 5, true, "stabilizing", 0 },
 		/* the t=0 bucket [0, 10 s) leaves the window once now - 300 s >= 10 s */
 		{ 309999, 8000, true, 5, 5, true, "stabilizing", 0 },
@@ -156,7 +156,7 @@ static const struct sequence sequences[] = {
 	{ "recommendation rises then falls", DEFAULT_POLICY, {
 		{ 0, 16000, true, 2, 2, false, "within tolerance", 0 },
 		{ 100000, 32000, true, 2, 4, false, "scale up", 0 },
-		{ 200000, 8000, true, 4, 4, true, "stabilizing", 0 },
+		{ 200000, 8000, true, 4, 4, true, "warming up", 0 },
 		{ 400000, 8000, true, 4, 4, true, "stabilizing", 0 },
 		{ 410000, 8000, true, 4, 3, false, "scale down", 0 },
 		{ 420000, 8000, true, 3, 2, false, "scale down", 0 },
@@ -165,7 +165,7 @@ static const struct sequence sequences[] = {
 	}, 8 },
 	{ "a partial fall is held at the window maximum", DEFAULT_POLICY, {
 		{ 0, 40000, true, 5, 5, false, "within tolerance", 0 },
-		{ 100000, 24000, true, 5, 5, true, "stabilizing", 0 },
+		{ 100000, 24000, true, 5, 5, true, "warming up", 0 },
 		/* t=0 has left the window; the 3 recorded at 100 s has not */
 		{ 310000, 8000, true, 5, 4, false, "scale down", 0 },
 		{ 330000, 8000, true, 4, 3, false, "scale down", 0 },
@@ -174,7 +174,7 @@ static const struct sequence sequences[] = {
 	}, 6 },
 	{ "scale up is immediate while a scale-down is held", DEFAULT_POLICY, {
 		{ 0, 32000, true, 4, 4, false, "within tolerance", 0 },
-		{ 10000, 8000, true, 4, 4, true, "stabilizing", 0 },
+		{ 10000, 8000, true, 4, 4, true, "warming up", 0 },
 		{ 20000, 48000, true, 4, 6, false, "scale up", 0 },
 	}, 3 },
 	{ "unknown viewers record S, not a low value", DEFAULT_POLICY, {
@@ -207,15 +207,15 @@ static const struct sequence sequences[] = {
 	}, 3 },
 	{ "a longer delay after reload keeps the old maximum", DEFAULT_POLICY, {
 		{ 0, 40000, true, 5, 5, false, "within tolerance", 0 },
-		{ 50000, 8000, true, 5, 5, true, "stabilizing", 600000 },
+		{ 50000, 8000, true, 5, 5, true, "warming up", 600000 },
 		{ 640000, 8000, true, 5, 5, true, "stabilizing", 600000 },
 		{ 700000, 8000, true, 5, 4, false, "scale down", 600000 },
 	}, 4 },
 	{ "history ring wraps without forgetting the window", { 10000, 0.8, 0, 5, 32000, 0, 0 }, {
 		/* buckets of 1067 ms: 40 passes would wrap the 32 slots; use big steps */
 		{ 0, 40000, true, 5, 5, false, "within tolerance", 0 },
-		{ 20000, 8000, true, 5, 5, true, "stabilizing", 0 },
-		{ 31000, 8000, true, 5, 5, true, "stabilizing", 0 },
+		{ 20000, 8000, true, 5, 5, true, "warming up", 0 },
+		{ 31000, 8000, true, 5, 5, true, "warming up", 0 },
 		{ 34200, 8000, true, 5, 4, false, "scale down", 0 },
 		{ 100000, 8000, true, 4, 3, false, "scale down", 0 },
 	}, 5 },
