@@ -101,6 +101,8 @@ static void obs_fleet_clear(struct obs_fleet *f)
 		free(f->hosts[h].dest);
 	}
 	free(f->hosts);
+	for (size_t i = 0; i < f->n_replicas; i++)
+		free(f->replicas[i].feeders);
 	free(f->replicas);
 	free(f->actions);
 	free(f->open);
@@ -213,6 +215,9 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 			.viewers_known = st->viewers_known, .viewers = st->viewers,
 			.draining = st->draining, .draining_since_ms = st->draining_since_ms,
 			.operator_drain = st->operator_drain,
+			.feeders = st->feeders != NULL ? st->feeders->items : NULL,
+			.n_feeders = st->feeders != NULL ? st->feeders->n : 0,
+			.feeders_unknown = st->feeders_unknown,
 		};
 	}
 	in->replicas = s->replicas;

@@ -43,9 +43,18 @@ struct obs_host {
 	size_t n_replications;
 };
 
+/* The replications found feeding a draining stage (its REPLICA participants). */
+struct obs_feeders {
+	size_t n;
+	struct plan_feeder items[PLAN_MAX_HOSTS];           /* point into src[] and pid[] */
+	char src[PLAN_MAX_HOSTS][IVS_ARN_MAX + 1];
+	char pid[PLAN_MAX_HOSTS][IVS_PARTICIPANT_ID_MAX + 1];
+};
+
 struct obs_stage {
 	char arn[IVS_ARN_MAX + 1];
 	char name[IVS_STAGE_NAME_MAX + 1];
+	char session[IVS_SESSION_ID_MAX + 1];    /* active session ("" = none), from ListStages */
 	int64_t created_ms;
 	bool viewers_known;
 	uint64_t viewers;
@@ -53,6 +62,9 @@ struct obs_stage {
 	int64_t draining_since_ms;
 	bool operator_drain;                     /* drained_by "operator": never put back */
 	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
+	/* Draining stages only: what still replicates into it, whatever its source's state. */
+	struct obs_feeders *feeders;             /* heap; NULL = none found or not listed */
+	bool feeders_unknown;                    /* the listing failed: the stage is not deleted */
 };
 
 struct obs_fleet {

@@ -81,9 +81,9 @@ def test_restart_with_empty_redis_keeps_stages_with_viewers(tmpdir_path, redis, 
 
 # ---- 2. a host inside its reconnect window still feeds the stage --------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 15: replications of a host that is not CONNECTED "
-                   "are not stopped before DeleteStage")
-def test_no_delete_while_a_replication_into_the_stage_is_active(tmpdir_path, redis, sim, daemons):
+@pytest.mark.parametrize("drop", ["disconnect", "unpublish"])
+def test_no_delete_while_a_replication_into_the_stage_is_active(tmpdir_path, redis, sim, daemons,
+                                                                 drop):
     # A short drain_timeout: the drained stages go whatever the viewer counts say.
     fleet = origin_fleet(sim, reconnect_window="60s", drain_timeout="3s")
     origin = fleet["origin_stage_arn"]
@@ -91,9 +91,12 @@ def test_no_delete_while_a_replication_into_the_stage_is_active(tmpdir_path, red
     set_viewers(redis, origin, 250)
     d = start(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
-    # The host drops; IVS keeps its replications ACTIVE for the reconnect window (the virtual
-    # clock does not move). The audience falls to what the origin holds.
-    sim.disconnect(origin, pid)
+    # The host drops or stops publishing; IVS keeps its replications ACTIVE for the reconnect
+    # window (the virtual clock does not move). The audience falls to what the origin holds.
+    if drop == "disconnect":
+        sim.disconnect(origin, pid)
+    else:
+        sim.publish(origin, pid, False)
     set_viewers(redis, origin, 50)
     for arn in owned_arns(sim):
         set_viewers(redis, arn, 0)
