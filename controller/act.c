@@ -852,6 +852,7 @@ void rec_pass_record(struct reconciler *r, struct pass *p)
 		  p->actions_done, p->actions_failed, p->reads_failed);
 
 	forget_vanished_stages(r, p);
+	sweep_after_pass(r, p);
 	/* The pass becomes what the admin views show. */
 	for (size_t i = 0; i < r->n_fleets; i++)
 		r->fleets[i].last = NULL;

@@ -431,6 +431,13 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			  "listing stages failed: %s %s", aws_error_kind_name(err->kind), err->message);
 	} else {
 		p->stages_ok = true;
+		p->listed = malloc((list->n ? list->n : 1) * sizeof(*p->listed));
+		if (p->listed != NULL) {
+			for (size_t i = 0; i < list->n; i++)
+				p->listed[i] = sweep_arn_hash(list->items[i].arn);
+			sweep_sort_hashes(p->listed, list->n);
+			p->n_listed = list->n;
+		}
 		for (size_t i = 0; i < list->n; i++) {
 			const struct ivs_stage *st = &list->items[i];
 			const char *managed = ivs_stage_tag(st, TAG_MANAGED);

@@ -118,6 +118,7 @@ void rec_pass_free(struct pass *p)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
 	free(p->stops_done);
+	free(p->listed);
 	free(p);
 }
 
@@ -479,6 +480,7 @@ void reconciler_free(struct reconciler *r)
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
 	rec_pass_free(r->current);
 	rec_pass_free(r->last);
+	sweep_free(r->sweep);
 	free(r->fleets);
 	free(r);
 }
@@ -490,6 +492,7 @@ int reconciler_set_config(struct reconciler *r, const struct config *config)
 	if (rc < 0)
 		return rc;
 	r->config = config;
+	sweep_forget(r);
 	/* The last observation refers to the old config's fleets: drop it. */
 	rec_pass_free(r->last);
 	r->last = NULL;

@@ -134,6 +134,9 @@ struct pass {
 	int64_t finished_ms;
 	uint64_t duration_us;
 	bool ok;
+	/* Every ARN the complete ListStages returned, as sorted sweep_arn_hash values (sweep.c). */
+	uint64_t *listed;
+	size_t n_listed;
 };
 
 /* ---- long-lived per-fleet state --------------------------------------------------------- */
@@ -198,6 +201,7 @@ struct reconciler {
 	bool hook_pending;                       /* pass_done waits for those writes */
 	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
+	struct sweep *sweep;                     /* sweep.c; NULL before the first sweep */
 };
 
 /* Each outstanding callback carries one of these so a late callback finds its pass. */
@@ -264,5 +268,12 @@ bool rec_write_begin(struct reconciler *r, bool record, const char *key);
 void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc);
 void rec_on_write(void *ud, int err, const char *error);
 void rec_forget_stage(struct reconciler *r, const char *arn);
+
+/* sweep.c: records of vanished stages, from what IVS lists versus what Redis holds. */
+uint64_t sweep_arn_hash(const char *arn);
+void sweep_sort_hashes(uint64_t *h, size_t n);
+void sweep_after_pass(struct reconciler *r, const struct pass *p);
+void sweep_forget(struct reconciler *r);
+void sweep_free(struct sweep *s);
 
 #endif

@@ -125,8 +125,6 @@ def test_create_with_lost_answer_is_not_sent_again(tmpdir_path, redis, sim, daem
 
 # ---- 4. records of stages that vanished while the daemon was stopped -----------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 15: Redis records of vanished stages are only "
-                   "cleaned from two listings held in memory")
 def test_records_of_stages_gone_while_stopped_are_cleaned(tmpdir_path, redis, sim, daemons):
     fleet = origin_fleet(sim)
     origin = fleet["origin_stage_arn"]
@@ -143,14 +141,12 @@ def test_records_of_stages_gone_while_stopped_are_cleaned(tmpdir_path, redis, si
     daemons.append(d2)
     d2.start()
     d2.wait_ready()
-    converge(d2, lambda: stage_keys(redis, gone) == [], timeout=10,
+    converge(d2, lambda: stage_keys(redis, gone) == [], timeout=30,
              what="records of the vanished stage gone")
     # What belongs to live stages stays.
     assert json.loads(redis.cmd("GET", f"{PREFIX}stage:{kept}"))["arn"] == kept
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the cleanup is sent once and lost while Redis "
-                   "is down")
 def test_records_of_stages_gone_while_redis_was_down_are_cleaned(tmpdir_path, redis, sim, daemons):
     fleet = origin_fleet(sim)
     origin = fleet["origin_stage_arn"]
@@ -169,5 +165,5 @@ def test_records_of_stages_gone_while_redis_was_down_are_cleaned(tmpdir_path, re
     for k, v in saved.items():                           # Redis comes back with its data
         redis.cmd("SET", k, v)
     set_viewers(redis, origin, 250)
-    converge(d, lambda: stage_keys(redis, gone) == [], timeout=10,
+    converge(d, lambda: stage_keys(redis, gone) == [], timeout=30,
              what="records of the vanished stage gone")
