@@ -401,7 +401,7 @@ class Soak:
         self.foreign_stages()
 
     def ev_redis_outage(self):
-        keep = self.rng.random() < 0.6
+        keep = self.rng.random() < 0.5
         self.redis.stop(keep_data=keep)
         self.redis_up = False
         self.redis_back_at = time.monotonic() + self.rng.uniform(5, 20)
