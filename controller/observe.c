@@ -1,6 +1,7 @@
 /*
  * observe.c — the observe phase of a reconcile pass: ListStages (ownership from tags), then per
- * fleet the Redis read and ListParticipants → ListParticipantReplicas, into struct pass.
+ * fleet the Redis read and ListParticipants → ListParticipantReplicas. It only fills struct pass;
+ * pass.c decides what happens next.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include "ivs.h"
 #include "log.h"
 #include "plan.h"
+#include "pass.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
 #include "store.h"
@@ -116,7 +118,7 @@ static void on_feeders(void *ud, const struct aws_error *err,
 	else
 		s->feeders = fd;
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 /* List the feeders of the fleet's draining stages (a stage with no session has none). */
@@ -130,17 +132,14 @@ static void observe_feeders(struct op *parent, struct obs_fleet *f)
 		struct op *op;
 		if (!s->draining || s->session[0] == '\0')
 			continue;
-		op = rec_op_new(r, parent->pass, parent->fleet);
+		op = pass_op_new(r, parent->pass, parent->fleet);
 		if (op == NULL) {
 			s->feeders_unknown = true;
 			continue;
 		}
 		op->index = i;
-		if (ivs_list_participants(r->aws, s->arn, s->session, &filter, on_feeders, op) < 0) {
-			struct aws_error e = { .kind = AWS_ERR_LOCAL };
-			snprintf(e.message, sizeof(e.message), "could not queue the request");
-			on_feeders(op, &e, NULL);
-		}
+		if (ivs_list_participants(r->aws, s->arn, s->session, &filter, on_feeders, op) < 0)
+			on_feeders(op, &pass_not_queued, NULL);
 	}
 }
 
@@ -197,13 +196,13 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 		observe_feeders(op, f);
 out:
 	redis_read_free(rr);
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
-	struct op *op = rec_op_new(r, p, fi);
+	struct op *op = pass_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
 	size_t n_all = f->n_replicas + 1, n = 0;
 	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
@@ -226,9 +225,9 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
 		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
 				      sizeof(keys[n][0])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+		    rec_stage_key(r, STORE_KEY_DRAINING, s->arn, keys[n][1],
 				  sizeof(keys[n][1])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+		    rec_stage_key(r, STORE_KEY_DRAINED_BY, s->arn, keys[n][2],
 				  sizeof(keys[n][2])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;
@@ -258,7 +257,7 @@ fail:
 	redis_read_free(rr);
 	redis_read_failed(f, p);
 	if (op != NULL)
-		rec_op_done(op);
+		pass_op_done(op);
 }
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */
@@ -301,7 +300,7 @@ static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_
 	}
 	h->replicas_ok = true;
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static void on_participants(void *ud, const struct aws_error *err,
@@ -339,7 +338,7 @@ static void on_participants(void *ud, const struct aws_error *err,
 		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
 	}
 	for (size_t i = 0; i < f->n_hosts; i++) {
-		struct op *rop = rec_op_new(r, op->pass, op->fleet);
+		struct op *rop = pass_op_new(r, op->pass, op->fleet);
 		if (rop == NULL) {
 			f->hosts[i].replicas_ok = false;
 			continue;
@@ -349,11 +348,11 @@ static void on_participants(void *ud, const struct aws_error *err,
 						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
 			f->hosts[i].replicas_ok = false;
 			op->pass->reads_failed++;
-			rec_op_done(rop);
+			pass_op_done(rop);
 		}
 	}
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
@@ -376,7 +375,7 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 }
 
 /* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
-static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
@@ -392,14 +391,14 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 		f->hosts_ok = true;             /* no session: no hosts, truthfully */
 		return;
 	}
-	hop = rec_op_new(r, p, fi);
+	hop = pass_op_new(r, p, fi);
 	if (hop == NULL)
 		return;
 	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
 				  &filter, on_participants, hop) < 0) {
 		f->hosts_ok = false;
 		p->reads_failed++;
-		rec_op_done(hop);
+		pass_op_done(hop);
 	}
 }
 
@@ -418,7 +417,6 @@ static bool is_configured_origin(const struct pass *p, const char *arn)
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
-	struct reconciler *r = op->r;
 	struct pass *p = op->pass;
 
 	if (err != NULL && err->kind != AWS_OK) {
@@ -469,54 +467,18 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			}
 		}
 	}
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		observe_fleet(r, p, fi);
-		/* The fleet's reads are sent: it goes on by itself once they have answered. */
-		rec_fleet_release(r, p, fi);
-	}
-	rec_op_done(op);
+	/* The machine sends each fleet's own reads next (observe_fleet). */
+	pass_op_done(op);
 }
 
-void rec_pass_begin(struct reconciler *r)
+/* The pass's own call: ListStages. Its answer fills the pass; pass.c then observes each fleet. */
+int observe_pass(struct reconciler *r, struct pass *p)
 {
-	struct pass *p = calloc(1, sizeof(*p));
-	struct op *op;
+	struct op *op = pass_op_new(r, p, PASS_WHOLE);
 
-	if (p == NULL)
-		return;
-	p->fleets = calloc(r->config->n_fleets ? r->config->n_fleets : 1, sizeof(*p->fleets));
-	if (p->fleets == NULL) {
-		free(p);
-		return;
-	}
-	p->n_fleets = r->config->n_fleets;
-	p->id = ++r->next_pass_id;
-	p->started_ms = rec_wall_ms();
-	p->started_us = rec_mono_us();
-	for (size_t i = 0; i < p->n_fleets; i++) {
-		p->fleets[i].cfg = &r->config->fleets[i];
-		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
-			 r->config->fleets[i].origin_stage_arn);
-		/* Held until ListStages has answered and the fleet's own reads are sent. */
-		p->fleets[i].outstanding = 1;
-		p->outstanding++;
-	}
-	r->current = p;
-	r->wake_pending = false;
-	r->last_pass_start_us = p->started_us;
-	log_debug("reconcile pass %" PRIu64 " begins", p->id);
-	op = rec_op_new(r, p, SIZE_MAX);
-	if (op == NULL) {
-		/* Out of memory before anything was sent: drop the pass; the next resync retries. */
-		r->current = NULL;
-		rec_pass_free(p);
-		return;
-	}
-	/* Keep the pass open until ListStages answers. */
-	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
-		struct aws_error e = { .kind = AWS_ERR_LOCAL };
-		snprintf(e.message, sizeof(e.message), "could not queue the request");
-		on_stages(op, &e, NULL);
-	}
+	if (op == NULL)
+		return -ENOMEM;
+	if (ivs_list_stages(r->aws, on_stages, op) < 0)
+		on_stages(op, &pass_not_queued, NULL);
+	return 0;
 }
-

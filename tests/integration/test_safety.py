@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from harness import Daemon, wait_until
+from harness import Daemon, set_viewers, start_daemon, wait_until
 from test_reconcile import (PREFIX, converge, fed, full_pass, origin_fleet, owned_arns,
-                            request_log, sanitizer_clean, set_viewers, start)  # noqa: F401
+                            request_log, sanitizer_clean)  # noqa: F401
 
 SHIPPED = {"scale_down_delay": "5m", "drain_timeout": "10m"}
 
@@ -40,7 +40,7 @@ def three_replicas_with_viewers(tmpdir, redis, sim, daemons, **policy):
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     redis.cmd("SET", f"{PREFIX}desired_stages", 4)
-    d = start(daemons, tmpdir, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir, redis, sim, [fleet], prefix=PREFIX)
     converge(d, lambda: fed(sim, fleet, [pid], 3), what="three fed replicas")
     arns = owned_arns(sim)
 
@@ -89,7 +89,7 @@ def test_no_delete_while_a_replication_into_the_stage_is_active(tmpdir_path, red
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], prefix=PREFIX)
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     # The host drops or stops publishing; IVS keeps its replications ACTIVE for the reconnect
     # window (the virtual clock does not move). The audience falls to what the origin holds.
@@ -113,7 +113,7 @@ def test_create_with_lost_answer_is_not_sent_again(tmpdir_path, redis, sim, daem
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)                      # two stages: one replica to create
     sim.faults(dropAfterCommit=["CreateStage"])
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], prefix=PREFIX)
     full_pass(d)
     assert len(creates(sim)) == 1, [e["detail"] for e in creates(sim)]
     sim.faults(dropAfterCommit=[])
@@ -130,7 +130,7 @@ def test_records_of_stages_gone_while_stopped_are_cleaned(tmpdir_path, redis, si
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], prefix=PREFIX)
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     gone, kept = owned_arns(sim)
     wait_until(lambda: len(stage_keys(redis, gone)) == 2, what="stage and replication records")
@@ -152,7 +152,7 @@ def test_records_of_stages_gone_while_redis_was_down_are_cleaned(tmpdir_path, re
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], prefix=PREFIX)
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     gone, _ = owned_arns(sim)
     wait_until(lambda: len(stage_keys(redis, gone)) == 2, what="stage and replication records")
