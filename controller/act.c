@@ -151,6 +151,13 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
 							    "IVS_OPERATION", "CreateStage"),
 				  "stage quota reached: %s", err->message);
+		else if (err->kind == AWS_ERR_NETWORK || err->kind == AWS_ERR_TIMEOUT ||
+			 err->kind == AWS_ERR_SERVER)
+			/* Not resent (no idempotency token): the listing tells, and adopts it. */
+			log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+							       "IVS_OPERATION", "CreateStage"),
+				  "fleet %s: CreateStage outcome unknown; the next pass adopts the stage "
+				  "if IVS created it", f->cfg->name);
 		record_failure(op, "CreateStage", err);
 		pass_op_done(op);
 		return;
