@@ -116,6 +116,7 @@ def test_create_with_lost_answer_is_not_sent_again(tmpdir_path, redis, sim, daem
     d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], prefix=PREFIX)
     full_pass(d)
     assert len(creates(sim)) == 1, [e["detail"] for e in creates(sim)]
+    assert "CreateStage outcome unknown" in d.log()
     sim.faults(dropAfterCommit=[])
     # The next passes adopt the stage that was created: no second one.
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="the created stage adopted and fed")
