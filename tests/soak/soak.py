@@ -11,7 +11,8 @@ The soak plays the application (it writes the viewer sets and the override key, 
 open-stages set) and the world (hosts, IVS faults, throttling, the virtual clock, out-of-band
 stages, Redis outages, signals to the daemon), at moments drawn from one seeded generator. It
 checks, all the time, from the simulator's request log and state:
-  1. no DeleteStage of a stage that holds viewers (unless it has drained for drain_timeout), of
+  1. no DeleteStage of a stage that holds viewers (unless drain_timeout has passed since its
+     drain mark or since it left the open set), of
      an origin, of a stage that is not this fleet's; no replication into a stage not this fleet's
   2. no DeleteStage while a replication into the stage is ACTIVE
   3. no host above 5 ACTIVE replications; no request with a bad signature or shape
@@ -150,6 +151,7 @@ class Soak:
         self.truth = {}          # stage arn -> viewers the application holds there
         self.open = {}           # fleet -> arns the application sends new viewers to
         self.not_open_since = {}  # arn -> when the application saw it leave the open set
+        self.drain_mark = {}     # arn -> the daemon's drain mark (ms since the epoch) last seen
         self.override = {}       # fleet -> override value or None
         self.names_created = set()
         self.tail = None
@@ -254,6 +256,9 @@ class Soak:
                 else:
                     self.not_open_since.setdefault(arn, now)
                     self.truth[arn] = self.truth.get(arn, 0) // 2
+                mark = self.rcmd("GET", f"{PREFIX}stage:{arn}:draining")
+                if mark is not None and mark.isdigit():
+                    self.drain_mark[arn] = int(mark)
             share, extra = divmod(self.audience[name], len(open_))
             for i, arn in enumerate(open_):
                 self.truth[arn] = share + (1 if i < extra else 0)
@@ -313,8 +318,13 @@ class Soak:
         if d.get("activeInto"):
             self.violation("delete-while-replicating", line)
         held = self.truth.get(arn, 0)
+        # drain_timeout has passed: since the application saw the stage leave the open set, or
+        # since the daemon's drain mark (the contract: the mark, stage:{arn}:draining).
         since = self.not_open_since.get(arn)
         drained_long = since is not None and time.monotonic() - since >= DRAIN_TIMEOUT - 1.0
+        mark = self.drain_mark.get(arn)
+        if mark is not None and time.time() * 1000 - mark >= DRAIN_TIMEOUT * 1000 - 500:
+            drained_long = True
         if held > 0 and not drained_long:
             self.violation("delete-with-viewers", f"{held} viewers: {line}")
 
