@@ -1,5 +1,5 @@
 /*
- * fuzz_store_parse.c — every Redis value parser over arbitrary bytes. The first byte picks the
+ * fuzz_store_parse.c — every Redis value (and record key) parser over arbitrary bytes. The first byte picks the
  * parser so one corpus covers them all; the rest is the value. Invariants checked: success means
  * the output obeys the documented limits; failure always leaves a NUL-terminated reason.
  */
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	len = size - 1;
 	err[0] = '\0';
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		int v;
 		if (store_parse_desired(s, len, &v, err, sizeof(err)) == 0 &&
@@ -51,6 +51,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (p.stage_arn[0] != '\0' && !store_is_stage_arn(p.stage_arn, strlen(p.stage_arn)))
 				abort();
 		}
+		break;
+	}
+	case 5: {
+		/* a key: NUL-terminated copy; a record key's ARN must be a stage ARN */
+		char *key = malloc(len + 1), arn[STORE_STAGE_ARN_MAX + 1];
+		if (key == NULL)
+			return 0;
+		memcpy(key, s, len);
+		key[len] = '\0';
+		if (store_parse_record_key("ivs:", key, arn, sizeof(arn)) == 1 &&
+		    !store_is_stage_arn(arn, strlen(arn)))
+			abort();
+		free(key);
 		break;
 	}
 	default:
