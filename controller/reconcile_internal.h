@@ -87,6 +87,14 @@ struct reconciler {
 	bool hook_pending;
 	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
+	/*
+	 * Admin state (pauses, manual replications) kept in Redis across restarts: read once
+	 * after the first connection (nothing is mutated before), written after every change
+	 * and again after each reconnect (Redis may have lost it).
+	 */
+	bool admin_loaded;
+	unsigned admin_reads;                    /* SMEMBERS still owed (0..2) */
+	bool admin_read_failed;
 };
 
 struct plan_scratch {
@@ -125,6 +133,10 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 bool rec_write_begin(struct reconciler *r, bool record, const char *key);
 void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc);
 void rec_on_write(void *ud, int err, const char *error);
+/* The admin state changed (pause, resume, manual replication): write it to Redis. */
+void rec_admin_state_changed(struct reconciler *r);
+/* Write the whole admin state to Redis now, when it has been loaded and Redis is up. */
+void rec_admin_persist(struct reconciler *r);
 /* DEL every key of a stage that is gone. */
 void rec_forget_stage(struct reconciler *r, const char *arn);
 /* The journald events of one fleet's plan (scale decisions, capped, fail static, bad values). */

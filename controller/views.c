@@ -65,6 +65,8 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
 	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
 	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
+	/* Pauses and manual replications are read from Redis once; nothing changes before. */
+	json_object_set_new(o, "admin_state_loaded", json_boolean(r->admin_loaded));
 	json_object_set_new(o, "wakes", wakes);
 	for (size_t i = 0; i < REC_WAKE_REASONS; i++)
 		json_object_set_new(wakes, rec_wake_reasons[i].name,

@@ -662,3 +662,95 @@ def test_ctl_exit_codes_against_the_daemon(tmpdir_path, redis, sim, daemons):
     rc, out, err = d.ctl("status")
     assert rc == 3 and out == "" and d.socket in err
     assert "is ivs-autoscaler running?" in err or "not running" in err
+
+
+# ---- manual replications only when IVS accepted them; admin state across restarts ------------
+
+def test_refused_manual_start_is_not_recorded(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    host = sim.add_host(origin)
+    pid = host["participantId"]
+    set_viewers(redis, origin, 150)                           # the controller wants one replica
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(sim_replications(sim, origin, pid)) == 1, 20, what="controller replica")
+    replica = owned(sim, "main")[0]
+    conflicts = sim.counters().get("operations", {}).get(
+        "StartParticipantReplication", {}).get("errors", {})
+
+    # IVS refuses: the host already replicates into the controller's stage
+    ok(d, "replication", "start", origin, replica, pid)
+    wait_until(lambda: "manual replication start refused by IVS" in d.log(), 10,
+               what="the refusal to be logged")
+    assert "not recorded as manual" in d.log()
+    d.reconcile_now()
+    d.wait_passes(1)
+    assert ok_json(d, "replication", "status", replica) == [
+        {"sourceStageArn": origin, "destStageArn": replica, "participantId": pid,
+         "state": "ACTIVE", "manual": False}]
+    assert redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications") in ([], None)
+    assert sim.counters().get("operations", {}).get(
+        "StartParticipantReplication", {}).get("errors", {}) != conflicts
+
+    # so the planner still owns it: the audience leaves, the stage is stopped and deleted
+    set_viewers(redis, origin, 10)
+    wait_until(lambda: owned(sim, "main") == [], 30, what="the drained replica to be deleted")
+    assert sim_replications(sim, origin, pid) == []
+    plan = ok_json(d, "plan", "main")[0]
+    assert plan["serving"] == 1
+
+
+def test_pause_and_manual_replications_survive_restarts(tmpdir_path, redis, sim, daemons):
+    main = make_fleet(sim, "main")
+    second = make_fleet(sim, "second", keys={"publisher": "second:publisher:info",
+                                              "desired_stages": "second:desired_stages"})
+    origin = main["origin_stage_arn"]
+    host = sim.add_host(origin)
+    pid = host["participantId"]
+    side = sim.create_stage("SideStage1", name="out-of-band")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    d.wait_passes(1)
+
+    # a manual replication IVS accepted, and every fleet paused
+    ok(d, "replication", "start", origin, side, pid)
+    wait_until(lambda: side in sim_replications(sim, origin, pid), 10, what="manual replication")
+    member = f"{origin} {side} {pid}"
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications")
+               == [member], 10, what="the manual replication in redis")
+    assert ok(d, "pause") == "all fleets paused\n"
+    wait_until(lambda: sorted(redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:paused") or [])
+               == ["main", "second"], 10, what="the pauses in redis")
+
+    # a restart (even a crash) keeps both: nothing is created for the audience while paused
+    d.kill()
+    set_viewers(redis, origin, 350)
+    calls = mutating_calls(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert [f["paused"] for f in ok_json(d, "status")["fleets"]] == [True, True]
+    d.wait_passes(2)
+    assert mutating_calls(sim) == calls and owned(sim) == []
+    assert ok_json(d, "replication", "status", side)[0]["manual"] is True
+    assert "stays paused (paused before the restart)" in d.log()
+
+    # resume one fleet; after a graceful restart only the other is still paused
+    ok(d, "resume", "second")
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:paused") == ["main"], 10,
+               what="the resume in redis")
+    assert d.stop() == 0
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert [f["paused"] for f in ok_json(d, "status")["fleets"]] == [True, False]
+    # the manual replication, once stopped, is forgotten across a restart too
+    ok(d, "replication", "stop", origin, side, pid)
+    wait_until(lambda: side not in sim_replications(sim, origin, pid), 10, what="manual stop")
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications") in
+               ([], None), 10, what="the manual replication removed from redis")
+    # a member that does not parse is reported and ignored, not trusted
+    redis.cmd("SADD", f"{PREFIX}autoscaler:manual_replications", "not a replication")
+    d.kill()
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: "manual replication \"not a replication\" in redis ignored" in d.log(), 10,
+               what="the bad member to be reported")
+    ok(d, "resume")
+    wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="the fleet to grow once resumed")
