@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"  -h, --help          this help\n"
 		"  -V, --version       print the version\n"
 		"Commands: status, fleets, stages [FLEET], replicas [FLEET], plan [FLEET], metrics,\n"
-		"  reconcile [FLEET], pause [FLEET], resume [FLEET], drain STAGE_ARN,\n"
+		"  reconcile [FLEET], pause [FLEET], resume [FLEET], drain STAGE_ARN, reload,\n"
 		"  log-level debug|info|notice|warning, publisher [FLEET], replication status STAGE_ARN,\n"
 		"  replication start SRC DST PARTICIPANT, replication stop SRC DST PARTICIPANT\n"
 		"  (`%s help` or an unknown command lists what the running daemon accepts).\n",

@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -754,3 +755,65 @@ def test_pause_and_manual_replications_survive_restarts(tmpdir_path, redis, sim,
                what="the bad member to be reported")
     ok(d, "resume")
     wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="the fleet to grow once resumed")
+
+
+# ---- reload: synchronous, refused reloads visible in status ----------------------------------
+
+def test_reload_command_and_refused_reload_in_status(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    assert ok_json(d, "status")["last_reload"] is None
+    assert "last reload" not in ok(d, "status")
+    with open(d.config) as fh:
+        good = fh.read()
+
+    # a valid file: reloaded, exit 0
+    out = ok(d, "reload")
+    assert out in ("configuration reloaded\n",
+                   "configuration valid; swapped in when the running pass ends\n"), out
+    wait_until(lambda: "configuration reloaded (1 fleets)" in d.log(), 10, what="the swap")
+    st = ok_json(d, "status")["last_reload"]
+    assert st["result"] == "ok" and st["at"].endswith("Z") and "error" not in st
+
+    # a broken one: refused with file:line:col, exit 1, the running configuration kept
+    with open(d.config, "a") as fh:
+        fh.write("bogus_key: 1\n")
+    bad_line = good.count("\n") + 1
+    reason = f"{d.config}:{bad_line}:1: bogus_key: unknown key"
+    rc, out, err = d.ctl("reload")
+    assert rc == 1 and out == "" and err.startswith("error: reload refused: ") and reason in err, \
+        (rc, out, err)
+    st = ok_json(d, "status")
+    assert st["last_reload"]["result"] == "failed" and reason in st["last_reload"]["error"]
+    text = ok(d, "status")
+    line = next(ln for ln in text.splitlines() if ln.startswith("last reload failed: "))
+    assert reason in line and f"(at {st['last_reload']['at']})" in line
+    assert [f["name"] for f in st["fleets"]] == ["main"]
+    d.wait_passes(1)
+
+    # SIGHUP takes the same path: its refusal is in status too
+    with open(d.config, "w") as fh:
+        fh.write(good.replace("viewers_per_stage: 100", "viewers_per_stage: -5"))
+    before = st["last_reload"]["at"]
+    d.proc.send_signal(signal.SIGHUP)
+    st = wait_until(lambda: (lambda s: s if s["last_reload"]["at"] != before else None)(
+        ok_json(d, "status")), 10, what="the SIGHUP reload in status")
+    assert st["last_reload"]["result"] == "failed"
+    assert "viewers_per_stage" in st["last_reload"]["error"]
+
+    # fixed again: the failure is cleared
+    with open(d.config, "w") as fh:
+        fh.write(good)
+    ok(d, "reload")
+    assert ok_json(d, "status")["last_reload"]["result"] == "ok"
+    assert "last reload: ok at " in ok(d, "status")
+
+
+def test_reload_needs_admin(tmpdir_path, redis, sim, daemons):
+    need_nobody()
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], control_extra={"admin_group": ""})
+    os.chmod(d.socket, 0o666)
+    rc, out, err = ctl_as_nobody(d, "reload")
+    assert rc == 1 and "permission denied" in err, (rc, out, err)
+    assert ok_json(d, "status")["last_reload"] is None

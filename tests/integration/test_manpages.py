@@ -64,7 +64,7 @@ def test_ctl_page_documents_every_command():
     text = rendered("ivs-autoscalerctl.8")
     for command in ["status", "fleets", "stages [fleet]", "replicas [fleet]", "plan [fleet]",
                     "metrics", "reconcile [fleet]", "pause [fleet]", "resume [fleet]",
-                    "drain stage", "log-level level", "publisher [fleet]",
+                    "drain stage", "reload", "log-level level", "publisher [fleet]",
                     "replication status stage",
                     "replication start source destination participant",
                     "replication stop source destination participant",
