@@ -475,6 +475,53 @@ def test_hostile_clients_do_not_disturb_status(tmpdir_path, redis, sim, daemons)
     assert d.proc.poll() is None
 
 
+def test_status_answers_while_a_thousand_idle_connections_are_held(tmpdir_path, redis, sim,
+                                                                   daemons):
+    import resource
+    need = 1200
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])     # max_clients: 64
+    d.wait_passes(1)
+    path = d.socket
+    held = []
+    try:
+        # a client with a request in progress: replies far larger than the socket buffer
+        stuck = sock_connect(path)
+        held.append(stuck)
+        stuck.sendall(b"metrics\n" * 200)
+        wait_until(lambda: stuck.recv(1, socket.MSG_PEEK), 10, what="the replies to start")
+        # a group member opens 1,000 connections and never sends a byte
+        for _ in range(1000):
+            held.append(sock_connect(path))
+        # operators still get answers, each time by closing the client idle longest
+        for _ in range(5):
+            rc, out, err = d.ctl("status")
+            assert rc == 0 and out.startswith("ivs-autoscaler ") and err == "", (rc, out, err)
+        data = assert_prompt_status(path)
+        assert data["fleets"][0]["name"] == "main"
+        # the idle ones were told why they were closed
+        first = held[1]
+        assert read_until(first, b"\n\n") == \
+            b"error: closed to admit another client (too many clients)\n\n"
+        # the client with a request in progress was never closed: its replies keep coming
+        got = b""
+        while got.count(b"# HELP ivs_autoscaler_build_info") < 3:
+            chunk = stuck.recv(65536)
+            assert chunk, "the busy client was closed"
+            got += chunk
+        assert not got.startswith(b"error:")
+    finally:
+        for s in held:
+            s.close()
+    assert_prompt_status(path)
+    assert d.proc.poll() is None
+
+
 def test_status_answers_while_ivs_hangs(tmpdir_path, redis, sim, daemons):
     fleet = make_fleet(sim)
     origin = fleet["origin_stage_arn"]
