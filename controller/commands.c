@@ -51,10 +51,11 @@ static void render_fleet_line(const json_t *f, struct strbuf *out)
 			      json_is_true(json_object_get(f, "paused")) ? " (paused)" : "");
 		return;
 	}
-	strbuf_printf(out, "%-12s stages %lld/%lld  draining %lld  hosts %lld  replicas %lld/%lld  %s%s%s%s\n",
+	strbuf_printf(out, "%-12s stages %lld/%lld  draining %lld  hosts %lld  replicas %lld/%lld  %s%s%s%s%s\n",
 		      jstr(f, "name"), jint(f, "serving"), jint(f, "desired"), jint(f, "draining"),
 		      jint(f, "hosts"), jint(f, "replications_active"),
 		      jint(f, "replications_expected"), jstr(f, "decision"),
+		      json_is_true(json_object_get(f, "origin_missing")) ? "  ORIGIN-MISSING" : "",
 		      json_is_true(json_object_get(f, "capped")) ? "  CAPPED" : "",
 		      json_is_true(json_object_get(f, "fail_static")) ? "  FAIL-STATIC" : "",
 		      json_is_true(json_object_get(f, "paused")) ? "  PAUSED" : "");
@@ -141,8 +142,10 @@ static void render_plan(const json_t *d, struct strbuf *out)
 	size_t i, k;
 	json_t *p, *a;
 	json_array_foreach(d, i, p) {
-		strbuf_printf(out, "fleet %s: desired %lld, serving %lld%s%s\n", jstr(p, "fleet"),
+		strbuf_printf(out, "fleet %s: desired %lld, serving %lld%s%s%s\n", jstr(p, "fleet"),
 			      jint(p, "desired"), jint(p, "serving"),
+			      json_is_true(json_object_get(p, "origin_missing"))
+				      ? ", ORIGIN MISSING (not listed by IVS)" : "",
 			      json_is_true(json_object_get(p, "capped")) ? ", capped" : "",
 			      json_is_true(json_object_get(p, "fail_static")) ? ", fail-static" : "");
 		json_array_foreach(json_object_get(p, "actions"), k, a)

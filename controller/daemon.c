@@ -526,6 +526,7 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 		log_errorx("out of memory");
 		goto out;
 	}
+	reconciler_set_region(d.reconciler, d.region);
 	/* --once and --dry-run leave the admin socket to the running service. */
 	if (service && setup_control(&d) < 0) {
 		log_errorx("cannot open the admin socket %s", d.config->control.socket);

@@ -236,6 +236,11 @@ bool reconciler_stop(struct reconciler *r)
 static size_t manual_find(const struct reconciler *r, const char *src, const char *dst,
 			  const char *participant);
 
+void reconciler_set_region(struct reconciler *r, const char *region)
+{
+	snprintf(r->region, sizeof(r->region), "%s", region != NULL ? region : "");
+}
+
 /* ---- admin state kept in Redis --------------------------------------------------------- */
 
 static void admin_read_done(struct reconciler *r)

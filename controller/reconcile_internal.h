@@ -32,6 +32,7 @@ struct fleet_state {
 	bool capped_reported;
 	bool no_host_reported;
 	bool fail_static_reported;
+	bool origin_missing_reported;
 	/* Bad Redis values last reported ("" = none): warned when they appear or change. */
 	char override_reported[STORE_ERR_MAX];
 	char publisher_reported[STORE_ERR_MAX];
@@ -95,6 +96,7 @@ struct reconciler {
 	bool admin_loaded;
 	unsigned admin_reads;                    /* SMEMBERS still owed (0..2) */
 	bool admin_read_failed;
+	char region[64];                         /* the AWS region in use ("" = unknown) */
 };
 
 struct plan_scratch {
@@ -117,6 +119,15 @@ int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const 
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
 /* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
 void rec_check_idle(struct reconciler *r);
+
+/*
+ * The fleet's origin is not among the stages IVS listed (the list was read completely): a
+ * wrong ARN, account or region, or a deleted stage. Nothing is done for the fleet.
+ */
+static inline bool rec_origin_missing(const struct pass *p, const struct obs_fleet *f)
+{
+	return p != NULL && f != NULL && p->stages_ok && !f->origin_seen;
+}
 
 /* ---- act.c: the planner's input from an observation (also for the plan view) ------------- */
 

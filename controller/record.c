@@ -205,6 +205,29 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 	} else if (f->n_hosts > 0) {
 		fs->no_host_reported = false;
 	}
+	if (rec_origin_missing(r->current, f) != fs->origin_missing_reported) {
+		fs->origin_missing_reported = !fs->origin_missing_reported;
+		if (fs->origin_missing_reported) {
+			/* arn:aws:ivs:REGION:... — name a region mismatch, the likeliest mistake. */
+			const char *arn = f->cfg->origin_stage_arn, *region = arn + 12;
+			size_t n = strcspn(region, ":");
+			bool other = strncmp(arn, "arn:aws:ivs:", 12) == 0 && r->region[0] != '\0' &&
+				     (strlen(r->region) != n || strncmp(region, r->region, n) != 0);
+			log_event(LOG_ERR, MSGID_ORIGIN_MISSING,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", arn),
+				  "fleet %s: origin stage %s is not listed by IVS%s%s%s%.*s%s; nothing is "
+				  "done for this fleet until it is (wrong ARN, account or region, or "
+				  "deleted)", f->cfg->name, arn, r->region[0] ? " in region " : "",
+				  r->region, other ? " (the ARN is in region " : "", other ? (int)n : 0,
+				  region, other ? ")" : "");
+		} else {
+			log_event(LOG_NOTICE, NULL,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN",
+					     f->cfg->origin_stage_arn),
+				  "fleet %s: origin stage %s is listed again", f->cfg->name,
+				  f->cfg->origin_stage_arn);
+		}
+	}
 	/* Without a Redis answer nothing is known about the values: keep what was reported. */
 	if (f->redis_ok) {
 		report_bad_value(f->cfg->name, "desired_stages override",

@@ -20,7 +20,8 @@
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
 	const struct obs_fleet *f = fs->last;
-	json_t *o = json_pack("{s:s, s:b}", "name", fs->name, "paused", fs->paused);
+	json_t *o = json_pack("{s:s, s:b, s:b}", "name", fs->name, "paused", fs->paused,
+			      "origin_missing", r->last != NULL && rec_origin_missing(r->last, f));
 	size_t idx = rec_fleet_index(r, fs->name);
 	if (idx != SIZE_MAX)
 		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
@@ -156,7 +157,8 @@ json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet)
 	return a;
 }
 
-static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
+static json_t *plan_json(const struct pass *p, const struct obs_fleet *f,
+			 const struct plan_output *o)
 {
 	json_t *acts = json_array();
 	for (size_t i = 0; i < o->n_actions; i++) {
@@ -169,10 +171,10 @@ static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
 			json_object_set_new(j, "participant", json_string(a->participant_id));
 		json_array_append_new(acts, j);
 	}
-	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:o}", "fleet", f->cfg->name, "desired",
+	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name, "desired",
 			 o->summary.desired_stages, "serving", o->summary.serving_stages,
 			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
-			 "actions", acts);
+			 "origin_missing", rec_origin_missing(p, f), "actions", acts);
 }
 
 /* What the next pass would do, computed now on the last observation, without acting. */
@@ -193,7 +195,7 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 		if (scratch != NULL && out != NULL) {
 			rec_plan_input_build(r, r->last, f, scratch, &in);
 			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
-				json_array_append_new(a, plan_json(f, out));
+				json_array_append_new(a, plan_json(r->last, f, out));
 		}
 		free(scratch);
 		free(out);

@@ -864,3 +864,33 @@ def test_reload_needs_admin(tmpdir_path, redis, sim, daemons):
     rc, out, err = ctl_as_nobody(d, "reload")
     assert rc == 1 and "permission denied" in err, (rc, out, err)
     assert ok_json(d, "status")["last_reload"] is None
+
+
+# ---- a wrong origin is an error, flagged in status and plan ---------------------------------
+
+def test_origin_not_listed_by_ivs_is_an_error_and_flagged(tmpdir_path, redis, sim, daemons):
+    good = make_fleet(sim)
+    account = good["origin_stage_arn"].split(":")[4]
+    wrong = dict(make_fleet(sim, "wrong"),
+                 origin_stage_arn=f"arn:aws:ivs:eu-west-1:{account}:stage/OriginWrong1",
+                 keys={"publisher": "wrong:publisher", "desired_stages": "wrong:desired"})
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [good, wrong])
+    d.wait_passes(1)
+    fleets = {f["name"]: f for f in ok_json(d, "status")["fleets"]}
+    assert fleets["wrong"]["origin_missing"] is True
+    assert fleets["main"]["origin_missing"] is False
+    text = ok(d, "status")
+    assert "ORIGIN-MISSING" in next(ln for ln in text.splitlines() if ln.startswith("wrong "))
+    assert "ORIGIN-MISSING" not in next(ln for ln in text.splitlines() if ln.startswith("main "))
+    plans = {p["fleet"]: p for p in ok_json(d, "plan")}
+    assert plans["wrong"]["origin_missing"] is True and plans["wrong"]["actions"] == []
+    assert plans["main"]["origin_missing"] is False
+    assert "fleet wrong: desired 0, serving 0, ORIGIN MISSING (not listed by IVS)" in \
+        ok(d, "plan", "wrong")
+    # one error-level event with its own MESSAGE_ID, naming the region mismatch; not repeated
+    lines = [ln for ln in d.log().splitlines() if "MESSAGE_ID=abcfb0243c394b87bd4a40e5a4ad6c0b" in ln]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("<3>") and "IVS_FLEET=wrong" in lines[0]
+    assert "not listed by IVS in region us-east-1 (the ARN is in region eu-west-1)" in lines[0]
+    d.wait_passes(2)
+    assert d.log().count("MESSAGE_ID=abcfb0243c394b87bd4a40e5a4ad6c0b") == 1

@@ -48,8 +48,8 @@ def test_mandoc_lint_clean(page):
 
 def test_daemon_page_documents_contract():
     text = rendered("ivs-autoscaler.8")
-    for word in ["--config", "--check-config", "--once", "--dry-run", "-v", "--version",
-                 "--help", "SIGHUP", "SIGTERM", "SIGINT", "JOURNAL_STREAM", "NOTIFY_SOCKET",
+    for word in ["--config", "--check-config", "--online", "--once", "--dry-run", "-v",
+                 "--version", "--help", "SIGHUP", "SIGTERM", "SIGINT", "JOURNAL_STREAM", "NOTIFY_SOCKET",
                  "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "LISTEN_FDS", "AWS_ACCESS_KEY_ID",
                  "IVS_FLEET", "IVS_STAGE_ARN", "AWS_REQUEST_ID", "EXIT STATUS"]:
         assert word in text, word
