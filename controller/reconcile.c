@@ -257,9 +257,30 @@ static void admin_read_done(struct reconciler *r)
 			 "replication(s)", paused, r->n_manual);
 		/* Write back the merge (and anything changed while it was read). */
 		rec_admin_persist(r);
-		reconciler_wake(r, "redis connected");
+		/* A pass that ran before could not act; not counted: it is the connection's wake. */
+		if (!r->stopping)
+			wake(r, "admin state loaded");
 	}
 	rec_check_idle(r);
+}
+
+/*
+ * A lost connection leaves the admin state unread (the next connection reads it again, and
+ * nothing is mutated meanwhile); a value Redis holds but we cannot use (wrong type) is
+ * reported and replaced by the state in memory.
+ */
+static void admin_read_error(struct reconciler *r, const char *what, int err, const char *error)
+{
+	if (err == 0)
+		return;
+	if (err == -EIO) {
+		log_event(LOG_WARNING, NULL, NULL, "the %s kept in redis are unusable (%s); "
+			  "ignored and rewritten", what, error != NULL ? error : "?");
+		return;
+	}
+	log_event(LOG_WARNING, NULL, NULL, "cannot read the %s from redis: %s; nothing is "
+		  "changed until they are read", what, error != NULL ? error : strerror(-err));
+	r->admin_read_failed = true;
 }
 
 static void on_paused_read(void *ud, int err, const char *error, size_t n,
@@ -267,11 +288,7 @@ static void on_paused_read(void *ud, int err, const char *error, size_t n,
 {
 	struct reconciler *r = ud;
 
-	if (err != 0) {
-		log_event(LOG_WARNING, NULL, NULL, "cannot read the paused fleets from redis: %s; "
-			  "nothing is changed until they are read", error);
-		r->admin_read_failed = true;
-	}
+	admin_read_error(r, "paused fleets", err, error);
 	for (size_t i = 0; i < n; i++) {
 		bool known = false;
 		for (size_t f = 0; f < r->n_fleets; f++) {
@@ -298,11 +315,7 @@ static void on_manual_read(void *ud, int err, const char *error, size_t n,
 	struct reconciler *r = ud;
 	char why[STORE_ERR_MAX];
 
-	if (err != 0) {
-		log_event(LOG_WARNING, NULL, NULL, "cannot read the manual replications from redis: "
-			  "%s; nothing is changed until they are read", error);
-		r->admin_read_failed = true;
-	}
+	admin_read_error(r, "manual replications", err, error);
 	for (size_t i = 0; i < n; i++) {
 		struct store_manual_replication m;
 		if (store_parse_manual(members[i], lens[i], &m, why, sizeof(why)) < 0) {
