@@ -800,8 +800,17 @@ def test_pause_and_manual_replications_survive_restarts(tmpdir_path, redis, sim,
     d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
     wait_until(lambda: "manual replication \"not a replication\" in redis ignored" in d.log(), 10,
                what="the bad member to be reported")
-    ok(d, "resume")
-    wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="the fleet to grow once resumed")
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert ok_json(d, "status")["fleets"][0]["paused"] is True
+    # a key of the wrong type is reported and rewritten; it never keeps the daemon from acting
+    d.kill()
+    redis.cmd("DEL", f"{PREFIX}autoscaler:paused")
+    redis.cmd("SET", f"{PREFIX}autoscaler:paused", "main")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: "the paused fleets kept in redis are unusable" in d.log(), 10,
+               what="the wrong type to be reported")
+    wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="the fleet to grow")
+    assert redis.cmd("TYPE", f"{PREFIX}autoscaler:paused") == "none"
 
 
 # ---- reload: synchronous, refused reloads visible in status ----------------------------------
