@@ -213,7 +213,7 @@ def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
 
     plan = ok_json(d, "plan")
     assert plan == [{"fleet": "main", "desired": 2, "serving": 2, "capped": False,
-                     "fail_static": False, "actions": []}]
+                     "fail_static": False, "origin_missing": False, "actions": []}]
     assert ok(d, "plan", "main") == "fleet main: desired 2, serving 2\n  nothing to do\n"
     pub = ok_json(d, "publisher")
     assert pub[0]["fleet"] == "main" and pub[0]["hasPublisher"] is True
