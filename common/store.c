@@ -76,6 +76,20 @@ int store_status_key(char *buf, size_t size, const char *prefix)
 	return r < 0 ? r : 0;
 }
 
+int store_admin_key(char *buf, size_t size, const char *prefix, enum store_admin_key which)
+{
+	static const char *const name[] = {
+		[STORE_KEY_PAUSED] = "autoscaler:paused",
+		[STORE_KEY_MANUAL] = "autoscaler:manual_replications",
+	};
+	int r;
+
+	if ((unsigned)which >= sizeof(name) / sizeof(name[0]))
+		return -EINVAL;
+	r = store_key(buf, size, prefix, name[which], NULL, NULL);
+	return r < 0 ? r : 0;
+}
+
 /* ---- writes ---------------------------------------------------------------------------------- */
 
 /* Which reply types a command of a write may legitimately get. */
@@ -354,6 +368,40 @@ int store_set_open_stages(struct redisio *rio, const char *key, size_t n,
 out:
 	free(zadd);
 	free(scores);
+	return r;
+}
+
+int store_replace_set(struct redisio *rio, const char *key, size_t n,
+                      const char *const *members, store_write_cb *cb, void *ud)
+{
+	const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" }, *del[] = { "DEL", key };
+	const char **sadd = NULL;
+	struct command cmds[4];
+	size_t ncmds = 0;
+	int r;
+
+	if (key == NULL || cb == NULL || (n > 0 && members == NULL) || n > 100000)
+		return -EINVAL;
+	cmds[ncmds++] = (struct command){ 1, multi, NULL, OK_STATUS };
+	cmds[ncmds++] = (struct command){ 2, del, NULL, OK_STATUS };     /* QUEUED */
+	if (n > 0) {
+		sadd = calloc(2 + n, sizeof(*sadd));
+		if (sadd == NULL)
+			return -ENOMEM;
+		sadd[0] = "SADD";
+		sadd[1] = key;
+		for (size_t i = 0; i < n; i++) {
+			if (members[i] == NULL) {
+				free(sadd);
+				return -EINVAL;
+			}
+			sadd[2 + i] = members[i];
+		}
+		cmds[ncmds++] = (struct command){ (int)(2 + n), sadd, NULL, OK_STATUS };
+	}
+	cmds[ncmds++] = (struct command){ 1, exec, NULL, OK_ARRAY };
+	r = write_commands(rio, cmds, ncmds, cb, ud);
+	free(sadd);
 	return r;
 }
 
@@ -738,6 +786,79 @@ int store_scan(struct redisio *rio, const char *cursor, const char *match, unsig
 	op->ud = ud;
 	snprintf(cnt, sizeof(cnt), "%u", count);
 	r = redisio_command_argv(rio, 6, argv, NULL, on_scan_reply, op);
+	if (r < 0)
+		free(op);
+	return r;
+}
+
+/* ---- one set --------------------------------------------------------------------------------- */
+
+struct members_op {
+	store_members_cb *cb;
+	void *ud;
+};
+
+static void on_members_reply(void *ud, redisReply *r, const char *error)
+{
+	struct members_op *op = ud;
+	const char **members = NULL;
+	size_t *lens = NULL, n = 0;
+
+	if (r == NULL) {
+		op->cb(op->ud, -ENOTCONN, error != NULL ? error : "connection lost", 0, NULL, NULL);
+		goto out;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		char msg[STORE_ERR_MAX];
+		snprintf(msg, sizeof(msg), "%s", is_wrongtype(r) ? "wrong type: not a set"
+				      : r->str != NULL ? r->str : "error reply");
+		op->cb(op->ud, -EIO, msg, 0, NULL, NULL);
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		op->cb(op->ud, -EIO, "unexpected reply type", 0, NULL, NULL);
+		goto out;
+	}
+	if (r->elements > 0) {
+		members = calloc(r->elements, sizeof(*members));
+		lens = calloc(r->elements, sizeof(*lens));
+		if (members == NULL || lens == NULL) {
+			op->cb(op->ud, -ENOMEM, "out of memory", 0, NULL, NULL);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		if (e == NULL || e->type != REDIS_REPLY_STRING) {
+			op->cb(op->ud, -EIO, "a member is not a string", 0, NULL, NULL);
+			goto out;
+		}
+		members[n] = e->str;
+		lens[n++] = e->len;
+	}
+	op->cb(op->ud, 0, NULL, n, members, lens);
+out:
+	free(members);
+	free(lens);
+	free(op);
+}
+
+int store_read_set(struct redisio *rio, const char *key, store_members_cb *cb, void *ud)
+{
+	const char *argv[] = { "SMEMBERS", key };
+	struct members_op *op;
+	int r;
+
+	if (key == NULL || cb == NULL)
+		return -EINVAL;
+	if (!redisio_connected(rio))
+		return -ENOTCONN;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return -ENOMEM;
+	op->cb = cb;
+	op->ud = ud;
+	r = redisio_command_argv(rio, 2, argv, NULL, on_members_reply, op);
 	if (r < 0)
 		free(op);
 	return r;

@@ -149,5 +149,24 @@ typedef void store_scan_cb(void *ud, int err, const char *error, const char *nex
                            const char *const *keys, size_t n);
 int store_scan(struct redisio *rio, const char *cursor, const char *match, unsigned count,
                store_scan_cb *cb, void *ud);
+/* The admin state kept across restarts (§3), as SETs under the prefix. */
+enum store_admin_key {
+	STORE_KEY_PAUSED,         /* autoscaler:paused               names of paused fleets */
+	STORE_KEY_MANUAL,         /* autoscaler:manual_replications  store_format_manual members */
+};
+/* buf = prefix + the admin key. 0, -ENAMETOOLONG, -EINVAL. */
+int store_admin_key(char *buf, size_t size, const char *prefix, enum store_admin_key which);
+
+/* MULTI; DEL key; SADD key members...; EXEC. n == 0 just deletes the key. */
+int store_replace_set(struct redisio *rio, const char *key, size_t n,
+                      const char *const *members, store_write_cb *cb, void *ud);
+/*
+ * SMEMBERS key. cb gets err 0 with the members (absent key: n = 0; valid only during the call),
+ * or -EIO (error reply, e.g. a key of the wrong type, or a non-string member) / -ENOTCONN with
+ * a reason and n = 0.
+ */
+typedef void store_members_cb(void *ud, int err, const char *error, size_t n,
+                              const char *const *members, const size_t *lens);
+int store_read_set(struct redisio *rio, const char *key, store_members_cb *cb, void *ud);
 
 #endif

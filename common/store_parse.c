@@ -256,6 +256,50 @@ out:
 	return r;
 }
 
+int store_parse_manual(const char *s, size_t len, struct store_manual_replication *out,
+                       char *err, size_t errlen)
+{
+	const char *sp1 = s != NULL ? memchr(s, ' ', len) : NULL;
+	const char *sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - s)) : NULL;
+	size_t n1, n2, n3;
+
+	if (sp2 == NULL) {
+		set_err(err, errlen, "expected \"SRC_STAGE_ARN DST_STAGE_ARN PARTICIPANT_ID\"");
+		return -EINVAL;
+	}
+	n1 = (size_t)(sp1 - s);
+	n2 = (size_t)(sp2 - sp1 - 1);
+	n3 = len - (size_t)(sp2 + 1 - s);
+	if (!store_is_stage_arn(s, n1) || !store_is_stage_arn(sp1 + 1, n2)) {
+		set_err(err, errlen, "not a stage ARN");
+		return -EINVAL;
+	}
+	if (!participant_id_ok(sp2 + 1, n3)) {
+		set_err(err, errlen, "participant id is not [a-zA-Z0-9-]{1,64}");
+		return -EINVAL;
+	}
+	memcpy(out->src, s, n1);
+	out->src[n1] = '\0';
+	memcpy(out->dst, sp1 + 1, n2);
+	out->dst[n2] = '\0';
+	memcpy(out->participant, sp2 + 1, n3);
+	out->participant[n3] = '\0';
+	return 0;
+}
+
+int store_format_manual(char *buf, size_t size, const char *src, const char *dst,
+                        const char *participant)
+{
+	int n;
+
+	if (buf == NULL || src == NULL || dst == NULL || participant == NULL)
+		return -EINVAL;
+	n = snprintf(buf, size, "%s %s %s", src, dst, participant);
+	if (n < 0)
+		return -EINVAL;
+	return (size_t)n >= size ? -ENAMETOOLONG : n;
+}
+
 /* A JSON string, or null for a NULL argument. NULL on error. */
 static json_t *str_or_null(const char *s)
 {

@@ -60,6 +60,22 @@ int store_parse_publisher(const char *s, size_t len, struct store_publisher *out
 int store_is_stage_arn(const char *s, size_t len);
 
 /*
+ * One member of the manual-replications set: "SRC_STAGE_ARN DST_STAGE_ARN PARTICIPANT_ID", the
+ * arguments of `replication start`, one blank between them. Returns 0 with the three fields
+ * copied (NUL-terminated), or -EINVAL with a reason.
+ */
+struct store_manual_replication {
+	char src[STORE_STAGE_ARN_MAX + 1];
+	char dst[STORE_STAGE_ARN_MAX + 1];
+	char participant[STORE_PARTICIPANT_ID_MAX + 1];
+};
+int store_parse_manual(const char *s, size_t len, struct store_manual_replication *out,
+                       char *err, size_t errlen);
+/* The member for a manual replication into buf; its length, or -ENAMETOOLONG / -EINVAL. */
+int store_format_manual(char *buf, size_t size, const char *src, const char *dst,
+                        const char *participant);
+
+/*
  * JSON documents in the exact shape the Node.js server wrote (JSON.stringify: compact, members in
  * this order). Return a malloc'd NUL-terminated string the caller frees, or NULL on ENOMEM/EINVAL
  * (a NULL or non-UTF-8 argument). parent_stage_arn may be NULL (written as null).

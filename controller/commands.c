@@ -107,6 +107,16 @@ static void render_fleet_line(const json_t *f, struct strbuf *out)
 	strbuf_free(&flags);
 }
 
+static void render_last_reload(const json_t *r, struct strbuf *out)
+{
+	if (!json_is_object(r))
+		return;
+	if (strcmp(jstr(r, "result"), "ok") == 0)
+		strbuf_printf(out, "last reload: ok at %s\n", jstr(r, "at"));
+	else
+		strbuf_printf(out, "last reload failed: %s (at %s)\n", jstr(r, "error"), jstr(r, "at"));
+}
+
 static void render_status(const json_t *d, struct strbuf *out)
 {
 	const json_t *last = json_object_get(d, "last_pass");
@@ -128,6 +138,7 @@ static void render_status(const json_t *d, struct strbuf *out)
 	else
 		strbuf_printf(out, "last pass: none yet\n");
 	strbuf_printf(out, "passes: %lld\n", jint(d, "passes"));
+	render_last_reload(json_object_get(d, "last_reload"), out);
 	render_fleet_header(out);
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
@@ -289,6 +300,27 @@ static int cmd_status(void *ud, const struct control_request *req, json_t **data
 	*data = reconciler_status_json(c->reconciler);
 	json_object_set_new(*data, "uptime_s", json_integer((json_int_t)c->uptime_s(c->ud)));
 	json_object_set_new(*data, "pid", json_integer(getpid()));
+	if (c->last_reload != NULL) {
+		json_t *r = c->last_reload(c->ud);
+		json_object_set_new(*data, "last_reload", r != NULL ? r : json_null());
+	}
+	return 0;
+}
+
+static int cmd_reload(void *ud, const struct control_request *req, json_t **data, char *err,
+		      size_t errlen)
+{
+	struct command_context *c = ctx_of(ud);
+	bool pending = false;
+	(void)req;
+	if (c->reload == NULL) {
+		snprintf(err, errlen, "reload is not available");
+		return -1;
+	}
+	if (c->reload(c->ud, &pending, err, errlen) < 0)
+		return -1;
+	*data = json_string(pending ? "configuration valid; swapped in when the running pass ends"
+				    : "configuration reloaded");
 	return 0;
 }
 
@@ -467,6 +499,9 @@ static const struct control_command command_table[] = {
 	{ .name = "drain", .usage = "STAGE_ARN",
 	  .mutating = 1, .min_args = 1, .max_args = 1,
 	  .handler = cmd_drain, .render = render_drain },
+	{ .name = "reload", .usage = "",
+	  .mutating = 1, .min_args = 0, .max_args = 0,
+	  .handler = cmd_reload, .render = NULL },
 	{ .name = "log-level", .usage = "debug|info|notice|warning",
 	  .mutating = 1, .min_args = 1, .max_args = 1,
 	  .handler = cmd_log_level, .render = render_log_level },

@@ -45,6 +45,7 @@ struct client {
 	pid_t pid;
 	int admin;
 	int closing;        /* close once the pending output is written */
+	uint64_t active_usec;  /* CLOCK_MONOTONIC of the last byte read or written */
 	char *in;           /* line_cap bytes */
 	size_t inlen;
 	struct strbuf out;
@@ -106,10 +107,19 @@ static void client_free(struct client *c)
 		accept_resume(ctl);
 }
 
+static uint64_t now_usec(const struct control *ctl)
+{
+	uint64_t now = 0;
+
+	(void)sd_event_now(ctl->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
 static void client_touch(struct client *c)
 {
 	int r = sd_event_source_set_time_relative(c->idle, c->ctl->idle_usec);
 
+	c->active_usec = now_usec(c->ctl);
 	if (r < 0)
 		log_warnx("control: cannot re-arm idle timer: %s", strerror(-r));
 }
@@ -423,6 +433,7 @@ static int client_new(struct control *ctl, int fd)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
+	c->active_usec = now_usec(ctl);
 	c->admin = control_peer_is_admin(cred.uid, cred.gid, NULL, 0, ctl->euid,
 					 ctl->have_admin_gid ? &ctl->admin_gid : NULL);
 	if (!c->admin && ctl->have_admin_gid)
@@ -492,6 +503,30 @@ static void accept_pause(struct control *ctl)
 	}
 }
 
+/*
+ * Full: make room by closing the client idle longest that has no request in progress (no
+ * reply being written). Idle connections are cheap to open, so without this anyone who may
+ * connect could hold every slot and lock the operators out until idle_timeout. 1 when a client
+ * was closed, 0 when every client is busy.
+ */
+static int evict_idle_client(struct control *ctl)
+{
+	static const char evicted[] = "error: closed to admit another client (too many clients)\n\n";
+	struct client *c, *oldest = NULL;
+
+	for (c = ctl->clients; c != NULL; c = c->next)
+		if (c->out.len == 0 && !c->closing &&
+		    (oldest == NULL || c->active_usec <= oldest->active_usec))
+			oldest = c;
+	if (oldest == NULL)
+		return 0;
+	log_debug("control: closing the client idle longest (uid %lu pid %ld) to admit another",
+		  (unsigned long)oldest->uid, (long)oldest->pid);
+	(void)send(oldest->fd, evicted, sizeof(evicted) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	client_free(oldest);
+	return 1;
+}
+
 static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	static const char too_many[] = "error: too many clients\n\n";
@@ -512,7 +547,7 @@ static int on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdat
 				log_warn("control: accept");
 			break;
 		}
-		if (ctl->nclients >= ctl->max_clients) {
+		if (ctl->nclients >= ctl->max_clients && !evict_idle_client(ctl)) {
 			/* Best effort: the message fits any socket buffer, and we never wait. */
 			(void)send(cfd, too_many, sizeof(too_many) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(cfd);

@@ -74,7 +74,8 @@ struct control_command {
 struct control_options {
 	const char *socket_path;   /* used when not socket-activated */
 	const char *admin_group;   /* group whose members may mutate; NULL or "" for none */
-	unsigned max_clients;      /* 0 → 64 */
+	unsigned max_clients;      /* 0 → 64; when full, the client idle longest with no reply
+				      being written is closed to admit a new one */
 	uint64_t idle_timeout_ms;  /* 0 → 60000 */
 	size_t line_cap;           /* 0 → CONTROL_LINE_CAP; never above it */
 	size_t output_cap;         /* 0 → CONTROL_OUTPUT_CAP */

@@ -76,14 +76,19 @@ static const struct ctl_help {
 	{ "reconcile", "[FLEET]", 1, "start a pass now (over every fleet; FLEET is only checked)",
 	  NULL },
 	{ "pause", "[FLEET]", 1, "keep observing and planning, take no action until resume",
-	  "In memory only: a restart resumes every fleet." },
+	  "Kept in Redis (autoscaler:paused): a restart keeps the fleet paused." },
 	{ "resume", "[FLEET]", 1, "undo pause and start a pass", NULL },
 	{ "drain", "STAGE_ARN", 1, "drain one owned replica stage now; it is deleted once empty",
 	  "The stage leaves the open-stages set and is deleted when its viewers reach 0 or after\n"
 	  "drain_timeout. It is never taken back into service; never the origin." },
 	{ "log-level", "debug|info|notice|warning", 1, "set the log level", NULL },
+	{ "reload", "", 1,
+	  "read the configuration file again, as SIGHUP does, and say whether it was taken",
+	  "Answers ok, or `error: reload refused: FILE:LINE:COL: ...` (exit 1) and the running\n"
+	  "configuration stays; `status` shows the last reload." },
 	{ "replication start", "SRC DST PARTICIPANT", 1, "start a replication by hand",
-	  "The daemon never stops a replication started this way (until it restarts)." },
+	  "Recorded only once IVS accepted it (kept in Redis, autoscaler:manual_replications);\n"
+	  "the daemon never stops a replication started this way." },
 	{ "replication stop", "SRC DST PARTICIPANT", 1, "stop a replication",
 	  "Refused for a stage the fleet feeds unless the fleet is paused or the stage drains." },
 	{ "help", "[COMMAND]", 0, "this list, or one command in detail (answered locally)", NULL },

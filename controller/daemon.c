@@ -52,6 +52,10 @@ struct daemon {
 	bool stopping;
 	bool finishing;
 	int exit_code;
+	/* The last reload (SIGHUP or the reload command), for status: 0 = none yet. */
+	int64_t last_reload_ms;
+	bool last_reload_ok;
+	char last_reload_error[512];
 };
 
 static uint64_t mono_s(void)
@@ -210,40 +214,104 @@ static void swap_config(struct daemon *d)
 		  d->config->n_fleets);
 }
 
-static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+static int64_t wall_ms(void)
 {
-	struct daemon *d = ud;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Parse the configuration file into a new config and, when valid, swap it in now or once the
+ * reconciler is idle (*pending). SIGHUP and the reload command both come here. 0, or -1 with
+ * the reason (the first error, and how many more) in err; the outcome is kept for status.
+ */
+static int reload_config(struct daemon *d, bool *pending, char *err, size_t errlen)
+{
 	struct config_errors errs = { 0 };
 	struct config *fresh = NULL;
 	struct timespec ts;
-	(void)s; (void)si;
+	int rc = 0;
 
+	*pending = false;
 	/* READY=1 after STOPPING=1 would tell systemd the stop was called off. */
 	if (d->stopping) {
 		log_info("reload ignored: stopping");
-		return 0;
+		snprintf(err, errlen, "the daemon is stopping");
+		return -1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 		   (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+	d->last_reload_ms = wall_ms();
 	if (config_load_file(d->opts->config_path, &fresh, &errs) < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			log_errorx("reload: %s", errs.msgs[i]);
 		log_errorx("reload: %s is invalid; keeping the running configuration",
 			   d->opts->config_path);
-		config_errors_free(&errs);
+		if (errs.count > 1 || errs.truncated)
+			snprintf(err, errlen, "%s (and %zu more error%s)", errs.msgs[0],
+				 errs.count - 1, errs.count - 1 == 1 && !errs.truncated ? "" : "s");
+		else
+			snprintf(err, errlen, "%s", errs.count == 1 ? errs.msgs[0]
+							   : "cannot read the configuration");
+		d->last_reload_ok = false;
+		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err);
+		rc = -1;
 		if (d->metrics_ready)
 			metric_add(d->metrics.config_reload_failures_total, NULL, 1);
 	} else {
-		config_errors_free(&errs);
 		config_free(d->pending_config);
 		d->pending_config = fresh;
+		d->last_reload_ok = true;
+		d->last_reload_error[0] = '\0';
 		/* Otherwise on_idle swaps it in once the running pass and its calls are done. */
 		if (reconciler_idle(d->reconciler))
 			swap_config(d);
+		*pending = d->pending_config != NULL;
 	}
+	config_errors_free(&errs);
 	sd_notify(0, "READY=1");
+	return rc;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	char err[512];
+	bool pending;
+	(void)s; (void)si;
+	(void)reload_config(ud, &pending, err, sizeof(err));
 	return 0;
+}
+
+static int reload_command(void *ud, bool *pending, char *err, size_t errlen)
+{
+	char why[512];
+	if (reload_config(ud, pending, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "reload refused: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *last_reload(void *ud)
+{
+	struct daemon *d = ud;
+	char at[40];
+	time_t s;
+	struct tm tm;
+
+	if (d->last_reload_ms == 0)
+		return NULL;
+	s = (time_t)(d->last_reload_ms / 1000);
+	gmtime_r(&s, &tm);
+	snprintf(at, sizeof(at), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(d->last_reload_ms % 1000));
+	if (d->last_reload_ok)
+		return json_pack("{s:s, s:s}", "result", "ok", "at", at);
+	return json_pack("{s:s, s:s, s:s}", "result", "failed", "at", at,
+			 "error", d->last_reload_error);
 }
 
 /* ---- reconciler hooks ---------------------------------------------------------------------- */
@@ -429,7 +497,8 @@ static int setup_control(struct daemon *d)
 
 	d->commands = (struct command_context){
 		.reconciler = d->reconciler, .metrics = &d->metrics, .uptime_s = uptime_s,
-		.refresh_metrics = refresh_metrics, .ud = d,
+		.refresh_metrics = refresh_metrics, .reload = reload_command,
+		.last_reload = last_reload, .ud = d,
 	};
 	d->control = control_new(d->event, &co, table, n, &d->commands);
 	return d->control != NULL ? 0 : -errno;
@@ -500,6 +569,7 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 	 * the exit would cancel half-way and report as a failed read. */
 	if (!service)
 		reconciler_one_pass(d.reconciler);
+	reconciler_set_region(d.reconciler, d.region);
 	/* --once and --dry-run leave the admin socket to the running service. */
 	if (service && setup_control(&d) < 0) {
 		log_errorx("cannot open the admin socket %s", d.config->control.socket);

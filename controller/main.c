@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -18,11 +19,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ivs-autoscaler [-v] [-c FILE] [--once] [--dry-run]\n"
-		"       ivs-autoscaler -t [-c FILE]\n"
+		"       ivs-autoscaler -t [--online] [-c FILE]\n"
 		"       ivs-autoscaler --version | -h\n"
 		"\n"
 		"  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
 		"  -t, --check-config   validate the configuration, print the effective one, exit 0/1\n"
+		"      --online         with -t: also check the credentials, that every origin stage\n"
+		"                       exists in the region, and that Redis answers\n"
 		"      --once           run one reconcile pass, then exit (0 when it succeeded)\n"
 		"      --dry-run        observe and plan, print the plan, never change anything\n"
 		"  -v, --verbose        debug logging\n"
@@ -40,10 +43,11 @@ static void print_errors(const struct config_errors *errs)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_VERSION };
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_VERSION, OPT_ONLINE };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 't' },
+		{ "online", no_argument, NULL, OPT_ONLINE },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -54,7 +58,7 @@ int main(int argc, char **argv)
 	struct daemon_options opts = { .config_path = DEFAULT_CONFIG };
 	struct config_errors errs = { 0 };
 	struct config *config = NULL;
-	int check_only = 0, c, rc;
+	int check_only = 0, online = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "c:tvh", options, NULL)) != -1) {
 		switch (c) {
@@ -63,10 +67,16 @@ int main(int argc, char **argv)
 		case 'v': opts.verbose = 1; break;
 		case OPT_ONCE: opts.once = 1; break;
 		case OPT_DRY_RUN: opts.dry_run = 1; break;
+		case OPT_ONLINE: online = 1; break;
 		case OPT_VERSION: printf("ivs-autoscaler %s\n", IVS_AUTOSCALER_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (online && !check_only) {
+		fprintf(stderr, "ivs-autoscaler: --online goes with -t/--check-config\n");
+		usage(stderr);
+		return 2;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "ivs-autoscaler: unexpected argument '%s'\n", argv[optind]);
@@ -84,8 +94,9 @@ int main(int argc, char **argv)
 	config_errors_free(&errs);
 	if (check_only) {
 		config_print(config, stdout);
+		rc = online ? check_online(config, stdout, stderr) : 0;
 		config_free(config);
-		return 0;
+		return rc;
 	}
 	/* daemon_run takes ownership of config. */
 	return daemon_run(&opts, config);

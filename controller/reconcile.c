@@ -81,10 +81,14 @@ int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const 
 	return store_stage_key(out, len, r->config->redis.key_prefix, which, arn);
 }
 
-/* The one "may I mutate now?" check (leadership will join it here). */
+/*
+ * The one "may I mutate now?" check (leadership will join it here). Nothing is mutated before
+ * the admin state kept in Redis has been read once: a fleet paused before a restart stays
+ * untouched until the daemon knows it is paused.
+ */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs)
 {
-	return !r->dry_run && !r->stopping && !(fs != NULL && fs->paused);
+	return !r->dry_run && !r->stopping && r->admin_loaded && !(fs != NULL && fs->paused);
 }
 
 static int on_idle_defer(sd_event_source *s, void *ud)
@@ -234,11 +238,151 @@ bool reconciler_stop(struct reconciler *r)
 	return reconciler_idle(r);
 }
 
+static size_t manual_find(const struct reconciler *r, const char *src, const char *dst,
+			  const char *participant);
+
+void reconciler_set_region(struct reconciler *r, const char *region)
+{
+	snprintf(r->region, sizeof(r->region), "%s", region != NULL ? region : "");
+}
+
+/* ---- admin state kept in Redis --------------------------------------------------------- */
+
+static void admin_read_done(struct reconciler *r)
+{
+	if (--r->admin_reads > 0)
+		return;
+	r->in_flight--;
+	if (!r->admin_read_failed) {
+		r->admin_loaded = true;
+		size_t paused = 0;
+		for (size_t i = 0; i < r->n_fleets; i++)
+			paused += r->fleets[i].paused;
+		log_info("admin state read from redis: %zu paused fleet(s), %zu manual "
+			 "replication(s)", paused, r->n_manual);
+		/* Write back the merge (and anything changed while it was read). */
+		rec_admin_persist(r);
+		/* A pass that ran before could not act; not counted: it is the connection's wake. */
+		if (!r->stopping)
+			wake(r, "admin state loaded");
+	}
+	rec_check_idle(r);
+}
+
+/*
+ * A lost connection leaves the admin state unread (the next connection reads it again, and
+ * nothing is mutated meanwhile); a value Redis holds but we cannot use (wrong type) is
+ * reported and replaced by the state in memory.
+ */
+static void admin_read_error(struct reconciler *r, const char *what, int err, const char *error)
+{
+	if (err == 0)
+		return;
+	if (err == -EIO) {
+		log_event(LOG_WARNING, NULL, NULL, "the %s kept in redis are unusable (%s); "
+			  "ignored and rewritten", what, error != NULL ? error : "?");
+		return;
+	}
+	log_event(LOG_WARNING, NULL, NULL, "cannot read the %s from redis: %s; nothing is "
+		  "changed until they are read", what, error != NULL ? error : strerror(-err));
+	r->admin_read_failed = true;
+}
+
+static void on_paused_read(void *ud, int err, const char *error, size_t n,
+			   const char *const *members, const size_t *lens)
+{
+	struct reconciler *r = ud;
+
+	admin_read_error(r, "paused fleets", err, error);
+	for (size_t i = 0; i < n; i++) {
+		bool known = false;
+		for (size_t f = 0; f < r->n_fleets; f++) {
+			if (strlen(r->fleets[f].name) == lens[i] &&
+			    memcmp(r->fleets[f].name, members[i], lens[i]) == 0) {
+				if (!r->fleets[f].paused)
+					log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", r->fleets[f].name),
+						  "fleet %s stays paused (paused before the restart)",
+						  r->fleets[f].name);
+				r->fleets[f].paused = true;
+				known = true;
+			}
+		}
+		if (!known)
+			log_debug("paused fleet \"%.*s\" is not configured; forgotten", (int)lens[i],
+				  members[i]);
+	}
+	admin_read_done(r);
+}
+
+static void on_manual_read(void *ud, int err, const char *error, size_t n,
+			   const char *const *members, const size_t *lens)
+{
+	struct reconciler *r = ud;
+	char why[STORE_ERR_MAX];
+
+	admin_read_error(r, "manual replications", err, error);
+	for (size_t i = 0; i < n; i++) {
+		struct store_manual_replication m;
+		if (store_parse_manual(members[i], lens[i], &m, why, sizeof(why)) < 0) {
+			log_event(LOG_WARNING, NULL, NULL, "manual replication \"%.*s\" in redis "
+				  "ignored: %s", (int)(lens[i] > 300 ? 300 : lens[i]), members[i], why);
+			continue;
+		}
+		if (manual_find(r, m.src, m.dst, m.participant) < r->n_manual)
+			continue;
+		if (r->n_manual == MAX_MANUAL) {
+			log_event(LOG_WARNING, NULL, NULL, "manual replication into %s in redis ignored: "
+				  "%d manual replications already", m.dst, MAX_MANUAL);
+			continue;
+		}
+		struct manual_replication *to = &r->manual[r->n_manual++];
+		snprintf(to->src, sizeof(to->src), "%s", m.src);
+		snprintf(to->dst, sizeof(to->dst), "%s", m.dst);
+		snprintf(to->participant, sizeof(to->participant), "%s", m.participant);
+	}
+	admin_read_done(r);
+}
+
+/* On every (re)connection: read the admin state the first time, write it back afterwards. */
+static void admin_state_sync(struct reconciler *r)
+{
+	char pkey[KEY_MAX], mkey[KEY_MAX];
+	int rc;
+
+	if (r->redis == NULL || r->admin_reads > 0)
+		return;
+	if (r->admin_loaded) {
+		rec_admin_persist(r);
+		return;
+	}
+	if (store_admin_key(pkey, sizeof(pkey), r->config->redis.key_prefix, STORE_KEY_PAUSED) < 0 ||
+	    store_admin_key(mkey, sizeof(mkey), r->config->redis.key_prefix, STORE_KEY_MANUAL) < 0)
+		return;
+	r->admin_read_failed = false;
+	r->admin_reads = 2;
+	r->in_flight++;
+	rc = store_read_set(r->redis, pkey, on_paused_read, r);
+	if (rc < 0) {
+		r->admin_read_failed = true;
+		r->admin_reads--;
+	}
+	rc = store_read_set(r->redis, mkey, on_manual_read, r);
+	if (rc < 0) {
+		r->admin_read_failed = true;
+		if (--r->admin_reads == 0) {
+			r->in_flight--;
+			rec_check_idle(r);
+		}
+	}
+}
+
 void reconciler_set_redis_up(struct reconciler *r, bool up)
 {
 	r->redis_up = up;
 	if (r->metrics != NULL)
 		metric_set(r->metrics->redis_up, NULL, up ? 1 : 0);
+	if (up)
+		admin_state_sync(r);
 }
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
@@ -343,6 +487,7 @@ int reconciler_pause(struct reconciler *r, const char *fleet, bool paused)
 	}
 	if (!found)
 		return -ENOENT;
+	rec_admin_state_changed(r);
 	if (!paused)
 		reconciler_wake(r, "resume");
 	return 0;
@@ -388,15 +533,57 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 	return 0;
 }
 
+/* One manual request in flight: what to record once IVS has answered. */
+struct manual_request {
+	struct reconciler *r;
+	bool start;
+	struct manual_replication rep;
+};
+
+static size_t manual_find(const struct reconciler *r, const char *src, const char *dst,
+			  const char *participant)
+{
+	size_t i;
+	for (i = 0; i < r->n_manual; i++)
+		if (strcmp(r->manual[i].src, src) == 0 && strcmp(r->manual[i].dst, dst) == 0 &&
+		    strcmp(r->manual[i].participant, participant) == 0)
+			break;
+	return i;
+}
+
+/*
+ * A manual start is recorded only once IVS accepted it: one refused ("already replicating",
+ * not publishing, quota) is not the operator's, and recording it would keep the planner from
+ * ever stopping a replication it owns.
+ */
 static void on_manual_done(void *ud, const struct aws_error *err)
 {
-	struct reconciler *r = ud;
+	struct manual_request *m = ud;
+	struct reconciler *r = m->r;
+	const struct manual_replication *rep = &m->rep;
+	bool accepted = err == NULL || err->kind == AWS_OK;
+
 	r->in_flight--;
-	if (err != NULL && err->kind != AWS_OK && err->kind != AWS_ERR_NOT_FOUND)
-		log_event(LOG_WARNING, NULL, NULL, "manual replication request failed: %s %s",
+	if (m->start && accepted && manual_find(r, rep->src, rep->dst, rep->participant) == r->n_manual) {
+		if (r->n_manual < MAX_MANUAL) {
+			r->manual[r->n_manual++] = *rep;
+			rec_admin_state_changed(r);
+		} else {
+			log_event(LOG_WARNING, NULL, NULL, "manual replication into %s started but not "
+				  "recorded: %d manual replications already", rep->dst, MAX_MANUAL);
+		}
+	}
+	if (!accepted && !(!m->start && err->kind == AWS_ERR_NOT_FOUND))
+		log_event(LOG_WARNING, NULL,
+			  LOG_FIELDS("IVS_STAGE_ARN", rep->dst, "IVS_PARTICIPANT_ID", rep->participant),
+			  "manual replication %s refused by IVS%s: %s %s", m->start ? "start" : "stop",
+			  m->start ? " (not recorded as manual)" : "",
 			  aws_error_kind_name(err->kind), err->message);
 	else
-		log_event(LOG_NOTICE, NULL, NULL, "manual replication request done");
+		log_event(LOG_NOTICE, NULL,
+			  LOG_FIELDS("IVS_STAGE_ARN", rep->dst, "IVS_PARTICIPANT_ID", rep->participant),
+			  "manual replication %s done", m->start ? "start" : "stop");
+	free(m);
 	reconciler_wake(r, "manual replication");
 	rec_check_idle(r);
 }
@@ -417,6 +604,7 @@ static const struct obs_fleet *fleet_of_origin(const struct reconciler *r, const
 int reconciler_replication(struct reconciler *r, bool start, const char *src, const char *dst,
 			   const char *participant, char *err, size_t errlen)
 {
+	struct manual_request *m;
 	size_t i;
 	int rc;
 
@@ -425,25 +613,12 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 		snprintf(err, errlen, "expected SRC_STAGE_ARN DST_STAGE_ARN PARTICIPANT_ID");
 		return -EINVAL;
 	}
-	for (i = 0; i < r->n_manual; i++)
-		if (strcmp(r->manual[i].src, src) == 0 && strcmp(r->manual[i].dst, dst) == 0 &&
-		    strcmp(r->manual[i].participant, participant) == 0)
-			break;
-	if (start) {
-		if (i == r->n_manual) {
-			if (r->n_manual == MAX_MANUAL) {
-				snprintf(err, errlen, "too many manual replications (%d)", MAX_MANUAL);
-				return -ENOSPC;
-			}
-			snprintf(r->manual[i].src, sizeof(r->manual[i].src), "%s", src);
-			snprintf(r->manual[i].dst, sizeof(r->manual[i].dst), "%s", dst);
-			snprintf(r->manual[i].participant, sizeof(r->manual[i].participant), "%s", participant);
-			r->n_manual++;
-		}
-		r->in_flight++;
-		rc = ivs_start_participant_replication(r->aws, src, dst, participant, 0, NULL, 0,
-						       on_manual_done, r);
-	} else {
+	i = manual_find(r, src, dst, participant);
+	if (start && i == r->n_manual && r->n_manual == MAX_MANUAL) {
+		snprintf(err, errlen, "too many manual replications (%d)", MAX_MANUAL);
+		return -ENOSPC;
+	}
+	if (!start) {
 		/* Refuse to undo what the controller wants, unless the fleet is paused. */
 		const struct fleet_state *fs = NULL;
 		const struct obs_fleet *f = fleet_of_origin(r, src, &fs);
@@ -457,17 +632,34 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 				}
 			}
 		}
-		if (i < r->n_manual)
-			r->manual[i] = r->manual[--r->n_manual];
-		r->in_flight++;
-		rc = ivs_stop_participant_replication(r->aws, src, dst, participant, on_manual_done, r);
 	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	m->r = r;
+	m->start = start;
+	snprintf(m->rep.src, sizeof(m->rep.src), "%s", src);
+	snprintf(m->rep.dst, sizeof(m->rep.dst), "%s", dst);
+	snprintf(m->rep.participant, sizeof(m->rep.participant), "%s", participant);
+	r->in_flight++;
+	if (start)
+		rc = ivs_start_participant_replication(r->aws, src, dst, participant, 0, NULL, 0,
+						       on_manual_done, m);
+	else
+		rc = ivs_stop_participant_replication(r->aws, src, dst, participant, on_manual_done, m);
 	if (rc < 0) {
 		r->in_flight--;
+		free(m);
 		rec_check_idle(r);
 		snprintf(err, errlen, "could not queue the request: %s", strerror(-rc));
 		return rc;
 	}
+	/* A stop is the operator's wish from now on: the replication is no longer manual. */
+	if (!start && i < r->n_manual) {
+		r->manual[i] = r->manual[--r->n_manual];
+		rec_admin_state_changed(r);
+	}
 	return 0;
 }
-

@@ -61,6 +61,8 @@ void reconciler_one_pass(struct reconciler *r);
 bool reconciler_idle(const struct reconciler *r);
 
 void reconciler_set_redis_up(struct reconciler *r, bool up);
+/* The AWS region in use (resolved from the config, environment or profile), for messages. */
+void reconciler_set_region(struct reconciler *r, const char *region);
 
 /* Admin steering. 0, or -ENOENT (no such fleet / stage), -EINVAL, -EPERM (with err). */
 int reconciler_pause(struct reconciler *r, const char *fleet, bool paused);

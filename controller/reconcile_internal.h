@@ -32,6 +32,7 @@ struct fleet_state {
 	bool capped_reported;
 	bool no_host_reported;
 	bool fail_static_reported;
+	bool origin_missing_reported;
 	/* Bad Redis values last reported ("" = none): warned when they appear or change. */
 	char override_reported[STORE_ERR_MAX];
 	char publisher_reported[STORE_ERR_MAX];
@@ -89,6 +90,15 @@ struct reconciler {
 	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
 	struct sweep *sweep;                     /* sweep.c; NULL before the first sweep */
+	/*
+	 * Admin state (pauses, manual replications) kept in Redis across restarts: read once
+	 * after the first connection (nothing is mutated before), written after every change
+	 * and again after each reconnect (Redis may have lost it).
+	 */
+	bool admin_loaded;
+	unsigned admin_reads;                    /* SMEMBERS still owed (0..2) */
+	bool admin_read_failed;
+	char region[64];                         /* the AWS region in use ("" = unknown) */
 };
 
 struct plan_scratch {
@@ -112,6 +122,15 @@ bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
 /* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
 void rec_check_idle(struct reconciler *r);
 
+/*
+ * The fleet's origin is not among the stages IVS listed (the list was read completely): a
+ * wrong ARN, account or region, or a deleted stage. Nothing is done for the fleet.
+ */
+static inline bool rec_origin_missing(const struct pass *p, const struct obs_fleet *f)
+{
+	return p != NULL && f != NULL && p->stages_ok && !f->origin_seen;
+}
+
 /* ---- act.c: the planner's input from an observation (also for the plan view) ------------- */
 
 void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
@@ -127,6 +146,10 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 bool rec_write_begin(struct reconciler *r, bool record, const char *key);
 void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc);
 void rec_on_write(void *ud, int err, const char *error);
+/* The admin state changed (pause, resume, manual replication): write it to Redis. */
+void rec_admin_state_changed(struct reconciler *r);
+/* Write the whole admin state to Redis now, when it has been loaded and Redis is up. */
+void rec_admin_persist(struct reconciler *r);
 /* DEL every key of a stage that is gone. */
 void rec_forget_stage(struct reconciler *r, const char *arn);
 /* The journald events of one fleet's plan (scale decisions, capped, fail static, bad values). */

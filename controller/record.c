@@ -77,6 +77,53 @@ void rec_write_sent(struct reconciler *r, bool record, const char *key, int rc)
 	rec_check_idle(r);
 }
 
+/*
+ * The admin state as two SETs under the prefix (store.c spells the keys): the names of the
+ * paused fleets, and the manual replications as "SRC DST PARTICIPANT". Each is replaced whole
+ * (MULTI, DEL, SADD, EXEC), so a write never leaves half a state behind.
+ */
+void rec_admin_persist(struct reconciler *r)
+{
+	const char **paused = NULL;
+	const char *manual[MAX_MANUAL + 1];
+	char lines[MAX_MANUAL][3 * (IVS_ARN_MAX + 1) + IVS_PARTICIPANT_ID_MAX];
+	char pkey[KEY_MAX], mkey[KEY_MAX];
+	size_t np = 0, nm = 0;
+
+	if (!r->admin_loaded ||
+	    store_admin_key(pkey, sizeof(pkey), r->config->redis.key_prefix, STORE_KEY_PAUSED) < 0 ||
+	    store_admin_key(mkey, sizeof(mkey), r->config->redis.key_prefix, STORE_KEY_MANUAL) < 0)
+		return;
+	paused = calloc(r->n_fleets + 1, sizeof(*paused));
+	if (paused == NULL) {
+		log_event(LOG_WARNING, NULL, NULL, "admin state not written: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < r->n_fleets; i++)
+		if (r->fleets[i].paused)
+			paused[np++] = r->fleets[i].name;
+	for (size_t i = 0; i < r->n_manual; i++)
+		if (store_format_manual(lines[nm], sizeof(lines[nm]), r->manual[i].src,
+					r->manual[i].dst, r->manual[i].participant) > 0) {
+			manual[nm] = lines[nm];
+			nm++;
+		}
+	if (rec_write_begin(r, false, pkey))
+		rec_write_sent(r, false, pkey,
+			       store_replace_set(r->redis, pkey, np, paused, rec_on_write, r));
+	if (rec_write_begin(r, false, mkey))
+		rec_write_sent(r, false, mkey,
+			       store_replace_set(r->redis, mkey, nm, manual, rec_on_write, r));
+	free(paused);
+}
+
+void rec_admin_state_changed(struct reconciler *r)
+{
+	/* Before the first load, the load merges this change and writes the result. */
+	if (r->admin_loaded)
+		rec_admin_persist(r);
+}
+
 /* DEL stage:{arn}, replication:{arn}, stage:{arn}:draining and :drained_by of a gone stage. */
 void rec_forget_stage(struct reconciler *r, const char *arn)
 {
@@ -157,6 +204,29 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 		}
 	} else if (f->n_hosts > 0) {
 		fs->no_host_reported = false;
+	}
+	if (rec_origin_missing(r->current, f) != fs->origin_missing_reported) {
+		fs->origin_missing_reported = !fs->origin_missing_reported;
+		if (fs->origin_missing_reported) {
+			/* arn:aws:ivs:REGION:... — name a region mismatch, the likeliest mistake. */
+			const char *arn = f->cfg->origin_stage_arn, *region = arn + 12;
+			size_t n = strcspn(region, ":");
+			bool other = strncmp(arn, "arn:aws:ivs:", 12) == 0 && r->region[0] != '\0' &&
+				     (strlen(r->region) != n || strncmp(region, r->region, n) != 0);
+			log_event(LOG_ERR, MSGID_ORIGIN_MISSING,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", arn),
+				  "fleet %s: origin stage %s is not listed by IVS%s%s%s%.*s%s; nothing is "
+				  "done for this fleet until it is (wrong ARN, account or region, or "
+				  "deleted)", f->cfg->name, arn, r->region[0] ? " in region " : "",
+				  r->region, other ? " (the ARN is in region " : "", other ? (int)n : 0,
+				  region, other ? ")" : "");
+		} else {
+			log_event(LOG_NOTICE, NULL,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN",
+					     f->cfg->origin_stage_arn),
+				  "fleet %s: origin stage %s is listed again", f->cfg->name,
+				  f->cfg->origin_stage_arn);
+		}
 	}
 	/* Without a Redis answer nothing is known about the values: keep what was reported. */
 	if (f->redis_ok) {

@@ -17,16 +17,11 @@
 
 /* ---- views ------------------------------------------------------------------------------- */
 
-/* Only a complete stage list can tell that the origin is gone (plan.h rule 9). */
-static bool origin_missing(const struct reconciler *r, const struct obs_fleet *f)
-{
-	return r->last != NULL && r->last->stages_ok && !f->origin_seen;
-}
-
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
 	const struct obs_fleet *f = fs->last;
-	json_t *o = json_pack("{s:s, s:b}", "name", fs->name, "paused", fs->paused);
+	json_t *o = json_pack("{s:s, s:b, s:b}", "name", fs->name, "paused", fs->paused,
+			      "origin_missing", rec_origin_missing(r->last, f));
 	size_t idx = rec_fleet_index(r, fs->name);
 	if (idx != SIZE_MAX)
 		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
@@ -48,7 +43,7 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	json_object_set_new(o, "decision", json_string(s->decision.reason ? s->decision.reason : ""));
 	json_object_set_new(o, "note", s->note ? json_string(s->note) : json_null());
 	json_object_set_new(o, "override_invalid", json_boolean(f->override == PLAN_OVERRIDE_INVALID));
-	json_object_set_new(o, "origin_missing", json_boolean(origin_missing(r, f)));
+	json_object_set_new(o, "origin_missing", json_boolean(rec_origin_missing(r->last, f)));
 	if (f->override_error[0])
 		json_object_set_new(o, "override_error", json_string(f->override_error));
 	if (f->publisher_error[0])
@@ -72,6 +67,8 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
 	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
 	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
+	/* Pauses and manual replications are read from Redis once; nothing changes before. */
+	json_object_set_new(o, "admin_state_loaded", json_boolean(r->admin_loaded));
 	json_object_set_new(o, "wakes", wakes);
 	for (size_t i = 0; i < REC_WAKE_REASONS; i++)
 		json_object_set_new(wakes, rec_wake_reasons[i].name,
@@ -178,7 +175,7 @@ static json_t *plan_json(const struct reconciler *r, const struct fleet_state *f
 	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name,
 			 "desired", o->summary.desired_stages, "serving", o->summary.serving_stages,
 			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
-			 "paused", fs->paused, "origin_missing", origin_missing(r, f),
+			 "paused", fs->paused, "origin_missing", rec_origin_missing(r->last, f),
 			 "override_invalid", f->override == PLAN_OVERRIDE_INVALID, "actions", acts);
 }
 

@@ -66,9 +66,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(key);
 		break;
 	}
-	default:
+	default: {
+		/* Stage ARNs, and the manual-replication members made of them. */
+		struct store_manual_replication m;
+		char back[2 * STORE_STAGE_ARN_MAX + STORE_PARTICIPANT_ID_MAX + 3];
 		(void)store_is_stage_arn(s, len);
+		if (store_parse_manual(s, len, &m, err, sizeof(err)) == 0 &&
+		    (!store_is_stage_arn(m.src, strlen(m.src)) ||
+		     !store_is_stage_arn(m.dst, strlen(m.dst)) ||
+		     store_format_manual(back, sizeof(back), m.src, m.dst, m.participant) != (int)len ||
+		     memcmp(back, s, len) != 0))
+			abort();      /* a parsed member formats back to the same bytes */
 		break;
+	}
 	}
 	if (memchr(err, '\0', sizeof(err)) == NULL)
 		abort();

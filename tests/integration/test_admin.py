@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -497,6 +498,53 @@ def test_hostile_clients_do_not_disturb_status(tmpdir_path, redis, sim, daemons)
     assert d.proc.poll() is None
 
 
+def test_status_answers_while_a_thousand_idle_connections_are_held(tmpdir_path, redis, sim,
+                                                                   daemons):
+    import resource
+    need = 1200
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])     # max_clients: 64
+    d.wait_passes(1)
+    path = d.socket
+    held = []
+    try:
+        # a client with a request in progress: replies far larger than the socket buffer
+        stuck = sock_connect(path)
+        held.append(stuck)
+        stuck.sendall(b"metrics\n" * 200)
+        wait_until(lambda: stuck.recv(1, socket.MSG_PEEK), 10, what="the replies to start")
+        # a group member opens 1,000 connections and never sends a byte
+        for _ in range(1000):
+            held.append(sock_connect(path))
+        # operators still get answers, each time by closing the client idle longest
+        for _ in range(5):
+            rc, out, err = d.ctl("status")
+            assert rc == 0 and out.startswith("ivs-autoscaler ") and err == "", (rc, out, err)
+        data = assert_prompt_status(path)
+        assert data["fleets"][0]["name"] == "main"
+        # the idle ones were told why they were closed
+        first = held[1]
+        assert read_until(first, b"\n\n") == \
+            b"error: closed to admit another client (too many clients)\n\n"
+        # the client with a request in progress was never closed: its replies keep coming
+        got = b""
+        while got.count(b"# HELP ivs_autoscaler_build_info") < 3:
+            chunk = stuck.recv(65536)
+            assert chunk, "the busy client was closed"
+            got += chunk
+        assert not got.startswith(b"error:")
+    finally:
+        for s in held:
+            s.close()
+    assert_prompt_status(path)
+    assert d.proc.poll() is None
+
+
 def test_status_answers_while_ivs_hangs(tmpdir_path, redis, sim, daemons):
     fleet = make_fleet(sim)
     origin = fleet["origin_stage_arn"]
@@ -686,3 +734,196 @@ def test_ctl_exit_codes_against_the_daemon(tmpdir_path, redis, sim, daemons):
     rc, out, err = d.ctl("status")
     assert rc == 3 and out == "" and d.socket in err
     assert "is ivs-autoscaler running?" in err or "not running" in err
+
+
+# ---- manual replications only when IVS accepted them; admin state across restarts ------------
+
+def test_refused_manual_start_is_not_recorded(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    origin = fleet["origin_stage_arn"]
+    host = sim.add_host(origin)
+    pid = host["participantId"]
+    set_viewers(redis, origin, 150)                           # the controller wants one replica
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(sim_replications(sim, origin, pid)) == 1, 20, what="controller replica")
+    replica = owned(sim, "main")[0]
+    conflicts = sim.counters().get("operations", {}).get(
+        "StartParticipantReplication", {}).get("errors", {})
+
+    # IVS refuses: the host already replicates into the controller's stage
+    ok(d, "replication", "start", origin, replica, pid)
+    wait_until(lambda: "manual replication start refused by IVS" in d.log(), 10,
+               what="the refusal to be logged")
+    assert "not recorded as manual" in d.log()
+    d.reconcile_now()
+    d.wait_passes(1)
+    assert ok_json(d, "replication", "status", replica) == [
+        {"source_stage_arn": origin, "dest_stage_arn": replica, "participant_id": pid,
+         "state": "ACTIVE", "manual": False}]
+    assert redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications") in ([], None)
+    assert sim.counters().get("operations", {}).get(
+        "StartParticipantReplication", {}).get("errors", {}) != conflicts
+
+    # so the planner still owns it: the audience leaves, the stage is stopped and deleted
+    set_viewers(redis, origin, 10)
+    wait_until(lambda: owned(sim, "main") == [], 30, what="the drained replica to be deleted")
+    assert sim_replications(sim, origin, pid) == []
+    plan = ok_json(d, "plan", "main")[0]
+    assert plan["serving"] == 1
+
+
+def test_pause_and_manual_replications_survive_restarts(tmpdir_path, redis, sim, daemons):
+    main = make_fleet(sim, "main")
+    second = make_fleet(sim, "second", keys={"publisher": "second:publisher:info",
+                                              "desired_stages": "second:desired_stages"})
+    origin = main["origin_stage_arn"]
+    host = sim.add_host(origin)
+    pid = host["participantId"]
+    side = sim.create_stage("SideStage1", name="out-of-band")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    d.wait_passes(1)
+
+    # a manual replication IVS accepted, and every fleet paused
+    ok(d, "replication", "start", origin, side, pid)
+    wait_until(lambda: side in sim_replications(sim, origin, pid), 10, what="manual replication")
+    member = f"{origin} {side} {pid}"
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications")
+               == [member], 10, what="the manual replication in redis")
+    assert ok(d, "pause") == "all fleets paused\n"
+    wait_until(lambda: sorted(redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:paused") or [])
+               == ["main", "second"], 10, what="the pauses in redis")
+
+    # a restart (even a crash) keeps both: nothing is created for the audience while paused
+    d.kill()
+    set_viewers(redis, origin, 350)
+    calls = mutating_calls(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert [f["paused"] for f in ok_json(d, "status")["fleets"]] == [True, True]
+    d.wait_passes(2)
+    assert mutating_calls(sim) == calls and owned(sim) == []
+    assert ok_json(d, "replication", "status", side)[0]["manual"] is True
+    assert "stays paused (paused before the restart)" in d.log()
+
+    # resume one fleet; after a graceful restart only the other is still paused
+    ok(d, "resume", "second")
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:paused") == ["main"], 10,
+               what="the resume in redis")
+    assert d.stop() == 0
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert [f["paused"] for f in ok_json(d, "status")["fleets"]] == [True, False]
+    # the manual replication, once stopped, is forgotten across a restart too
+    ok(d, "replication", "stop", origin, side, pid)
+    wait_until(lambda: side not in sim_replications(sim, origin, pid), 10, what="manual stop")
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:manual_replications") in
+               ([], None), 10, what="the manual replication removed from redis")
+    # a member that does not parse is reported and ignored, not trusted
+    redis.cmd("SADD", f"{PREFIX}autoscaler:manual_replications", "not a replication")
+    d.kill()
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: "manual replication \"not a replication\" in redis ignored" in d.log(), 10,
+               what="the bad member to be reported")
+    wait_until(lambda: ok_json(d, "status")["admin_state_loaded"], 10, what="admin state read")
+    assert ok_json(d, "status")["fleets"][0]["paused"] is True
+    # a key of the wrong type is reported and rewritten; it never keeps the daemon from acting
+    d.kill()
+    redis.cmd("DEL", f"{PREFIX}autoscaler:paused")
+    redis.cmd("SET", f"{PREFIX}autoscaler:paused", "main")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [main, second])
+    wait_until(lambda: "the paused fleets kept in redis are unusable" in d.log(), 10,
+               what="the wrong type to be reported")
+    wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="the fleet to grow")
+    assert redis.cmd("TYPE", f"{PREFIX}autoscaler:paused") == "none"
+
+
+# ---- reload: synchronous, refused reloads visible in status ----------------------------------
+
+def test_reload_command_and_refused_reload_in_status(tmpdir_path, redis, sim, daemons):
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    assert ok_json(d, "status")["last_reload"] is None
+    assert "last reload" not in ok(d, "status")
+    with open(d.config) as fh:
+        good = fh.read()
+
+    # a valid file: reloaded, exit 0
+    out = ok(d, "reload")
+    assert out in ("configuration reloaded\n",
+                   "configuration valid; swapped in when the running pass ends\n"), out
+    wait_until(lambda: "configuration reloaded (1 fleets)" in d.log(), 10, what="the swap")
+    st = ok_json(d, "status")["last_reload"]
+    assert st["result"] == "ok" and st["at"].endswith("Z") and "error" not in st
+
+    # a broken one: refused with file:line:col, exit 1, the running configuration kept
+    with open(d.config, "a") as fh:
+        fh.write("bogus_key: 1\n")
+    bad_line = good.count("\n") + 1
+    reason = f"{d.config}:{bad_line}:1: bogus_key: unknown key"
+    rc, out, err = d.ctl("reload")
+    assert rc == 1 and out == "" and err.startswith("error: reload refused: ") and reason in err, \
+        (rc, out, err)
+    st = ok_json(d, "status")
+    assert st["last_reload"]["result"] == "failed" and reason in st["last_reload"]["error"]
+    text = ok(d, "status")
+    line = next(ln for ln in text.splitlines() if ln.startswith("last reload failed: "))
+    assert reason in line and f"(at {st['last_reload']['at']})" in line
+    assert [f["name"] for f in st["fleets"]] == ["main"]
+    d.wait_passes(1)
+
+    # SIGHUP takes the same path: its refusal is in status too
+    with open(d.config, "w") as fh:
+        fh.write(good.replace("viewers_per_stage: 100", "viewers_per_stage: -5"))
+    before = st["last_reload"]["at"]
+    d.proc.send_signal(signal.SIGHUP)
+    st = wait_until(lambda: (lambda s: s if s["last_reload"]["at"] != before else None)(
+        ok_json(d, "status")), 10, what="the SIGHUP reload in status")
+    assert st["last_reload"]["result"] == "failed"
+    assert "viewers_per_stage" in st["last_reload"]["error"]
+
+    # fixed again: the failure is cleared
+    with open(d.config, "w") as fh:
+        fh.write(good)
+    ok(d, "reload")
+    assert ok_json(d, "status")["last_reload"]["result"] == "ok"
+    assert "last reload: ok at " in ok(d, "status")
+
+
+def test_reload_needs_admin(tmpdir_path, redis, sim, daemons):
+    need_nobody()
+    fleet = make_fleet(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], control_extra={"admin_group": ""})
+    os.chmod(d.socket, 0o666)
+    rc, out, err = ctl_as_nobody(d, "reload")
+    assert rc == 1 and "permission denied" in err, (rc, out, err)
+    assert ok_json(d, "status")["last_reload"] is None
+
+
+# ---- a wrong origin is an error, flagged in status and plan ---------------------------------
+
+def test_origin_not_listed_by_ivs_is_an_error_and_flagged(tmpdir_path, redis, sim, daemons):
+    good = make_fleet(sim)
+    account = good["origin_stage_arn"].split(":")[4]
+    wrong = dict(make_fleet(sim, "wrong"),
+                 origin_stage_arn=f"arn:aws:ivs:eu-west-1:{account}:stage/OriginWrong1",
+                 keys={"publisher": "wrong:publisher", "desired_stages": "wrong:desired"})
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [good, wrong])
+    d.wait_passes(1)
+    fleets = {f["name"]: f for f in ok_json(d, "status")["fleets"]}
+    assert fleets["wrong"]["origin_missing"] is True
+    assert fleets["main"]["origin_missing"] is False
+    text = ok(d, "status")
+    assert "origin-missing" in next(ln for ln in text.splitlines() if ln.startswith("wrong "))
+    assert "origin-missing" not in next(ln for ln in text.splitlines() if ln.startswith("main "))
+    plans = {p["fleet"]: p for p in ok_json(d, "plan")}
+    assert plans["wrong"]["origin_missing"] is True and plans["wrong"]["actions"] == []
+    assert plans["main"]["origin_missing"] is False
+    assert "fleet wrong: stages desired 0, serving 0; flags origin-missing" in \
+        ok(d, "plan", "wrong")
+    # one error-level event with its own MESSAGE_ID, naming the region mismatch; not repeated
+    lines = [ln for ln in d.log().splitlines() if "MESSAGE_ID=abcfb0243c394b87bd4a40e5a4ad6c0b" in ln]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("<3>") and "IVS_FLEET=wrong" in lines[0]
+    assert "not listed by IVS in region us-east-1 (the ARN is in region eu-west-1)" in lines[0]
+    d.wait_passes(2)
+    assert d.log().count("MESSAGE_ID=abcfb0243c394b87bd4a40e5a4ad6c0b") == 1

@@ -35,8 +35,8 @@ def test_help_goes_to_stdout_and_names_every_flag(flag):
     rc, out, err = run(flag)
     assert rc == 0, err
     assert out.startswith("usage: ivs-autoscaler")
-    for opt in ("--config", "--check-config", "--once", "--dry-run", "--verbose", "--version",
-                "--help"):
+    for opt in ("--config", "--check-config", "--online", "--once", "--dry-run", "--verbose",
+                "--version", "--help"):
         assert opt in out, opt
     assert err == ""
 
@@ -169,3 +169,72 @@ def test_daemon_starts_when_admin_group_does_not_exist(tmpdir_path, redis, sim, 
     assert f'admin group "{group}" does not exist' in d.log()
     assert d.ctl("pause", "main")[0] == 0             # root may still mutate
     assert d.stop() == 0
+
+
+# ---- --check-config --online: credentials, origins and Redis, against the simulator ----------
+
+class _NoRedis:
+    """A Redis URL where nothing listens."""
+    def __init__(self):
+        from harness import free_port
+        self.url = f"redis://127.0.0.1:{free_port()}/0"
+
+
+def online(d):
+    return d.run("--check-config", "--online", timeout=120)
+
+
+def test_check_online_passes_with_good_credentials_origins_and_redis(tmpdir_path, redis, sim):
+    origin = sim.create_stage("OriginOnline1", name="online-origin")
+    d = Daemon(tmpdir_path, redis, sim, [{"name": "main", "origin_stage_arn": origin}])
+    rc, log = online(d)
+    assert rc == 0, log
+    assert "ok: credentials accepted: ListStages listed" in log
+    assert f"ok: fleet main: origin stage {origin} exists" in log
+    assert f"ok: redis {redis.url} answers PING" in log
+    assert "error:" not in log
+
+
+def test_check_online_names_a_missing_origin_and_one_in_another_region(tmpdir_path, redis, sim):
+    real = sim.create_stage("OriginOnline2", name="online-origin")
+    account = real.split(":")[4]
+    missing = f"arn:aws:ivs:us-east-1:{account}:stage/NoSuchStage1"
+    elsewhere = f"arn:aws:ivs:eu-west-1:{account}:stage/OriginOnline2"
+    d = Daemon(tmpdir_path, redis, sim, [
+        {"name": "main", "origin_stage_arn": real},
+        {"name": "gone", "origin_stage_arn": missing,
+         "keys": {"publisher": "gone:publisher", "desired_stages": "gone:desired"}},
+        {"name": "abroad", "origin_stage_arn": elsewhere,
+         "keys": {"publisher": "abroad:publisher", "desired_stages": "abroad:desired"}}])
+    rc, log = online(d)
+    assert rc == 1, log
+    assert f"ok: fleet main: origin stage {real} exists" in log
+    assert f"error: fleet gone: origin stage {missing} does not exist in region us-east-1" in log
+    assert (f"error: fleet abroad: origin stage {elsewhere} is in region eu-west-1, but the "
+            "daemon uses region us-east-1") in log
+    assert sim.calls("GetStage") >= 1                    # the missing one was looked up
+
+
+def test_check_online_reports_refused_credentials(tmpdir_path, redis, sim):
+    origin = sim.create_stage("OriginOnline3", name="online-origin")
+    d = Daemon(tmpdir_path, redis, sim, [{"name": "main", "origin_stage_arn": origin}],
+               env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    rc, log = online(d)
+    assert rc == 1, log
+    assert "error: credentials refused by IVS (ListStages: " in log
+    assert "not-the-secret" not in log
+
+
+def test_check_online_reports_unreachable_redis(tmpdir_path, sim):
+    origin = sim.create_stage("OriginOnline4", name="online-origin")
+    nowhere = _NoRedis()
+    d = Daemon(tmpdir_path, nowhere, sim, [{"name": "main", "origin_stage_arn": origin}])
+    rc, log = online(d)
+    assert rc == 1, log
+    assert f"error: redis {nowhere.url}: no connection within" in log
+    assert f"ok: fleet main: origin stage {origin} exists" in log
+
+
+def test_online_needs_check_config():
+    rc, out, err = run("--online")
+    assert rc == 2 and "--online goes with -t" in err and out == ""

@@ -321,14 +321,39 @@ def test_two_hundred_concurrent_clients(harness):
             s.close()
 
 
-def test_too_many_clients(harness_factory, sockdir):
+EVICTED = b"error: closed to admit another client (too many clients)\n\n"
+
+
+def test_full_server_closes_the_client_idle_longest(harness_factory, sockdir):
     h = harness_factory(os.path.join(sockdir, "c.sock"), "-c", "2")
     a, b = connect(h.path), connect(h.path)
     try:
-        # Make sure both are accepted before the third arrives.
+        # Both accepted, a idle longer than b.
         for s in (a, b):
             s.sendall(b"fleets\n")
             read_reply(s)
+        with connect(h.path) as c:
+            c.sendall(b"status\n")
+            reply, _ = read_reply(c)
+            assert reply.startswith(b"version  harness\n")
+            assert a.recv(4096) == EVICTED and a.recv(10) == b""
+            # b is now the one idle longest (c held open): the next client takes its place.
+            r = ctl(h.path, "status")
+            assert r.returncode == 0 and r.stdout.startswith("version  harness"), r
+            assert b.recv(4096) == EVICTED
+    finally:
+        a.close()
+        b.close()
+
+
+def test_too_many_clients_when_every_client_has_a_request_in_progress(harness_factory, sockdir):
+    h = harness_factory(os.path.join(sockdir, "c.sock"), "-c", "2")
+    a, b = connect(h.path), connect(h.path)
+    try:
+        # Replies far larger than the socket buffers, never read: both requests in progress.
+        for s in (a, b):
+            s.sendall(b"big 1000000\n")
+            assert s.recv(1, socket.MSG_PEEK) == b"a"    # the reply has started
         with connect(h.path) as c:
             reply, _ = read_reply(c)
             assert reply == b"error: too many clients\n\n"
@@ -336,6 +361,10 @@ def test_too_many_clients(harness_factory, sockdir):
         assert r.returncode == 1 and r.stderr == "error: too many clients\n"
         r = ctl(h.path, "-j", "status")
         assert r.returncode == 1 and r.stderr == "error: too many clients\n"
+        # Both busy clients still get their whole reply.
+        for s in (a, b):
+            reply, _ = read_reply(s)
+            assert len(reply) == 1000001
     finally:
         a.close()
         b.close()

@@ -91,6 +91,7 @@ def test_install_other_prefix_rewrites_units(built, tmp_path):
     assert tree(tmp_path) == expected_files("/opt/ivs")
     unit = (tmp_path / "opt/ivs/lib/systemd/system/ivs-autoscaler.service").read_text()
     assert "ExecStart=/opt/ivs/bin/ivs-autoscaler -c /etc/ivs-autoscaler/config.yaml" in unit
+    assert "ExecReload=/opt/ivs/bin/ivs-autoscalerctl reload" in unit
     assert "/usr/bin/ivs-autoscaler" not in unit
     assert "installed" in out
     make("uninstall", tmp_path, prefix="/opt/ivs")

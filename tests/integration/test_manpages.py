@@ -48,8 +48,8 @@ def test_mandoc_lint_clean(page):
 
 def test_daemon_page_documents_contract():
     text = rendered("ivs-autoscaler.8")
-    for word in ["--config", "--check-config", "--once", "--dry-run", "-v", "--version",
-                 "--help", "SIGHUP", "SIGTERM", "SIGINT", "JOURNAL_STREAM", "NOTIFY_SOCKET",
+    for word in ["--config", "--check-config", "--online", "--once", "--dry-run", "-v",
+                 "--version", "--help", "SIGHUP", "SIGTERM", "SIGINT", "JOURNAL_STREAM", "NOTIFY_SOCKET",
                  "WATCHDOG_USEC", "CREDENTIALS_DIRECTORY", "LISTEN_FDS", "AWS_ACCESS_KEY_ID",
                  "IVS_FLEET", "IVS_STAGE_ARN", "AWS_REQUEST_ID", "EXIT STATUS"]:
         assert word in text, word
@@ -82,7 +82,7 @@ def test_ctl_page_documents_every_command():
     text = rendered("ivs-autoscalerctl.8")
     for command in ["status", "fleets", "stages [fleet]", "replicas [fleet]", "plan [fleet]",
                     "metrics", "reconcile [fleet]", "pause [fleet]", "resume [fleet]",
-                    "drain stage", "log-level level", "publisher [fleet]",
+                    "drain stage", "reload", "log-level level", "publisher [fleet]",
                     "replication status stage",
                     "replication start source destination participant",
                     "replication stop source destination participant",

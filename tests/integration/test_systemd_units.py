@@ -68,11 +68,15 @@ def verify_dir(tmp_path):
     """
     built = os.path.join(BUILD, "ivs-autoscaler")
     exe = built if os.access(built, os.X_OK) else shutil.which("true")
+    built_ctl = os.path.join(BUILD, "ivs-autoscalerctl")
+    ctl = built_ctl if os.access(built_ctl, os.X_OK) else shutil.which("true")
     with open(SERVICE, encoding="utf-8") as f:
         text = f.read()
     assert "ExecStart=/usr/bin/ivs-autoscaler " in text
+    assert "ExecReload=/usr/bin/ivs-autoscalerctl " in text
     (tmp_path / "ivs-autoscaler.service").write_text(
-        text.replace("ExecStart=/usr/bin/ivs-autoscaler ", f"ExecStart={exe} "))
+        text.replace("ExecStart=/usr/bin/ivs-autoscaler ", f"ExecStart={exe} ")
+            .replace("ExecReload=/usr/bin/ivs-autoscalerctl ", f"ExecReload={ctl} "))
     shutil.copy(SOCKET, tmp_path / "ivs-autoscaler.socket")
     for section in ("5", "8"):
         mandir = tmp_path / "man" / f"man{section}"
@@ -115,7 +119,7 @@ def test_service_contract():
         "Type": "notify",
         "NotifyAccess": "main",
         "ExecStart": "/usr/bin/ivs-autoscaler -c /etc/ivs-autoscaler/config.yaml",
-        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "ExecReload": "/usr/bin/ivs-autoscalerctl reload",
         "WatchdogSec": "30s",
         "Restart": "on-failure",
         "TimeoutStopSec": "30s",

@@ -477,6 +477,81 @@ static void test_open_stages_zset(void **state)
 	freeReplyObject(r);
 }
 
+struct members_result {
+	int done;
+	int err;
+	char error[STORE_ERR_MAX];
+	size_t n;
+	char members[4][128];
+};
+
+static void on_members(void *ud, int err, const char *error, size_t n,
+                       const char *const *members, const size_t *lens)
+{
+	struct members_result *m = ud;
+
+	m->done++;
+	m->err = err;
+	m->n = n;
+	snprintf(m->error, sizeof(m->error), "%s", error != NULL ? error : "");
+	for (size_t i = 0; i < n && i < 4; i++)
+		snprintf(m->members[i], sizeof(m->members[i]), "%.*s", (int)lens[i], members[i]);
+}
+
+/* The admin state: sets replaced whole and read back; keys spelled in store.c. */
+static void test_admin_sets(void **state)
+{
+	static const char *const two[] = { "main", "eu" };
+	struct write_result w = { 0 };
+	struct members_result m = { 0 };
+	char key[64];
+	redisReply *r;
+
+	(void)state;
+	assert_int_equal(store_admin_key(key, sizeof(key), "ivs:", STORE_KEY_MANUAL), 0);
+	assert_string_equal(key, "ivs:autoscaler:manual_replications");
+	assert_int_equal(store_admin_key(key, 12, "ivs:", STORE_KEY_PAUSED), -ENAMETOOLONG);
+	assert_int_equal(store_admin_key(key, sizeof(key), "ivs:", STORE_KEY_PAUSED), 0);
+	assert_string_equal(key, "ivs:autoscaler:paused");
+
+	freeReplyObject(sync_get("FLUSHALL"));
+	/* An absent key reads as an empty set. */
+	assert_int_equal(store_read_set(rio, key, on_members, &m), 0);
+	run_until(&m.done, 1);
+	assert_int_equal(m.err, 0);
+	assert_int_equal(m.n, 0);
+	/* Replaced whole: a stale member is gone. */
+	freeReplyObject(sync_get("SADD %s stale", key));
+	assert_int_equal(store_replace_set(rio, key, 2, two, on_write, &w), 0);
+	run_until(&w.done, 1);
+	assert_int_equal(w.err, 0);
+	r = sync_get("SCARD %s", key);
+	assert_int_equal(r->integer, 2);
+	freeReplyObject(r);
+	assert_int_equal(store_read_set(rio, key, on_members, &m), 0);
+	run_until(&m.done, 2);
+	assert_int_equal(m.err, 0);
+	assert_int_equal(m.n, 2);
+	assert_true((strcmp(m.members[0], "main") == 0 && strcmp(m.members[1], "eu") == 0) ||
+	            (strcmp(m.members[0], "eu") == 0 && strcmp(m.members[1], "main") == 0));
+	/* Nothing to keep: the key goes. */
+	assert_int_equal(store_replace_set(rio, key, 0, NULL, on_write, &w), 0);
+	run_until(&w.done, 2);
+	assert_int_equal(w.err, 0);
+	r = sync_get("EXISTS %s", key);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	/* A key of another type is an error with a reason, never trusted. */
+	freeReplyObject(sync_get("SET %s oops", key));
+	assert_int_equal(store_read_set(rio, key, on_members, &m), 0);
+	run_until(&m.done, 3);
+	assert_int_equal(m.err, -EIO);
+	assert_string_equal(m.error, "wrong type: not a set");
+	assert_int_equal(m.n, 0);
+	assert_int_equal(store_read_set(rio, NULL, on_members, &m), -EINVAL);
+	assert_int_equal(store_replace_set(rio, key, 1, NULL, on_write, &w), -EINVAL);
+}
+
 static void test_down(void **state)
 {
 	static const struct store_stage_keys stages[] = { { "v", "d", NULL } };
@@ -510,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_writes_nx),
 		cmocka_unit_test(test_operator_drain),
 		cmocka_unit_test(test_open_stages_zset),
+		cmocka_unit_test(test_admin_sets),
 		cmocka_unit_test(test_down),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -110,6 +110,50 @@ static void test_viewers_and_draining(void **state)
 	                 -EINVAL);
 }
 
+static void test_manual_member(void **state)
+{
+	static const char src[] = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234";
+	static const char dst[] = "arn:aws:ivs:us-east-1:123456789012:stage/XyZ987";
+	static const struct {
+		const char *in;
+		const char *err;      /* NULL: parses */
+	} cases[] = {
+		{ "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234 "
+		  "arn:aws:ivs:us-east-1:123456789012:stage/XyZ987 host-1", NULL },
+		{ "", "expected \"SRC_STAGE_ARN DST_STAGE_ARN PARTICIPANT_ID\"" },
+		{ "not a replication", "not a stage ARN" },
+		{ "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234 host-1",
+		  "expected \"SRC_STAGE_ARN DST_STAGE_ARN PARTICIPANT_ID\"" },
+		{ "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234  host-1", "not a stage ARN" },
+		{ "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234 "
+		  "arn:aws:ivs:us-east-1:123456789012:stage/XyZ987 ", "participant id is not "
+		  "[a-zA-Z0-9-]{1,64}" },
+		{ "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGh1234 "
+		  "arn:aws:ivs:us-east-1:123456789012:stage/XyZ987 host 1", "participant id is not "
+		  "[a-zA-Z0-9-]{1,64}" },
+	};
+	struct store_manual_replication m;
+	char err[STORE_ERR_MAX], buf[400];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = store_parse_manual(cases[i].in, strlen(cases[i].in), &m, err, sizeof(err));
+		if (cases[i].err == NULL) {
+			assert_int_equal(r, 0);
+			assert_string_equal(m.src, src);
+			assert_string_equal(m.dst, dst);
+			assert_string_equal(m.participant, "host-1");
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_string_equal(err, cases[i].err);
+		}
+	}
+	assert_int_equal(store_format_manual(buf, sizeof(buf), src, dst, "host-1"),
+	                 (int)strlen(cases[0].in));
+	assert_string_equal(buf, cases[0].in);
+	assert_int_equal(store_format_manual(buf, 20, src, dst, "host-1"), -ENAMETOOLONG);
+}
+
 static void test_stage_arn(void **state)
 {
 	static const struct {
@@ -355,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_record_keys),
 		cmocka_unit_test(test_glob_escape),
+		cmocka_unit_test(test_manual_member),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
