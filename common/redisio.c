@@ -529,8 +529,7 @@ static void on_command_reply(struct link *l, redisReply *r)
 		l->tail = NULL;
 	if (error_is(r, "READONLY")) {
 		/* The node became a replica (failover): find the master again, now. */
-		log_errorx("redis command link: %s answered READONLY: it is a replica now; reconnecting",
-			   l->where);
+		report_failure(l, "answered READONLY: it is a replica now; reconnecting");
 		l->reconnect_now = true;
 		l->attempt = 0;
 		link_fail_soon(l, "the server became a replica (READONLY)", "");

@@ -1,0 +1,100 @@
+"""Redis failover (issue: Redis in production), against real redis-server processes:
+
+4. Sentinel: a master, a replica and three sentinels; SENTINEL FAILOVER during a scale-up: the
+   daemon writes to the new master within 5 s, the keys it wrote are there, and nothing was
+   drained or deleted while it reconnected;
+5. the master is turned into a replica (REPLICAOF): the daemon sees -READONLY, reconnects and
+   goes on once it can write again.
+"""
+import time
+
+import pytest
+
+from harness import wait_until
+from redis_servers import PlainRedis, SentinelSet
+from test_redis_tls import (PREFIX, active_replications, converge, fleet_with_host,  # noqa: F401
+                            new_daemon, owned, sanitizer_clean, servers)
+
+
+def viewers_key(arn):
+    return f"{PREFIX}stage:{arn}:viewers"
+
+
+def open_stages(server):
+    return sorted(server.cmd("ZRANGE", f"{PREFIX}autoscaler:fleet:main:stages", 0, -1) or [])
+
+
+def stage_keys_present(server, arns):
+    return all(server.cmd("EXISTS", f"{PREFIX}stage:{arn}") == 1 for arn in arns)
+
+
+def test_sentinel_failover_during_scale_up(tmpdir_path, servers, sim, daemons):
+    ss = SentinelSet(tmpdir_path)
+    servers.append(ss)
+    fleet, origin, pid = fleet_with_host(sim)
+    # Keyspace events on both (CONFIG SET is not replicated): the SET on the new master below
+    # can only wake the daemon if its subscriber link followed the master.
+    for server in (ss.master, ss.replica):
+        server.cmd("CONFIG", "SET", "notify-keyspace-events", "K$s")
+    ss.master.cmd("SET", viewers_key(origin), "150")
+    lines = ["sentinel:", f"  master_name: {ss.MASTER_NAME}",
+             "  addresses: [" + ", ".join(f'"{a}"' for a in ss.addresses) + "]"]
+    # The URL's host:port is unused with sentinels (nothing listens there).
+    d = new_daemon(tmpdir_path, "redis://127.0.0.1:1/0", sim, [fleet], lines, resync="600s")
+    daemons.append(d)
+    d.start()
+    d.wait_ready()
+    converge(d, lambda: len(owned(sim)) == 1 and active_replications(sim, origin) == owned(sim),
+             what="one fed replica through the sentinels' master")
+    assert f"redis command link up: 127.0.0.1:{ss.master.port}" in d.log()
+    # A scale-up begins, and the master fails over in the middle of it.
+    ss.master.cmd("SET", viewers_key(origin), "350")   # 4 stages: 3 replicas
+    assert ss.master.cmd("WAIT", "1", "5000") == 1          # the replica has it too
+    d.reconcile_now()
+    ss.sentinel_cmd(0, "SENTINEL", "FAILOVER", ss.MASTER_NAME)
+    wait_until(lambda: ss.master_port() == ss.replica.port and ss.replica.role() == "master",
+               30, what="the sentinels to promote the replica")
+    new = ss.replica
+    # More demand, written on the new master: only its keyspace event can start the pass (the
+    # resync is far away), and the daemon must write the new stage there.
+    new.cmd("SET", viewers_key(origin), "450")   # 5 stages: 4 replicas
+    switched = time.monotonic()
+    wait_until(lambda: len(owned(sim)) == 4 and stage_keys_present(new, owned(sim))
+               and open_stages(new) == sorted([origin, *owned(sim)]),
+               5, interval=0.05, what="the daemon's writes on the new master within 5 s")
+    assert time.monotonic() - switched < 5
+    assert f"redis command link up: 127.0.0.1:{new.port}" in d.log()
+    # Nothing drained or deleted while it reconnected.
+    assert sim.calls("DeleteStage") == 0 and sim.calls("StopParticipantReplication") == 0
+    assert all(new.cmd("EXISTS", f"{PREFIX}stage:{arn}:draining") == 0 for arn in owned(sim))
+    assert d.status()["redis_connected"] is True
+
+
+def test_replicaof_gives_readonly_and_a_reconnect(tmpdir_path, servers, sim, daemons):
+    a = PlainRedis(tmpdir_path, "a")
+    b = PlainRedis(tmpdir_path, "b")
+    servers.extend([a, b])
+    fleet, origin, pid = fleet_with_host(sim)
+    a.cmd("SET", viewers_key(origin), "150")
+    d = new_daemon(tmpdir_path, a.url, sim, [fleet], [])
+    daemons.append(d)
+    d.start()
+    d.wait_ready()
+    converge(d, lambda: len(owned(sim)) == 1, what="one replica")
+    # a becomes a replica of b, whose data (more demand) it takes over.
+    b.cmd("SET", viewers_key(origin), "250")
+    a.cmd("REPLICAOF", "127.0.0.1", str(b.port))
+    wait_until(lambda: a.role() == "slave" and a.cmd("GET", viewers_key(origin)) == "250", 20,
+               what="a to replicate b")
+    ups_before = d.log().count("redis command link up")
+    d.reconcile_now()   # the scale-up writes to a: -READONLY
+    wait_until(lambda: "answered READONLY: it is a replica now; reconnecting" in d.log(), 20,
+               what="the READONLY reply noticed")
+    wait_until(lambda: d.log().count("redis command link up") > ups_before, 20,
+               what="a reconnect after READONLY")
+    assert d.proc.poll() is None
+    # a is writable again (as the endpoint's new primary would be): the daemon goes on.
+    a.cmd("REPLICAOF", "NO", "ONE")
+    converge(d, lambda: len(owned(sim)) == 2 and stage_keys_present(a, owned(sim)),
+             what="the scale-up written once the server accepts writes")
+    assert sim.calls("DeleteStage") == 0
