@@ -236,7 +236,7 @@ static void link_drop(struct link *l, const char *reason, bool quiet)
 		log_debug("redis sentinel watch link: %s: %s", l->where, reason);
 		l->sentinel = (l->sentinel + 1) % rio->set.n_sentinels;
 	}
-	if (!quiet)
+	if (!quiet && l->kind != LINK_WATCH)
 		report_failure(l, reason);
 	schedule_retry(l);
 	if (was_up && l->kind == LINK_COMMAND && rio->cbs.on_state != NULL)
