@@ -4,11 +4,12 @@
    daemon writes to the new master within 5 s, the keys it wrote are there, and nothing was
    drained or deleted while it reconnected;
 5. the master is turned into a replica (REPLICAOF): the daemon sees -READONLY, reconnects and
-   goes on once it can write again.
+   goes on once it can write again;
+and a cluster-mode endpoint (-MOVED) is refused with an error that says what to use instead.
 """
+import socket
+import threading
 import time
-
-import pytest
 
 from harness import wait_until
 from redis_servers import PlainRedis, SentinelSet
@@ -98,3 +99,69 @@ def test_replicaof_gives_readonly_and_a_reconnect(tmpdir_path, servers, sim, dae
     converge(d, lambda: len(owned(sim)) == 2 and stage_keys_present(a, owned(sim)),
              what="the scale-up written once the server accepts writes")
     assert sim.calls("DeleteStage") == 0
+
+
+class FakeClusterNode:
+    """A stand-in for a cluster-mode-enabled node: the handshake and subscriptions succeed,
+    every data command is answered with -MOVED (as a node that does not own the slot)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.data_commands = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line.startswith(b"*"):
+                    return
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:-2].decode())
+                cmd = args[0].upper()
+                if cmd in ("AUTH", "SELECT", "PING"):
+                    conn.sendall(b"+OK\r\n")
+                elif cmd in ("SUBSCRIBE", "PSUBSCRIBE"):
+                    kind, ch = cmd.lower().encode(), args[1].encode()
+                    conn.sendall(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:1\r\n"
+                                 % (len(kind), kind, len(ch), ch))
+                else:
+                    self.data_commands += 1
+                    conn.sendall(b"-MOVED 3999 127.0.0.1:7001\r\n")
+        except (OSError, ValueError):
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_cluster_mode_endpoint_is_refused_clearly(tmpdir_path, servers, sim, daemons):
+    node = FakeClusterNode()
+    servers.append(node)
+    fleet, origin, pid = fleet_with_host(sim)
+    d = new_daemon(tmpdir_path, f"redis://127.0.0.1:{node.port}/0", sim, [fleet], [])
+    daemons.append(d)
+    d.start()
+    d.wait_ready()
+    expected = "cluster mode is not supported: use a cluster-mode-disabled endpoint"
+    wait_until(lambda: any(ln.startswith("<3>") and expected in ln for ln in d.log().splitlines()),
+               20, what="the cluster-mode error line")
+    assert node.data_commands >= 1
+    assert d.proc.poll() is None
+    assert sim.calls("CreateStage") == 0 and sim.calls("DeleteStage") == 0
