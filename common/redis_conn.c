@@ -97,6 +97,38 @@ const char *redis_conn_phase(const struct redis_conn *c)
 
 /* ---- reply reader ---------------------------------------------------------------------------- */
 
+/*
+ * hiredis 0.14 allocates an array reply's element vector as soon as it reads the header: a
+ * hostile or corrupt "*999999999" would make it calloc gigabytes. Our replies are small (the
+ * largest is a MULTI/EXEC or a pub/sub message), so arrays beyond this are refused.
+ */
+#define REPLY_ARRAY_MAX (1 << 20)
+
+static redisReplyObjectFunctions limited_functions;
+static void *(*default_create_array)(const redisReadTask *, int);
+
+static void *limited_create_array(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || elements > REPLY_ARRAY_MAX)
+		return NULL;    /* the reader reports it as "Out of memory" */
+	return default_create_array(task, elements);
+}
+
+redisReader *redis_reader_new(void)
+{
+	redisReader *r = redisReaderCreate();
+
+	if (r == NULL)
+		return NULL;
+	if (default_create_array == NULL) {
+		limited_functions = *r->fn;
+		default_create_array = limited_functions.createArray;
+		limited_functions.createArray = limited_create_array;
+	}
+	r->fn = &limited_functions;
+	return r;
+}
+
 int redis_reader_feed(redisReader *reader, const char *buf, size_t len,
 		      void (*on_reply)(void *ud, redisReply *reply), void *ud,
 		      char *err, size_t errlen)
@@ -113,8 +145,12 @@ int redis_reader_feed(redisReader *reader, const char *buf, size_t len,
 		on_reply(ud, reply);
 	}
 fail:
-	snprintf(err, errlen, "protocol error: %s",
-		 reader->errstr[0] != '\0' ? reader->errstr : "unreadable reply");
+	if (strcmp(reader->errstr, "Out of memory") == 0)
+		snprintf(err, errlen, "protocol error: an array reply of more than %d elements, "
+			 "or out of memory", REPLY_ARRAY_MAX);
+	else
+		snprintf(err, errlen, "protocol error: %s",
+			 reader->errstr[0] != '\0' ? reader->errstr : "unreadable reply");
 	return -EPROTO;
 }
 
@@ -457,7 +493,7 @@ struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_optio
 		snprintf(c->where, sizeof(c->where), "[%s]:%d", opts->host, opts->port);
 	else
 		snprintf(c->where, sizeof(c->where), "%s:%d", opts->host, opts->port);
-	c->reader = redisReaderCreate();
+	c->reader = redis_reader_new();
 	if (c->reader == NULL)
 		goto nomem;
 	if (opts->tls != NULL && opts->unix_path == NULL) {

@@ -59,6 +59,13 @@ const char *redis_conn_phase(const struct redis_conn *c);
 void redis_conn_free(struct redis_conn *c);
 
 /*
+ * A hiredis reply reader that refuses array replies of more than 2^20 elements (hiredis 0.14
+ * would allocate the element vector of any size a server announces). Free: redisReaderFree.
+ * Nesting deeper than 7 levels is refused by hiredis itself.
+ */
+redisReader *redis_reader_new(void);
+
+/*
  * The reply reader wrapper, separate so it can be tested and fuzzed on its own: feed bytes,
  * collect each complete reply with on_reply (which takes ownership: freeReplyObject).
  * 0, or -EPROTO with err set (the stream is then unusable: hiredis's reader error, or a reply

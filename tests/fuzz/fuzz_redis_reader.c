@@ -51,7 +51,7 @@ static void on_reply(void *ud, redisReply *reply)
 /* Feeds data in pieces of step bytes; returns replies seen, or -1 on a reader error. */
 static long run(const uint8_t *data, size_t size, size_t step, char *err, size_t errlen)
 {
-	redisReader *reader = redisReaderCreate();
+	redisReader *reader = redis_reader_new();
 	size_t count = 0;
 	long result;
 
