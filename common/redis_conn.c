@@ -24,12 +24,13 @@
 #include <unistd.h>
 
 #include "redis_tls.h"
+#include "resolve.h"
 #include "strbuf.h"
 
 #define OUTPUT_MAX   (64u << 20)   /* queued request bytes; a sane pipeline is far below */
 #define READ_CHUNK   16384
 
-enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN, CONN_DEAD };
+enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN, CONN_DEAD };
 
 struct redis_conn {
 	sd_event *event;
@@ -37,6 +38,7 @@ struct redis_conn {
 	sd_event_source *defer;      /* reports a failure found inside redis_conn_new */
 	int fd;
 	enum conn_state state;
+	struct resolve *resolving;   /* the host name lookup in flight */
 	struct addrinfo *addrs, *next_addr;
 	char where[300];             /* "host:port" or the socket path, for messages */
 	struct redis_tls *tls;
@@ -55,6 +57,7 @@ static void conn_destroy(struct redis_conn *c)
 {
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->defer);
+	resolve_cancel(c->resolving);
 	redis_tls_free(c->tls);
 	if (c->fd >= 0)
 		close(c->fd);
@@ -88,6 +91,7 @@ void redis_conn_free(struct redis_conn *c)
 const char *redis_conn_phase(const struct redis_conn *c)
 {
 	switch (c->state) {
+	case CONN_RESOLVING:  return "DNS resolution";
 	case CONN_CONNECTING: return "TCP connect";
 	case CONN_HANDSHAKE:  return "TLS handshake";
 	case CONN_OPEN:       return "waiting for a reply";
@@ -428,47 +432,51 @@ static int start_next_address(struct redis_conn *c, int *last_errno)
 	return -1;
 }
 
-static int open_socket(struct redis_conn *c, const struct redis_conn_options *o,
-		       char *err, size_t errlen)
+static int open_unix_socket(struct redis_conn *c, const char *path, char *err, size_t errlen)
 {
-	int last = 0;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int last;
 
-	if (o->unix_path != NULL) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		if (strlen(o->unix_path) >= sizeof(sa.sun_path)) {
-			snprintf(err, errlen, "unix socket path %s is too long", o->unix_path);
-			return -ENAMETOOLONG;
-		}
-		memcpy(sa.sun_path, o->unix_path, strlen(o->unix_path) + 1);
-		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (c->fd < 0 || (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-				  errno != EINPROGRESS && errno != EAGAIN)) {
-			last = errno;
-			snprintf(err, errlen, "connect: %s (errno %d)", strerror(last), last);
-			return -last;
-		}
-		return 0;
-	} else {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-		char port[16];
-		int r;
-
-		snprintf(port, sizeof(port), "%d", o->port);
-		/* Resolved on every connection: a failover moves the endpoint's address. */
-		r = getaddrinfo(o->host, port, &hints, &c->addrs);
-		if (r != 0) {
-			c->addrs = NULL;
-			snprintf(err, errlen, "cannot resolve %s: %s", o->host,
-				 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-			return -EHOSTUNREACH;
-		}
-		c->next_addr = c->addrs;
-		if (start_next_address(c, &last) < 0) {
-			snprintf(err, errlen, "connect: %s (errno %d)", strerror(last), last);
-			return -(last ? last : ECONNREFUSED);
-		}
-		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "unix socket path %s is too long", path);
+		return -ENAMETOOLONG;
 	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+			  errno != EINPROGRESS && errno != EAGAIN)) {
+		last = errno;
+		snprintf(err, errlen, "connect: %s (errno %d)", strerror(last), last);
+		return -last;
+	}
+	return 0;
+}
+
+/* The host name is resolved (on every connection: a failover moves the endpoint). */
+static void on_resolved(void *ud, struct addrinfo *res, int gai_err, int sys_errno)
+{
+	struct redis_conn *c = ud;
+	int last = ECONNREFUSED;
+
+	c->resolving = NULL;
+	c->dispatching++;
+	if (res == NULL) {
+		conn_fail(c, "cannot resolve the host name: %s",
+			  gai_err == EAI_SYSTEM ? strerror(sys_errno) : gai_strerror(gai_err));
+	} else {
+		c->addrs = c->next_addr = res;
+		if (start_next_address(c, &last) < 0)
+			conn_fail(c, "connect: %s (errno %d)", strerror(last), last);
+		else if (sd_event_add_io(c->event, &c->io, c->fd, EPOLLOUT, on_io, c) < 0)
+			conn_fail(c, "out of memory");
+		else {
+			(void)sd_event_source_set_description(c->io, "redis-io");
+			c->state = CONN_CONNECTING;
+		}
+	}
+	c->dispatching--;
+	if (c->freed)
+		conn_destroy(c);
 }
 
 struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_options *opts,
@@ -504,10 +512,20 @@ struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_optio
 			goto fail;
 		}
 	}
-	r = open_socket(c, opts, err, errlen);
+	if (opts->unix_path == NULL) {
+		c->state = CONN_RESOLVING;
+		c->resolving = resolve_start(event, opts->host, opts->port, on_resolved, c);
+		if (c->resolving == NULL) {
+			snprintf(err, errlen, "cannot start resolving %s: %s", opts->host,
+				 strerror(errno));
+			goto fail;
+		}
+		return c;
+	}
+	r = open_unix_socket(c, opts->unix_path, err, errlen);
 	if (r < 0) {
 		/* Refused at once (typical for a Unix socket): report it from the loop. */
-		if (r == -EHOSTUNREACH || r == -ENAMETOOLONG)
+		if (r == -ENAMETOOLONG)
 			goto fail;
 		snprintf(c->error, sizeof(c->error), "%s", err);
 		if (sd_event_add_defer(event, &c->defer, on_defer, c) < 0)

@@ -13,8 +13,8 @@
  * redis_conn_send and redis_conn_free on its own connection. After on_error the connection is
  * dead: no more callbacks; the caller frees it.
  *
- * Host names are resolved with getaddrinfo(), which blocks: use addresses or names the local
- * resolver answers quickly (a cache endpoint in the VPC's resolver is).
+ * Host names are resolved again for every connection, off the loop (resolve.h); the addresses
+ * are tried in turn.
  */
 #ifndef IVS_REDIS_CONN_H
 #define IVS_REDIS_CONN_H
@@ -42,8 +42,8 @@ struct redis_conn_callbacks {
 };
 
 /*
- * Start connecting. NULL with err set when it cannot even start (resolution failure, no
- * memory); err then names the cause, never a secret.
+ * Start connecting (resolving first). NULL with err set when it cannot even start (no memory,
+ * no thread for the lookup); later failures, resolution included, come through on_error.
  */
 struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_options *opts,
 				  const struct redis_conn_callbacks *cbs, void *ud,

@@ -27,9 +27,6 @@
  *
  * Threading and reentrancy: everything runs in the loop's thread. Callbacks may issue new
  * commands; they must not call redisio_free() (free from a timer, signal or other event instead).
- *
- * Only unix paths and numeric addresses or names resolvable without delay should be used for the
- * host: names are resolved with a blocking getaddrinfo() (redis_conn.h).
  */
 #ifndef IVS_REDISIO_H
 #define IVS_REDISIO_H
