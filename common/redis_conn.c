@@ -484,7 +484,7 @@ struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_optio
 				  char *err, size_t errlen)
 {
 	struct redis_conn *c = calloc(1, sizeof(*c));
-	int r;
+	int r = 0;
 
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -513,7 +513,28 @@ struct redis_conn *redis_conn_new(sd_event *event, const struct redis_conn_optio
 		}
 	}
 	if (opts->unix_path == NULL) {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+					  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+		struct addrinfo *numeric = NULL;
+		char port[16];
+
 		c->state = CONN_RESOLVING;
+		snprintf(port, sizeof(port), "%d", opts->port);
+		/* An address needs no lookup: connect at once, as a name's lookup would delay it. */
+		if (getaddrinfo(opts->host, port, &hints, &numeric) == 0) {
+			c->addrs = c->next_addr = numeric;
+			if (start_next_address(c, &r) < 0 ||
+			    sd_event_add_io(event, &c->io, c->fd, EPOLLOUT, on_io, c) < 0) {
+				snprintf(c->error, sizeof(c->error), "connect: %s (errno %d)",
+					 strerror(r ? r : ENOMEM), r ? r : ENOMEM);
+				if (sd_event_add_defer(event, &c->defer, on_defer, c) < 0)
+					goto nomem;
+				return c;
+			}
+			(void)sd_event_source_set_description(c->io, "redis-io");
+			c->state = CONN_CONNECTING;
+			return c;
+		}
 		c->resolving = resolve_start(event, opts->host, opts->port, on_resolved, c);
 		if (c->resolving == NULL) {
 			snprintf(err, errlen, "cannot start resolving %s: %s", opts->host,

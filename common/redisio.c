@@ -892,12 +892,13 @@ static int links_start(struct redisio *rio)
 		if (r < 0)
 			return r;
 	}
-	/* From the loop, so that nothing calls back into the caller before we return. */
-	arm(rio->command.retry, 1);
+	/* Connecting calls nothing back (failures come from the loop): start now, as early as
+	 * possible, so the first pass finds the links up. */
+	link_connect(&rio->command);
 	if (rio->subscriber.rio != NULL)
-		arm(rio->subscriber.retry, 1);
+		link_connect(&rio->subscriber);
 	if (rio->watch.rio != NULL)
-		arm(rio->watch.retry, 1);
+		link_connect(&rio->watch);
 	return 0;
 }
 
