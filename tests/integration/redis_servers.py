@@ -18,6 +18,21 @@ def _openssl(*args, cwd):
                    stderr=subprocess.PIPE)
 
 
+def resp_call(port, certs, args):
+    """One command to 127.0.0.1:port (over TLS, verified against certs' CA, when certs)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        s = raw
+        if certs is not None:
+            s = ssl.create_default_context(cafile=certs.path("ca.crt")).wrap_socket(
+                raw, server_hostname="127.0.0.1")
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        return _read_resp(s.makefile("rb"))
+
+
 class Certs:
     """A test CA, another CA nobody trusts, a server certificate for localhost and 127.0.0.1,
     an expired one for the same names, and a client certificate; all PEM files in dir."""
@@ -154,16 +169,28 @@ class TlsRedis:
         return 0
 
 
-class PlainRedis:
-    """A plain redis-server on a free port, optionally a replica of another (for the
-    Sentinel set and for REPLICAOF scenarios). Same cmd() shape as harness.Redis."""
+def tls_args(certs):
+    """redis-server / sentinel options for TLS-only service and TLS replication."""
+    return ["--tls-cert-file", certs.path("server.crt"), "--tls-key-file", certs.path("server.key"),
+            "--tls-ca-cert-file", certs.path("ca.crt"), "--tls-auth-clients", "no",
+            "--tls-replication", "yes"]
 
-    def __init__(self, tmpdir, name, replica_of=None):
+
+class PlainRedis:
+    """A redis-server on a free port, optionally a replica of another (for the Sentinel set
+    and for REPLICAOF scenarios). Same cmd() shape as harness.Redis. With certs it is TLS-only
+    (and replicates over TLS); cmd() then speaks TLS."""
+
+    def __init__(self, tmpdir, name, replica_of=None, certs=None):
         self.dir = os.path.join(tmpdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir]
+        self.certs = certs
+        if certs is None:
+            argv = ["redis-server", "--port", str(self.port)]
+        else:
+            argv = ["redis-server", "--port", "0", "--tls-port", str(self.port), *tls_args(certs)]
+        argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
         if replica_of is not None:
             argv += ["--replicaof", "127.0.0.1", str(replica_of.port)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,13 +207,7 @@ class PlainRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def cmd(self, *args):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            out = b"*%d\r\n" % len(args)
-            for a in args:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-            s.sendall(out)
-            return _read_resp(s.makefile("rb"))
+        return resp_call(self.port, self.certs, args)
 
     def role(self):
         return self.cmd("ROLE")[0]
@@ -203,9 +224,10 @@ class SentinelSet:
 
     MASTER_NAME = "autoscaler-master"
 
-    def __init__(self, tmpdir):
-        self.master = PlainRedis(tmpdir, "master")
-        self.replica = PlainRedis(tmpdir, "replica", replica_of=self.master)
+    def __init__(self, tmpdir, certs=None):
+        self.certs = certs
+        self.master = PlainRedis(tmpdir, "master", certs=certs)
+        self.replica = PlainRedis(tmpdir, "replica", replica_of=self.master, certs=certs)
         self.sentinels = []
         for i in range(3):
             d = os.path.join(tmpdir, f"sentinel{i}")
@@ -213,7 +235,13 @@ class SentinelSet:
             port = free_port()
             conf = os.path.join(d, "sentinel.conf")
             with open(conf, "w") as fh:
-                fh.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                if certs is None:
+                    fh.write(f"port {port}\n")
+                else:
+                    args = tls_args(certs)
+                    fh.write(f"port 0\ntls-port {port}\n" + "".join(
+                        f"{args[i][2:]} {args[i + 1]}\n" for i in range(0, len(args), 2)))
+                fh.write(f"bind 127.0.0.1\ndir {d}\n"
                          f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
                          f"sentinel down-after-milliseconds {self.MASTER_NAME} 2000\n"
                          f"sentinel failover-timeout {self.MASTER_NAME} 10000\n")
@@ -223,13 +251,7 @@ class SentinelSet:
         wait_until(self._ready, 30, what="the sentinels to see the replica and each other")
 
     def sentinel_cmd(self, i, *args):
-        with socket.create_connection(("127.0.0.1", self.sentinels[i][0]), timeout=5) as s:
-            out = b"*%d\r\n" % len(args)
-            for a in args:
-                a = str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-            s.sendall(out)
-            return _read_resp(s.makefile("rb"))
+        return resp_call(self.sentinels[i][0], self.certs, args)
 
     def _ready(self):
         try:

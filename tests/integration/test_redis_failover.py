@@ -1,8 +1,8 @@
 """Redis failover (issue: Redis in production), against real redis-server processes:
 
-4. Sentinel: a master, a replica and three sentinels; SENTINEL FAILOVER during a scale-up: the
-   daemon writes to the new master within 5 s, the keys it wrote are there, and nothing was
-   drained or deleted while it reconnected;
+4. Sentinel: a master, a replica and three sentinels (plain, and all TLS-only with rediss://);
+   SENTINEL FAILOVER during a scale-up: the daemon writes to the new master within 5 s, the keys
+   it wrote are there, and nothing was drained or deleted while it reconnected;
 5. the master is turned into a replica (REPLICAOF): the daemon sees -READONLY, reconnects and
    goes on once it can write again;
 and a cluster-mode endpoint (-MOVED) is refused with an error that says what to use instead.
@@ -11,10 +11,31 @@ import socket
 import threading
 import time
 
+import pytest
+
 from harness import wait_until
-from redis_servers import PlainRedis, SentinelSet
-from test_redis_tls import (PREFIX, active_replications, converge, fleet_with_host,  # noqa: F401
-                            new_daemon, owned, sanitizer_clean, servers)
+from redis_servers import Certs, PlainRedis, SentinelSet
+from test_redis_tls import (PREFIX, SANITIZER_MARKS, active_replications, converge,
+                            fleet_with_host, new_daemon, owned)
+
+
+@pytest.fixture
+def servers():
+    started = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_clean(tmpdir_path, sim, servers, daemons):
+    yield
+    for d in daemons:
+        d.stop()
+    for d in daemons:
+        text = d.log()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
 
 
 def viewers_key(arn):
@@ -29,8 +50,12 @@ def stage_keys_present(server, arns):
     return all(server.cmd("EXISTS", f"{PREFIX}stage:{arn}") == 1 for arn in arns)
 
 
-def test_sentinel_failover_during_scale_up(tmpdir_path, servers, sim, daemons):
-    ss = SentinelSet(tmpdir_path)
+@pytest.mark.parametrize("tls", [False, True], ids=["redis", "rediss"])
+def test_sentinel_failover_during_scale_up(tls, tmpdir_path, servers, sim, daemons):
+    # With TLS, the data nodes and the sentinels are TLS-only; the sentinels report the
+    # master as 127.0.0.1, which the server certificate carries as an IP SAN.
+    certs = Certs(tmpdir_path) if tls else None
+    ss = SentinelSet(tmpdir_path, certs)
     servers.append(ss)
     fleet, origin, pid = fleet_with_host(sim)
     # Keyspace events on both (CONFIG SET is not replicated): the SET on the new master below
@@ -40,14 +65,17 @@ def test_sentinel_failover_during_scale_up(tmpdir_path, servers, sim, daemons):
     ss.master.cmd("SET", viewers_key(origin), "150")
     lines = ["sentinel:", f"  master_name: {ss.MASTER_NAME}",
              "  addresses: [" + ", ".join(f'"{a}"' for a in ss.addresses) + "]"]
-    # The URL's host:port is unused with sentinels (nothing listens there).
-    d = new_daemon(tmpdir_path, "redis://127.0.0.1:1/0", sim, [fleet], lines, resync="600s")
+    url = "redis://127.0.0.1:1/0"    # host:port unused with sentinels (nothing listens there)
+    if tls:
+        url = "rediss://127.0.0.1:1/0"
+        lines += ["tls:", f"  ca_file: {certs.path('ca.crt')}"]
+    d = new_daemon(tmpdir_path, url, sim, [fleet], lines, resync="600s")
     daemons.append(d)
     d.start()
     d.wait_ready()
     converge(d, lambda: len(owned(sim)) == 1 and active_replications(sim, origin) == owned(sim),
              what="one fed replica through the sentinels' master")
-    assert f"redis command link up: 127.0.0.1:{ss.master.port}" in d.log()
+    assert f"redis command link up: 127.0.0.1:{ss.master.port}{' (TLS)' if tls else ''}" in d.log()
     # A scale-up begins, and the master fails over in the middle of it.
     ss.master.cmd("SET", viewers_key(origin), "350")   # 4 stages: 3 replicas
     assert ss.master.cmd("WAIT", "1", "5000") == 1          # the replica has it too
@@ -64,7 +92,7 @@ def test_sentinel_failover_during_scale_up(tmpdir_path, servers, sim, daemons):
                and open_stages(new) == sorted([origin, *owned(sim)]),
                5, interval=0.05, what="the daemon's writes on the new master within 5 s")
     assert time.monotonic() - switched < 5
-    assert f"redis command link up: 127.0.0.1:{new.port}" in d.log()
+    assert f"redis command link up: 127.0.0.1:{new.port}{' (TLS)' if tls else ''}" in d.log()
     # Nothing drained or deleted while it reconnected.
     assert sim.calls("DeleteStage") == 0 and sim.calls("StopParticipantReplication") == 0
     assert all(new.cmd("EXISTS", f"{PREFIX}stage:{arn}:draining") == 0 for arn in owned(sim))
