@@ -26,7 +26,7 @@ TEST_PKGS   := cmocka
 DEB_BUILD   := gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libhiredis-dev \
                libyaml-dev libjansson-dev libsystemd-dev libexpat1-dev libmicrohttpd-dev libcmocka-dev
 DEB_TEST    := redis-server python3 python3-pytest python3-botocore prometheus mandoc groff-base \
-               systemd procps iproute2 util-linux
+               systemd procps iproute2 util-linux openssl ca-certificates
 DEB_ALL     := $(DEB_BUILD) $(DEB_TEST)
 
 CC          ?= cc

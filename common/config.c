@@ -32,6 +32,7 @@
 
 #include "listen_addr.h"
 #include "log.h"
+#include "redis_tls.h"
 #include "util.h"
 
 #define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (47); bounds the O(n^2) checks */
@@ -330,6 +331,8 @@ struct loader {
 	const struct node **fleet_arn_nodes;
 	size_t current_fleet;                    /* the fleet custom handlers are filling */
 	char *inline_password;                   /* redis.password, until sources are reconciled */
+	const struct node *tls_node, *tls_ca_node, *tls_cert_node, *tls_key_node;
+	const struct node *sentinel_node, *sentinel_addresses_node, *sentinel_password_file_node;
 };
 
 static void node_error(struct loader *l, const struct node *n, const char *path, const char *fmt, ...)
@@ -1007,14 +1010,14 @@ static const char *parse_redis_url(struct config_redis *r, const char *url, enum
 			return "out of memory";
 		r->port = 0;
 		r->db = (unsigned)db;
+		r->tls = false;
 		return NULL;
 	}
-	if (str_has_prefix(url, "rediss://"))
-		return "TLS (rediss://) is not supported; use redis:// on a trusted network or a unix socket";
-	if (!str_has_prefix(url, "redis://"))
-		return "must be redis://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N]";
+	r->tls = str_has_prefix(url, "rediss://");
+	if (!r->tls && !str_has_prefix(url, "redis://"))
+		return "must be redis[s]://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N]";
 	{
-		const char *rest = url + 8;
+		const char *rest = url + (r->tls ? 9 : 8);
 		const char *slash = strchr(rest, '/');
 		size_t auth_end = slash ? (size_t)(slash - rest) : strlen(rest);
 		const char *at = NULL;
@@ -1156,6 +1159,103 @@ static void custom_redis_keys(struct loader *l, const struct node *n, const char
 	walk_mapping(l, n, path, keys_fields, NFIELDS(keys_fields), &r->keys, seen);
 }
 
+/* ---- redis.tls and redis.sentinel --------------------------------------------------------- */
+
+static const char *check_server_name(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (s[0] == '\0' || inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1 ||
+	    is_hostname(s, strlen(s)))
+		return NULL;
+	return "must be a DNS name or an IP address (or \"\" for the url's host)";
+}
+
+static const struct field redis_tls_fields[] = {
+	{ .key = "ca_file", .type = F_STRING, .offset = offsetof(struct config_redis, tls_ca_file),
+	  .check = check_path },
+	{ .key = "server_name", .type = F_STRING,
+	  .offset = offsetof(struct config_redis, tls_server_name), .check = check_server_name },
+	{ .key = "cert_file", .type = F_STRING, .offset = offsetof(struct config_redis, tls_cert_file),
+	  .check = check_path },
+	{ .key = "key_file", .type = F_STRING, .offset = offsetof(struct config_redis, tls_key_file),
+	  .check = check_path },
+};
+
+static void custom_redis_tls(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(redis_tls_fields)];
+
+	l->tls_node = n;
+	walk_mapping(l, n, path, redis_tls_fields, NFIELDS(redis_tls_fields), base, seen);
+	l->tls_ca_node = seen[0];
+	l->tls_cert_node = seen[2];
+	l->tls_key_node = seen[3];
+}
+
+/* redis.sentinel.addresses: a sequence of "host:port" (port required). */
+static void custom_sentinel_addresses(struct loader *l, const struct node *n, const char *path,
+				      void *base)
+{
+	struct config_redis *r = base;
+
+	l->sentinel_addresses_node = n;
+	if (is_null(n))
+		return;
+	if (n->kind != NODE_SEQ) {
+		node_error(l, n, path, "expected a sequence of \"host:port\", got %s", kind_name(n));
+		return;
+	}
+	if (n->n > 64) {
+		node_error(l, n, path, "too many sentinels (more than 64)");
+		return;
+	}
+	r->sentinel_hosts = calloc(n->n ? n->n : 1, sizeof(*r->sentinel_hosts));
+	r->sentinel_ports = calloc(n->n ? n->n : 1, sizeof(*r->sentinel_ports));
+	if (r->sentinel_hosts == NULL || r->sentinel_ports == NULL) {
+		node_error(l, n, path, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const char *s = want_string(l, n->items[i], path);
+		char host[256];
+		unsigned port;
+		bool bracketed;
+
+		if (s == NULL)
+			continue;
+		if (split_host_port(s, strlen(s), host, sizeof(host), &port, &bracketed) < 0 ||
+		    port == 0) {
+			node_error(l, n->items[i], path, "must be host:port (e.g. \"10.0.0.5:26379\")");
+			continue;
+		}
+		r->sentinel_hosts[r->n_sentinels] = strdup(host);
+		if (r->sentinel_hosts[r->n_sentinels] == NULL) {
+			node_error(l, n->items[i], path, "out of memory");
+			continue;
+		}
+		r->sentinel_ports[r->n_sentinels++] = port;
+	}
+}
+
+static const struct field redis_sentinel_fields[] = {
+	{ .key = "master_name", .type = F_STRING,
+	  .offset = offsetof(struct config_redis, sentinel_master), .check = check_text },
+	{ .key = "addresses", .type = F_CUSTOM, .custom = custom_sentinel_addresses },
+	{ .key = "password_file", .type = F_STRING,
+	  .offset = offsetof(struct config_redis, sentinel_password_file), .check = check_path },
+};
+
+static void custom_redis_sentinel(struct loader *l, const struct node *n, const char *path,
+				  void *base)
+{
+	const struct node *seen[NFIELDS(redis_sentinel_fields)];
+
+	l->sentinel_node = n;
+	walk_mapping(l, n, path, redis_sentinel_fields, NFIELDS(redis_sentinel_fields), base, seen);
+	l->sentinel_password_file_node = seen[2];
+}
+
 static const struct field redis_fields[] = {
 	{ .key = "url", .type = F_CUSTOM, .custom = custom_redis_url },
 	{ .key = "password", .type = F_CUSTOM, .custom = custom_redis_password },
@@ -1164,6 +1264,8 @@ static const struct field redis_fields[] = {
 	DUR(struct config_redis, timeout, 1),
 	STR(struct config_redis, wake_channel, check_nonempty_key_text),
 	{ .key = "keys", .type = F_CUSTOM, .custom = custom_redis_keys },
+	{ .key = "tls", .type = F_CUSTOM, .custom = custom_redis_tls },
+	{ .key = "sentinel", .type = F_CUSTOM, .custom = custom_redis_sentinel },
 };
 
 static const struct field control_fields[] = {
@@ -1434,6 +1536,10 @@ static int config_set_defaults(struct config *c)
 		{ &c->redis.keys.publisher, "publisher:info" },
 		{ &c->redis.keys.desired_stages, "desired_stages" },
 		{ &c->redis.keys.open_stages, "autoscaler:fleet:{fleet}:stages" },
+		{ &c->redis.tls_ca_file, "" }, { &c->redis.tls_server_name, "" },
+		{ &c->redis.tls_cert_file, "" }, { &c->redis.tls_key_file, "" },
+		{ &c->redis.sentinel_master, "" }, { &c->redis.sentinel_password, "" },
+		{ &c->redis.sentinel_password_file, "" },
 		{ &c->control.socket, "/run/ivs-autoscaler/control.sock" },
 		{ &c->control.admin_group, "" },
 		{ &c->metrics.listen, "" },
@@ -1548,6 +1654,116 @@ static void load_secret_files(struct loader *l)
 			if (set_string(&a->credentials_file, resolved) < 0)
 				node_error(l, l->credentials_file_node, "aws.credentials_file", "out of memory");
 		}
+	}
+}
+
+/* A relative TLS file resolved like the secrets; "" stays "". false after reporting an error. */
+static bool resolve_tls_path(struct loader *l, char **path, const struct node *at, const char *key)
+{
+	char resolved[PATH_MAX];
+
+	if ((*path)[0] == '\0')
+		return true;
+	if (resolve_secret_path(l->name, *path, resolved, sizeof(resolved)) < 0) {
+		node_error(l, at, key, "path is too long");
+		return false;
+	}
+	if (set_string(path, resolved) < 0) {
+		node_error(l, at, key, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * redis.tls only with rediss://; the files are loaded now (into a throw-away TLS context), so a
+ * missing CA bundle or a key that does not match its certificate fails here, with its line.
+ */
+static void check_redis_tls(struct loader *l)
+{
+	struct config_redis *r = &l->cfg->redis;
+	const struct node *url = l->url_node != NULL ? l->url_node : l->tls_node;
+	bool any = r->tls_ca_file[0] || r->tls_server_name[0] || r->tls_cert_file[0] ||
+		   r->tls_key_file[0];
+	char err[PATH_MAX + 256];
+	SSL_CTX *ctx;
+
+	if (!r->tls) {
+		if (any)
+			node_error(l, l->tls_node, "redis.tls",
+				   "TLS settings need a rediss:// url (the url is %s)",
+				   r->unix_path[0] ? "a unix socket" : "redis://, plain text");
+		return;
+	}
+	if ((r->tls_cert_file[0] != '\0') != (r->tls_key_file[0] != '\0')) {
+		node_error(l, r->tls_cert_file[0] ? l->tls_cert_node : l->tls_key_node,
+			   r->tls_cert_file[0] ? "redis.tls.cert_file" : "redis.tls.key_file",
+			   "a client certificate needs both cert_file and key_file");
+		return;
+	}
+	if (!resolve_tls_path(l, &r->tls_ca_file, l->tls_ca_node, "redis.tls.ca_file") ||
+	    !resolve_tls_path(l, &r->tls_cert_file, l->tls_cert_node, "redis.tls.cert_file") ||
+	    !resolve_tls_path(l, &r->tls_key_file, l->tls_key_node, "redis.tls.key_file"))
+		return;
+	ctx = redis_tls_ctx_new(&(struct redis_tls_options){ .ca_file = r->tls_ca_file },
+				err, sizeof(err));
+	if (ctx == NULL) {
+		node_error(l, l->tls_ca_node != NULL ? l->tls_ca_node : url,
+			   l->tls_ca_node != NULL ? "redis.tls.ca_file" : "redis.url", "%s", err);
+		return;
+	}
+	SSL_CTX_free(ctx);
+	if (r->tls_cert_file[0] == '\0')
+		return;
+	ctx = redis_tls_ctx_new(&(struct redis_tls_options){ .ca_file = r->tls_ca_file,
+							     .cert_file = r->tls_cert_file,
+							     .key_file = r->tls_key_file },
+				err, sizeof(err));
+	if (ctx == NULL)
+		node_error(l, l->tls_cert_node, "redis.tls.cert_file", "%s", err);
+	SSL_CTX_free(ctx);
+}
+
+static void check_redis_sentinel(struct loader *l)
+{
+	struct config_redis *r = &l->cfg->redis;
+	char resolved[PATH_MAX], err[PATH_MAX + 128];
+	char *secret = NULL;
+
+	if (r->sentinel_master[0] == '\0') {
+		if (r->n_sentinels > 0 || r->sentinel_password_file[0] != '\0')
+			node_error(l, l->sentinel_node, "redis.sentinel",
+				   "sentinel addresses or password_file without a master_name");
+		return;
+	}
+	if (r->n_sentinels == 0) {
+		node_error(l, l->sentinel_addresses_node ? l->sentinel_addresses_node : l->sentinel_node,
+			   "redis.sentinel.addresses",
+			   "master_name needs at least one sentinel address (\"host:port\")");
+		return;
+	}
+	if (r->unix_path[0] != '\0') {
+		node_error(l, l->url_node != NULL ? l->url_node : l->sentinel_node, "redis.url",
+			   "Sentinel needs a redis:// or rediss:// url (its scheme, user and db are used)");
+		return;
+	}
+	if (r->sentinel_password_file[0] == '\0')
+		return;
+	if (resolve_secret_path(l->name, r->sentinel_password_file, resolved, sizeof(resolved)) < 0) {
+		node_error(l, l->sentinel_password_file_node, "redis.sentinel.password_file",
+			   "path is too long");
+	} else if (read_file_secret(resolved, &secret, err, sizeof(err)) < 0) {
+		node_error(l, l->sentinel_password_file_node, "redis.sentinel.password_file", "%s", err);
+	} else if (secret[0] == '\0') {
+		node_error(l, l->sentinel_password_file_node, "redis.sentinel.password_file",
+			   "%s is empty", resolved);
+		free(secret);
+	} else {
+		free(r->sentinel_password);
+		r->sentinel_password = secret;
+		if (set_string(&r->sentinel_password_file, resolved) < 0)
+			node_error(l, l->sentinel_password_file_node, "redis.sentinel.password_file",
+				   "out of memory");
 	}
 }
 
@@ -1741,6 +1957,17 @@ void config_free(struct config *c)
 	free(c->redis.key_prefix);
 	free(c->redis.wake_channel);
 	keys_free(&c->redis.keys);
+	free(c->redis.tls_ca_file);
+	free(c->redis.tls_server_name);
+	free(c->redis.tls_cert_file);
+	free(c->redis.tls_key_file);
+	free(c->redis.sentinel_master);
+	for (size_t i = 0; i < c->redis.n_sentinels; i++)
+		free(c->redis.sentinel_hosts[i]);
+	free(c->redis.sentinel_hosts);
+	free(c->redis.sentinel_ports);
+	free_secret(c->redis.sentinel_password);
+	free(c->redis.sentinel_password_file);
 	free(c->control.socket);
 	free(c->control.admin_group);
 	free(c->metrics.listen);
@@ -1804,6 +2031,10 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
 	check_unique_fleets(&l);
 	if (errs->count == 0)
 		load_secret_files(&l);
+	if (errs->count == 0)
+		check_redis_tls(&l);
+	if (errs->count == 0)
+		check_redis_sentinel(&l);
 	if (errs->count == 0)
 		resolve_fleet_keys(&l);
 	if (errs->count == 0)
@@ -1928,7 +2159,8 @@ static void put_redis_url(FILE *f, const struct config_redis *r)
 	} else {
 		bool v6 = strchr(r->host, ':') != NULL;
 		bool url_secret = r->password_source == CONFIG_SECRET_URL;
-		snprintf(url, sizeof(url), "redis://%s%s%s%s%s%s:%u/%u", r->user,
+		snprintf(url, sizeof(url), "%s://%s%s%s%s%s%s:%u/%u", r->tls ? "rediss" : "redis",
+			 r->user,
 			 url_secret ? ":***" : "", r->user[0] != '\0' || url_secret ? "@" : "",
 			 v6 ? "[" : "", r->host, v6 ? "]" : "", r->port, r->db);
 	}
@@ -1971,6 +2203,25 @@ void config_print(const struct config *c, FILE *f)
 	put_duration(f, 2, "timeout", r->timeout_ms);
 	put_string(f, 2, "wake_channel", r->wake_channel);
 	put_keys(f, 2, &r->keys, true);
+	fprintf(f, "  tls:\n");
+	put_string(f, 4, "ca_file", r->tls_ca_file);
+	put_string(f, 4, "server_name", r->tls_server_name);
+	put_string(f, 4, "cert_file", r->tls_cert_file);
+	put_string(f, 4, "key_file", r->tls_key_file);
+	fprintf(f, "  sentinel:\n");
+	put_string(f, 4, "master_name", r->sentinel_master);
+	fprintf(f, "    addresses: [");
+	for (size_t i = 0; i < r->n_sentinels; i++) {
+		char addr[300];
+		bool v6 = strchr(r->sentinel_hosts[i], ':') != NULL;
+		snprintf(addr, sizeof(addr), "%s%s%s:%u", v6 ? "[" : "", r->sentinel_hosts[i],
+			 v6 ? "]" : "", r->sentinel_ports[i]);
+		fprintf(f, "%s", i ? ", " : "");
+		put_quoted(f, addr);
+	}
+	fprintf(f, "]\n");
+	/* The file's path is not secret; its contents never appear. */
+	put_string(f, 4, "password_file", r->sentinel_password_file);
 
 	fprintf(f, "control:\n");
 	put_string(f, 2, "socket", c->control.socket);

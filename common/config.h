@@ -13,6 +13,7 @@
 #ifndef IVS_CONFIG_H
 #define IVS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,19 @@ struct config_redis {
 	uint64_t timeout_ms;
 	char *wake_channel;      /* relative to key_prefix */
 	struct config_keys keys; /* global templates */
+	/* redis.tls: in effect with a rediss:// url (tls true). Paths resolved; "" = unset. */
+	bool tls;
+	char *tls_ca_file;       /* "" = the system store */
+	char *tls_server_name;   /* "" = the url's host (with Sentinel: the master's address) */
+	char *tls_cert_file;     /* client certificate for mutual TLS, with tls_key_file */
+	char *tls_key_file;
+	/* redis.sentinel: a non-empty master name = find the master through the sentinels. */
+	char *sentinel_master;
+	char **sentinel_hosts;   /* n_sentinels host names or addresses ... */
+	unsigned *sentinel_ports;/* ... and their ports */
+	size_t n_sentinels;
+	char *sentinel_password; /* secret; "" = no AUTH to the sentinels */
+	char *sentinel_password_file; /* resolved path, or "" */
 };
 
 struct config_control {

@@ -3,10 +3,12 @@
  *
  * Each link is a small state machine:
  *   IDLE --retry timer--> CONNECTING --handshake done--> READY
- *   CONNECTING/READY --error, timeout--> CLOSING (hiredis is failing the callbacks) --> IDLE
- * The context is only ever freed from our own timer callbacks or redisio_free(), never from
- * inside a hiredis callback: a failure noticed inside one (an AUTH error, say) arms the deadline
- * timer to fire at once, and the timer drops the link.
+ *   CONNECTING/READY --error, timeout--> CLOSING (pending callbacks being failed) --> IDLE
+ * With sentinels, CONNECTING has two phases: asking a sentinel for the master (rotating through
+ * the sentinels without backoff until one answers or all have failed), then the server itself.
+ * A connection is only ever dropped from our own timer callbacks, reconfiguration or
+ * redisio_free(), never from inside a reply callback: a failure noticed inside one (an AUTH
+ * error, say) arms the deadline timer to fire at once, and the timer drops the link.
  */
 #include "redisio.h"
 
@@ -16,22 +18,21 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <hiredis/async.h>
-
 #include "log.h"
-#include "redis_sdevent.h"
+#include "redis_conn.h"
+#include "sentinel.h"
 
 #define DEFAULT_TIMEOUT_MS   5000
 #define DEFAULT_BACKOFF_MS   100
 #define DEFAULT_BACKOFF_MAX  30000
 #define USEC_PER_MSEC        1000ULL
 
-enum link_kind { LINK_COMMAND, LINK_SUBSCRIBER };
+enum link_kind { LINK_COMMAND, LINK_SUBSCRIBER, LINK_WATCH };
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_READY, LINK_CLOSING };
+enum link_phase { PHASE_SENTINEL, PHASE_SERVER };
 
 struct pending {
 	struct pending *next;
-	struct link *link;
 	redisio_reply_cb *cb;
 	void *ud;
 	uint64_t deadline_usec;
@@ -42,34 +43,58 @@ struct link {
 	enum link_kind kind;
 	const char *name;
 	enum link_state state;
-	redisAsyncContext *ac;
+	enum link_phase phase;
+	struct redis_conn *conn;
+	char where[300];             /* address of the current connection, for messages */
 	unsigned handshake_left;     /* replies still due before the link is READY */
+	bool expect_role;            /* the last handshake reply is ROLE's */
+	bool subscribing;            /* handshake done, (P)SUBSCRIBE confirmations due */
+	bool to_master;              /* the sentinel answered: connect to the master next */
+	size_t sentinel;             /* the sentinel to ask next (the last one that answered) */
+	size_t sentinels_tried;      /* in this round */
+	char master_host[256];
+	int master_port;
 	bool announced_up;           /* on_state(true) given, on_state(false) owed */
 	bool was_subscribed;         /* for the catch-up wake after a re-subscribe */
+	bool next_sentinel;          /* the failure is one sentinel's: ask the next one now */
+	bool reconnect_now;          /* failover hint: reconnect without backoff */
 	unsigned attempt;            /* consecutive failed attempts, for the backoff */
-	const char *drop_reason;     /* why we are dropping it, for the failed callbacks */
 	const char *fail_reason;     /* failure noticed in a callback, acted on by the timer */
-	char fail_buf[128];
+	char fail_buf[480];
 	sd_event_source *deadline;   /* connect timeout, command timeout, or deferred failure */
 	sd_event_source *retry;
 	struct pending *head, *tail; /* outstanding commands, oldest first */
 };
 
-struct redisio {
-	sd_event *event;
+struct settings {
 	char *host, *unix_path, *username, *password, *wake_channel, *keyspace_pattern;
 	int port, db;
+	SSL_CTX *tls;
+	char *tls_server_name;
+	char *sentinel_master, *sentinel_password;
+	char **sentinel_hosts;
+	int *sentinel_ports;
+	size_t n_sentinels;
 	uint64_t connect_timeout_usec, command_timeout_usec;
 	uint32_t backoff_initial_ms, backoff_max_ms;
+};
+
+struct redisio {
+	sd_event *event;
+	struct settings set;
+	struct settings next;        /* pending reconfiguration, applied by the timer */
+	bool have_next;
+	sd_event_source *reconfigure;
 	double (*random01)(void *);
 	void *random_ud;
 	uint64_t rng;
 	struct redisio_callbacks cbs;
 	void *userdata;
 	bool freeing;
+	char last_error[600];        /* the last failure logged at error level */
 	struct link command;
 	struct link subscriber;
-	bool have_subscriber;
+	struct link watch;
 };
 
 static void link_connect(struct link *l);
@@ -119,6 +144,30 @@ static void disarm(sd_event_source *s)
 	(void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
+static bool have_subscriber(const struct redisio *rio)
+{
+	return rio->set.wake_channel != NULL || rio->set.keyspace_pattern != NULL;
+}
+
+/* ---- logging ------------------------------------------------------------------------------- */
+
+/* One error line per change of cause: the same failure again (or on the other link) is debug. */
+static void report_failure(struct link *l, const char *reason)
+{
+	struct redisio *rio = l->rio;
+	char line[sizeof(rio->last_error)];
+
+	snprintf(line, sizeof(line), "%s: %s", l->where, reason);
+	if (strcmp(line, rio->last_error) == 0) {
+		log_debug("redis %s link: %s", l->name, line);
+		return;
+	}
+	snprintf(rio->last_error, sizeof(rio->last_error), "%s", line);
+	log_errorx("redis %s link: %s", l->name, line);
+}
+
+/* ---- link life cycle ------------------------------------------------------------------------- */
+
 /* Deadline of the oldest outstanding command, or nothing to wait for. */
 static void rearm_command_deadline(struct link *l)
 {
@@ -133,79 +182,144 @@ static void rearm_command_deadline(struct link *l)
 static void schedule_retry(struct link *l)
 {
 	struct redisio *rio = l->rio;
-	uint32_t ms = redisio_backoff_ms(l->attempt, rio->backoff_initial_ms, rio->backoff_max_ms,
-	                                 rio->random01(rio->random_ud));
+	uint32_t ms = redisio_backoff_ms(l->attempt, rio->set.backoff_initial_ms,
+					 rio->set.backoff_max_ms, rio->random01(rio->random_ud));
 
-	if (l->attempt < 32)
+	if (l->reconnect_now) {
+		ms = 0;
+		l->reconnect_now = false;
+	} else if (l->attempt < 32) {
 		l->attempt++;
+	}
 	log_debug("redis %s link: reconnecting in %u ms", l->name, ms);
 	arm(l->retry, now_usec(rio) + ms * USEC_PER_MSEC);
 }
 
-/* The context is gone (or going, inside hiredis): forget it and plan the reconnect. Idempotent. */
-static void link_down(struct link *l, const char *reason)
+/* Fail the outstanding commands, oldest first, with reason. */
+static void fail_pending(struct link *l, const char *reason)
+{
+	struct pending *p = l->head;
+
+	l->head = l->tail = NULL;
+	while (p != NULL) {
+		struct pending *next = p->next;
+		p->cb(p->ud, NULL, reason);
+		free(p);
+		p = next;
+	}
+}
+
+/*
+ * Drop the connection now and plan the reconnect. Only from outside reply callbacks (timers,
+ * reconfiguration, redisio_free). quiet: the cause was logged already (or is not an error).
+ */
+static void link_drop(struct link *l, const char *reason, bool quiet)
 {
 	struct redisio *rio = l->rio;
 	bool was_up = l->announced_up;
 
 	if (l->state == LINK_IDLE)
 		return;
-	l->state = LINK_IDLE;
-	l->ac = NULL;
-	l->announced_up = false;
+	l->state = LINK_CLOSING;
+	redis_conn_free(l->conn);
+	l->conn = NULL;
 	disarm(l->deadline);
+	fail_pending(l, reason);
+	l->state = LINK_IDLE;
+	l->announced_up = false;
+	l->subscribing = false;
+	l->phase = PHASE_SENTINEL;
 	if (rio->freeing)
 		return;
-	if (was_up || l->attempt == 0)
-		log_warnx("redis %s link down: %s", l->name, reason);
-	else
-		log_debug("redis %s link: connect failed: %s", l->name, reason);
+	if (l->kind == LINK_WATCH) {
+		/* Only a hint: a sentinel that is down costs nothing but a debug line. */
+		log_debug("redis sentinel watch link: %s: %s", l->where, reason);
+		l->sentinel = (l->sentinel + 1) % rio->set.n_sentinels;
+	}
+	if (!quiet && l->kind != LINK_WATCH)
+		report_failure(l, reason);
 	schedule_retry(l);
 	if (was_up && l->kind == LINK_COMMAND && rio->cbs.on_state != NULL)
 		rio->cbs.on_state(rio->userdata, false);
 }
 
-/* Drop the connection now. Only from outside hiredis callbacks (timers, redisio_free). */
-static void link_drop(struct link *l, const char *reason)
-{
-	redisAsyncContext *ac = l->ac;
-
-	if (l->state == LINK_IDLE)
-		return;
-	l->state = LINK_CLOSING;
-	l->drop_reason = reason;
-	/* Fails every pending callback with a NULL reply, then (if connected) on_disconnect. */
-	if (ac != NULL)
-		redisAsyncFree(ac);
-	link_down(l, reason);
-	l->drop_reason = NULL;
-}
-
-/* A failure seen inside a hiredis callback: let the deadline timer drop the link at once. */
+/* A failure seen inside a callback: let the deadline timer act on it at once. */
 static void link_fail_soon(struct link *l, const char *what, const char *detail)
 {
 	if (l->fail_reason != NULL)
 		return;    /* keep the first cause: later ones are usually its consequences */
-	snprintf(l->fail_buf, sizeof(l->fail_buf), "%s%.100s", what, detail);
+	snprintf(l->fail_buf, sizeof(l->fail_buf), "%s%.300s", what, detail);
 	l->fail_reason = l->fail_buf;
+	if (l->state == LINK_READY || l->state == LINK_CONNECTING)
+		l->state = LINK_CLOSING;   /* no new commands onto a failing link */
 	arm(l->deadline, 1);    /* any time in the past: the next loop iteration */
+}
+
+static bool using_sentinels(const struct link *l)
+{
+	return l->rio->set.n_sentinels > 0;
+}
+
+/* A sentinel failed us: ask the next one at once, or give up this round. */
+static void next_sentinel_or_fail(struct link *l, const char *reason)
+{
+	struct redisio *rio = l->rio;
+
+	log_debug("redis %s link: sentinel %s: %s", l->name, l->where, reason);
+	redis_conn_free(l->conn);
+	l->conn = NULL;
+	disarm(l->deadline);
+	if (++l->sentinels_tried < rio->set.n_sentinels) {
+		l->sentinel = (l->sentinel + 1) % rio->set.n_sentinels;
+		l->state = LINK_IDLE;
+		link_connect(l);
+		return;
+	}
+	char why[sizeof(l->fail_buf) + 64];
+	snprintf(why, sizeof(why), "no sentinel named the master; the last one, %s, said: %s",
+		 l->where, reason);
+	l->state = LINK_CONNECTING;
+	snprintf(l->where, sizeof(l->where), "sentinels of %s", rio->set.sentinel_master);
+	l->sentinel = (l->sentinel + 1) % rio->set.n_sentinels;
+	link_drop(l, why, false);
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct link *l = userdata;
-	const char *reason;
+	char reason[sizeof(l->fail_buf) + 64];
+	bool next_sentinel = l->next_sentinel;
 
 	(void)s;
 	(void)usec;
+	l->next_sentinel = false;
+	if (l->to_master && l->fail_reason == NULL) {
+		l->to_master = false;
+		redis_conn_free(l->conn);
+		l->conn = NULL;
+		l->phase = PHASE_SERVER;
+		l->state = LINK_IDLE;
+		link_connect(l);
+		return 0;
+	}
+	l->to_master = false;
 	if (l->fail_reason != NULL)
-		reason = l->fail_reason;
+		snprintf(reason, sizeof(reason), "%s", l->fail_reason);
+	else if (l->state == LINK_CONNECTING && l->conn != NULL)
+		snprintf(reason, sizeof(reason), "%s timed out%s", redis_conn_phase(l->conn),
+			 strcmp(redis_conn_phase(l->conn), "TLS handshake") == 0 ?
+			 " (a plain-text server behind rediss://?)" : "");
 	else if (l->state == LINK_CONNECTING)
-		reason = "connect timeout";
+		snprintf(reason, sizeof(reason), "connect timeout");
 	else
-		reason = "command timeout";
-	link_drop(l, reason);
+		snprintf(reason, sizeof(reason), "command timeout");
 	l->fail_reason = NULL;
+	if (l->phase == PHASE_SENTINEL && using_sentinels(l) && l->kind != LINK_WATCH &&
+	    (next_sentinel || l->state == LINK_CONNECTING || l->state == LINK_CLOSING)) {
+		next_sentinel_or_fail(l, reason);
+		return 0;
+	}
+	link_drop(l, reason, l->reconnect_now || l->kind == LINK_WATCH);
 	return 0;
 }
 
@@ -215,35 +329,26 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 
 	(void)s;
 	(void)usec;
-	if (l->state == LINK_IDLE)
+	if (l->state == LINK_IDLE) {
+		l->sentinels_tried = 0;
 		link_connect(l);
+	}
 	return 0;
 }
 
-static const char *failure_text(const struct link *l, const redisAsyncContext *ac)
+/* Drop both data links so they reconnect at once (failover). From inside callbacks too. */
+static void failover_hint(struct redisio *rio, const char *why)
 {
-	if (l->drop_reason != NULL)
-		return l->drop_reason;
-	if (ac != NULL && ac->err != 0 && ac->errstr != NULL && ac->errstr[0] != '\0')
-		return ac->errstr;
-	return "connection lost";
-}
+	struct link *links[] = { &rio->command, &rio->subscriber };
 
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-	struct link *l = ac->data;
-
-	if (status != REDIS_OK && l != NULL && l->ac == ac)
-		link_down(l, failure_text(l, ac));    /* hiredis frees ac after we return */
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct link *l = ac->data;
-
-	(void)status;
-	if (l != NULL && l->ac == ac)
-		link_down(l, failure_text(l, ac));
+	for (size_t i = 0; i < 2; i++) {
+		struct link *l = links[i];
+		if (l->rio == NULL || (l->state != LINK_READY && l->state != LINK_CONNECTING))
+			continue;
+		l->reconnect_now = true;
+		l->attempt = 0;
+		link_fail_soon(l, why, "");
+	}
 }
 
 static void link_ready(struct link *l)
@@ -253,37 +358,46 @@ static void link_ready(struct link *l)
 	l->state = LINK_READY;
 	l->attempt = 0;
 	disarm(l->deadline);
-	log_info("redis %s link up", l->name);
 	if (l->kind == LINK_COMMAND) {
+		log_info("redis command link up: %s%s", l->where,
+			 rio->set.tls != NULL && rio->set.unix_path == NULL ? " (TLS)" : "");
+		rio->last_error[0] = '\0';
 		l->announced_up = true;
 		rearm_command_deadline(l);
 		if (rio->cbs.on_state != NULL)
 			rio->cbs.on_state(rio->userdata, true);
-	} else {
+	} else if (l->kind == LINK_SUBSCRIBER) {
 		bool catch_up = l->was_subscribed;
+		log_debug("redis subscriber link up: %s", l->where);
 		l->was_subscribed = true;
 		if (catch_up && rio->cbs.on_wake != NULL)
 			rio->cbs.on_wake(rio->userdata, "wake");
+	} else {
+		log_debug("redis sentinel watch link up: %s", l->where);
 	}
 }
 
-/* ---- subscriber link ------------------------------------------------------------------------- */
+/* ---- replies --------------------------------------------------------------------------------- */
 
 static bool element_is(const redisReply *r, size_t i, int type)
 {
 	return i < r->elements && r->element[i] != NULL && r->element[i]->type == type;
 }
 
-static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata)
+static bool error_is(const redisReply *r, const char *code)
 {
-	struct link *l = privdata;
+	size_t n = strlen(code);
+
+	return r->type == REDIS_REPLY_ERROR && r->len >= n && strncmp(r->str, code, n) == 0 &&
+	       (r->str[n] == ' ' || r->str[n] == '\0');
+}
+
+/* Messages on the subscriber link (wake channel, keyspace events). */
+static void on_subscription(struct link *l, redisReply *r)
+{
 	struct redisio *rio = l->rio;
-	redisReply *r = reply;
 	const char *kind;
 
-	(void)ac;
-	if (r == NULL || l->state == LINK_IDLE || l->state == LINK_CLOSING)
-		return;
 	if (r->type != REDIS_REPLY_ARRAY || !element_is(r, 0, REDIS_REPLY_STRING)) {
 		link_fail_soon(l, "unexpected reply on the subscriber link", "");
 		return;
@@ -292,18 +406,29 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *privdata)
 	if (strcmp(kind, "subscribe") == 0 || strcmp(kind, "psubscribe") == 0) {
 		if (l->state == LINK_CONNECTING && l->handshake_left > 0 && --l->handshake_left == 0)
 			link_ready(l);
+	} else if (l->kind == LINK_WATCH) {
+		if (sentinel_is_switch_master(r, rio->set.sentinel_master)) {
+			log_info("redis: sentinel %s reports a new master for %s; reconnecting", l->where,
+				 rio->set.sentinel_master);
+			failover_hint(rio, "the sentinels switched the master");
+		}
 	} else if (strcmp(kind, "message") == 0 && r->elements == 3) {
 		if (rio->cbs.on_wake != NULL)
 			rio->cbs.on_wake(rio->userdata, "wake");
 	} else if (strcmp(kind, "pmessage") == 0 && r->elements == 4 &&
-	           element_is(r, 2, REDIS_REPLY_STRING)) {
+		   element_is(r, 2, REDIS_REPLY_STRING)) {
 		/* Channel "__keyspace@<db>__:<key>": hand over the key. */
 		const char *channel = r->element[2]->str;
 		const char *sep = strncmp(channel, "__keyspace@", 11) == 0 ?
-		                  strstr(channel + 11, "__:") : NULL;
+				  strstr(channel + 11, "__:") : NULL;
 		if (sep != NULL && sep[3] != '\0' && rio->cbs.on_wake != NULL)
 			rio->cbs.on_wake(rio->userdata, sep + 3);
 	}
+}
+
+static int send_argv(struct link *l, int argc, const char **argv)
+{
+	return redis_conn_send(l->conn, argc, argv, NULL);
 }
 
 static int subscribe(struct link *l)
@@ -311,48 +436,156 @@ static int subscribe(struct link *l)
 	struct redisio *rio = l->rio;
 
 	l->handshake_left = 0;
-	if (rio->wake_channel != NULL) {
-		const char *argv[] = { "SUBSCRIBE", rio->wake_channel };
-		if (redisAsyncCommandArgv(l->ac, on_subscription, l, 2, argv, NULL) != REDIS_OK)
+	l->subscribing = true;
+	if (l->kind == LINK_WATCH) {
+		const char *argv[] = { "SUBSCRIBE", "+switch-master" };
+		if (send_argv(l, 2, argv) < 0)
+			return -EIO;
+		l->handshake_left++;
+		return 0;
+	}
+	if (rio->set.wake_channel != NULL) {
+		const char *argv[] = { "SUBSCRIBE", rio->set.wake_channel };
+		if (send_argv(l, 2, argv) < 0)
 			return -EIO;
 		l->handshake_left++;
 	}
-	if (rio->keyspace_pattern != NULL) {
-		const char *argv[] = { "PSUBSCRIBE", rio->keyspace_pattern };
-		if (redisAsyncCommandArgv(l->ac, on_subscription, l, 2, argv, NULL) != REDIS_OK)
+	if (rio->set.keyspace_pattern != NULL) {
+		const char *argv[] = { "PSUBSCRIBE", rio->set.keyspace_pattern };
+		if (send_argv(l, 2, argv) < 0)
 			return -EIO;
 		l->handshake_left++;
 	}
 	return 0;
 }
 
-/* ---- handshake ------------------------------------------------------------------------------- */
-
-static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* The sentinel's answer: connect to the master it names (from the timer, not from here). */
+static void on_master_addr(struct link *l, const redisReply *r)
 {
-	struct link *l = privdata;
-	redisReply *r = reply;
+	struct redisio *rio = l->rio;
+	int rc = sentinel_parse_master_addr(r, l->master_host, sizeof(l->master_host),
+					    &l->master_port);
 
-	(void)ac;
-	if (r == NULL || l->state != LINK_CONNECTING)
-		return;    /* the link is failing; link_down() reports it */
+	if (rc < 0) {
+		l->next_sentinel = true;
+		link_fail_soon(l, rc == -ENOENT ? "the sentinel does not know the master " :
+				  "unexpected answer to get-master-addr-by-name for ",
+			       rio->set.sentinel_master);
+		return;
+	}
+	/* l->sentinel stays: next time, start with the sentinel that answered. */
+	l->state = LINK_CLOSING;
+	l->to_master = true;
+	arm(l->deadline, 1);
+}
+
+static void on_handshake_reply(struct link *l, redisReply *r)
+{
+	char role[32];
+
 	if (r->type == REDIS_REPLY_ERROR) {
-		/* e.g. WRONGPASS or an out-of-range db: the server's text carries no secret. */
+		/* e.g. WRONGPASS, NOAUTH or an out-of-range db: the server's text carries no secret. */
+		l->next_sentinel = l->phase == PHASE_SENTINEL && using_sentinels(l);
 		link_fail_soon(l, "handshake refused: ", r->str);
 		return;
 	}
-	if (r->type != REDIS_REPLY_STATUS) {
+	if (l->handshake_left == 1 && l->phase == PHASE_SENTINEL && using_sentinels(l) &&
+	    l->kind != LINK_WATCH) {
+		l->handshake_left = 0;
+		on_master_addr(l, r);
+		return;
+	}
+	if (l->handshake_left == 1 && l->expect_role) {
+		int m = sentinel_role_is_master(r, role, sizeof(role));
+		if (m != 1) {
+			link_fail_soon(l, "the server is not the master; its role: ",
+				       m == 0 ? role : "unknown");
+			return;
+		}
+	} else if (r->type != REDIS_REPLY_STATUS) {
 		link_fail_soon(l, "unexpected handshake reply", "");
 		return;
 	}
 	if (--l->handshake_left > 0)
 		return;
-	if (l->kind == LINK_SUBSCRIBER) {
+	if (l->kind != LINK_COMMAND) {
 		if (subscribe(l) < 0)
 			link_fail_soon(l, "cannot subscribe", "");
 		return;
 	}
 	link_ready(l);
+}
+
+static void on_command_reply(struct link *l, redisReply *r)
+{
+	struct pending *p = l->head;
+
+	if (p == NULL) {
+		link_fail_soon(l, "a reply nobody asked for", "");
+		return;
+	}
+	l->head = p->next;
+	if (l->head == NULL)
+		l->tail = NULL;
+	if (error_is(r, "READONLY")) {
+		/* The node became a replica (failover): find the master again, now. */
+		report_failure(l, "answered READONLY: it is a replica now; reconnecting");
+		l->reconnect_now = true;
+		l->attempt = 0;
+		link_fail_soon(l, "the server became a replica (READONLY)", "");
+		if (l->rio->subscriber.rio != NULL)
+			failover_hint(l->rio, "the server became a replica (READONLY)");
+	} else if (error_is(r, "MOVED") || error_is(r, "ASK")) {
+		link_fail_soon(l, "the server is a cluster-mode endpoint (MOVED/ASK); cluster mode is not "
+				  "supported: use a cluster-mode-disabled endpoint (the primary endpoint)", "");
+	} else {
+		rearm_command_deadline(l);
+	}
+	p->cb(p->ud, r, NULL);
+	free(p);
+}
+
+static void on_conn_reply(void *ud, redisReply *r)
+{
+	struct link *l = ud;
+
+	if (l->state == LINK_CLOSING || l->state == LINK_IDLE)
+		return;
+	if (l->state == LINK_CONNECTING && l->handshake_left > 0 && !l->subscribing) {
+		on_handshake_reply(l, r);
+		return;
+	}
+	if (l->kind == LINK_COMMAND)
+		on_command_reply(l, r);
+	else
+		on_subscription(l, r);
+}
+
+static void on_conn_error(void *ud, const char *why)
+{
+	struct link *l = ud;
+
+	l->next_sentinel = l->phase == PHASE_SENTINEL && using_sentinels(l) && l->kind != LINK_WATCH;
+	link_fail_soon(l, why, "");
+}
+
+/* ---- handshake ------------------------------------------------------------------------------- */
+
+static int send_auth(struct link *l, const char *username, const char *password)
+{
+	const char *argv[3] = { "AUTH", username, password };
+	int argc = 3;
+
+	if (password == NULL)
+		return 0;
+	if (username == NULL) {
+		argv[1] = password;
+		argc = 2;
+	}
+	if (send_argv(l, argc, argv) < 0)
+		return -EIO;
+	l->handshake_left++;
+	return 0;
 }
 
 static int send_handshake(struct link *l)
@@ -361,88 +594,87 @@ static int send_handshake(struct link *l)
 	char db[16];
 
 	l->handshake_left = 0;
-	if (rio->password != NULL) {
-		const char *argv[3] = { "AUTH", rio->username, rio->password };
-		int argc = 3;
-		if (rio->username == NULL) {
-			argv[1] = rio->password;
-			argc = 2;
-		}
-		if (redisAsyncCommandArgv(l->ac, on_handshake_reply, l, argc, argv, NULL) != REDIS_OK)
+	l->expect_role = false;
+	if (l->kind == LINK_WATCH || (l->phase == PHASE_SENTINEL && using_sentinels(l))) {
+		if (send_auth(l, NULL, rio->set.sentinel_password) < 0)
+			return -EIO;
+		if (l->kind == LINK_WATCH)
+			return l->handshake_left == 0 ? subscribe(l) : 0;
+		const char *argv[] = { "SENTINEL", "get-master-addr-by-name", rio->set.sentinel_master };
+		if (send_argv(l, 3, argv) < 0)
 			return -EIO;
 		l->handshake_left++;
+		return 0;
 	}
+	if (send_auth(l, rio->set.username, rio->set.password) < 0)
+		return -EIO;
 	/* SELECT also serves as the probe that proves the server answers. */
-	snprintf(db, sizeof(db), "%d", rio->db);
+	snprintf(db, sizeof(db), "%d", rio->set.db);
 	const char *argv[] = { "SELECT", db };
-	if (redisAsyncCommandArgv(l->ac, on_handshake_reply, l, 2, argv, NULL) != REDIS_OK)
+	if (send_argv(l, 2, argv) < 0)
 		return -EIO;
 	l->handshake_left++;
+	if (using_sentinels(l)) {
+		/* Writes never go to a replica: the sentinels' answer may be stale. */
+		const char *role[] = { "ROLE" };
+		if (send_argv(l, 1, role) < 0)
+			return -EIO;
+		l->handshake_left++;
+		l->expect_role = true;
+	}
 	return 0;
 }
 
 static void link_connect(struct link *l)
 {
 	struct redisio *rio = l->rio;
-	redisAsyncContext *ac;
+	const struct redis_conn_callbacks cbs = { NULL, on_conn_reply, on_conn_error };
+	struct redis_conn_options o = { .tls = rio->set.tls };
+	char err[400];
+	bool ask_sentinel = using_sentinels(l) && (l->kind == LINK_WATCH || l->phase == PHASE_SENTINEL);
 
-	ac = rio->unix_path != NULL ? redisAsyncConnectUnix(rio->unix_path)
-	                            : redisAsyncConnect(rio->host, rio->port);
-	if (ac == NULL || ac->err != 0) {
-		char reason[128];
-		snprintf(reason, sizeof(reason), "%s", ac != NULL ? ac->errstr : "out of memory");
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		l->state = LINK_CONNECTING;    /* so that link_down() accounts for it */
-		link_down(l, reason);
+	if (ask_sentinel) {
+		l->phase = PHASE_SENTINEL;
+		o.host = rio->set.sentinel_hosts[l->sentinel];
+		o.port = rio->set.sentinel_ports[l->sentinel];
+	} else if (using_sentinels(l)) {
+		o.host = l->master_host;
+		o.port = l->master_port;
+		o.server_name = rio->set.tls_server_name;
+	} else {
+		o.host = rio->set.host;
+		o.port = rio->set.port;
+		o.unix_path = rio->set.unix_path;
+		o.server_name = rio->set.tls_server_name;
+	}
+	if (o.unix_path != NULL)
+		snprintf(l->where, sizeof(l->where), "%s", o.unix_path);
+	else
+		snprintf(l->where, sizeof(l->where), strchr(o.host, ':') ? "[%s]:%d" : "%s:%d",
+			 o.host, o.port);
+	l->state = LINK_CONNECTING;
+	l->fail_reason = NULL;
+	l->subscribing = false;
+	l->conn = redis_conn_new(rio->event, &o, &cbs, l, err, sizeof(err));
+	if (l->conn == NULL) {
+		if (ask_sentinel && l->kind != LINK_WATCH) {
+			next_sentinel_or_fail(l, err);
+			return;
+		}
+		link_drop(l, err, false);
 		return;
 	}
-	l->ac = ac;
-	l->state = LINK_CONNECTING;
-	ac->data = l;
-	if (rio->unix_path == NULL)
-		(void)redisEnableKeepAlive(&ac->c);
-	if (redis_sdevent_attach(ac, rio->event) < 0 ||
-	    redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
-	    redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK ||
-	    send_handshake(l) < 0) {
+	if (send_handshake(l) < 0) {
 		link_fail_soon(l, "cannot set up the connection", "");
 		return;
 	}
-	arm(l->deadline, now_usec(rio) + rio->connect_timeout_usec);
+	arm(l->deadline, now_usec(rio) + rio->set.connect_timeout_usec);
 }
 
 /* ---- commands -------------------------------------------------------------------------------- */
 
-static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-	struct pending *p = privdata, **pp;
-	struct link *l = p->link;
-
-	for (pp = &l->head; *pp != NULL && *pp != p; pp = &(*pp)->next)
-		;
-	if (*pp == p) {
-		*pp = p->next;
-		if (l->tail == p) {
-			l->tail = NULL;
-			for (struct pending *q = l->head; q != NULL; q = q->next)
-				l->tail = q;
-		}
-	}
-	if (reply == NULL) {
-		/* The link is failing: nobody may queue onto it from inside this callback. */
-		if (l->state == LINK_READY || l->state == LINK_CONNECTING)
-			l->state = LINK_CLOSING;
-		p->cb(p->ud, NULL, failure_text(l, ac));
-	} else {
-		rearm_command_deadline(l);
-		p->cb(p->ud, reply, NULL);
-	}
-	free(p);
-}
-
 int redisio_command_argv(struct redisio *rio, int argc, const char **argv, const size_t *argvlen,
-                         redisio_reply_cb *cb, void *ud)
+			 redisio_reply_cb *cb, void *ud)
 {
 	struct link *l = &rio->command;
 	struct pending *p;
@@ -457,11 +689,10 @@ int redisio_command_argv(struct redisio *rio, int argc, const char **argv, const
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
-	p->link = l;
 	p->cb = cb;
 	p->ud = ud;
-	p->deadline_usec = now_usec(rio) + rio->command_timeout_usec;
-	if (redisAsyncCommandArgv(l->ac, on_command_reply, p, argc, argv, argvlen) != REDIS_OK) {
+	p->deadline_usec = now_usec(rio) + rio->set.command_timeout_usec;
+	if (redis_conn_send(l->conn, argc, argv, argvlen) < 0) {
 		free(p);
 		return -ENOTCONN;
 	}
@@ -480,7 +711,7 @@ bool redisio_connected(const struct redisio *rio)
 	return rio != NULL && rio->command.state == LINK_READY;
 }
 
-/* ---- life cycle ------------------------------------------------------------------------------ */
+/* ---- settings -------------------------------------------------------------------------------- */
 
 /* "__keyspace@<db>__:<prefix>*" with the glob characters of the prefix escaped. */
 static char *keyspace_pattern(int db, const char *prefix)
@@ -510,20 +741,117 @@ static int dup_opt(char **dst, const char *src)
 	return *dst != NULL ? 0 : -ENOMEM;
 }
 
+static const char *nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static void wipe_free(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static void settings_free(struct settings *s)
+{
+	free(s->host);
+	free(s->unix_path);
+	free(s->username);
+	wipe_free(s->password);
+	free(s->wake_channel);
+	free(s->keyspace_pattern);
+	SSL_CTX_free(s->tls);
+	free(s->tls_server_name);
+	free(s->sentinel_master);
+	wipe_free(s->sentinel_password);
+	for (size_t i = 0; i < s->n_sentinels; i++)
+		free(s->sentinel_hosts[i]);
+	free(s->sentinel_hosts);
+	free(s->sentinel_ports);
+	memset(s, 0, sizeof(*s));
+}
+
+static bool options_valid(const struct redisio_options *o)
+{
+	if (o == NULL || o->db < 0)
+		return false;
+	if (o->sentinel_master != NULL) {
+		if (o->n_sentinels == 0 || o->sentinel_hosts == NULL || o->sentinel_ports == NULL)
+			return false;
+		for (size_t i = 0; i < o->n_sentinels; i++)
+			if (o->sentinel_hosts[i] == NULL || o->sentinel_ports[i] == 0 ||
+			    o->sentinel_ports[i] > 65535)
+				return false;
+		return true;
+	}
+	return o->unix_path != NULL ||
+	       (o->host != NULL && o->port > 0 && o->port <= 65535);
+}
+
+static int settings_from(struct settings *s, const struct redisio_options *o)
+{
+	memset(s, 0, sizeof(*s));
+	s->port = o->port;
+	s->db = o->db;
+	s->connect_timeout_usec = (o->connect_timeout_ms ? o->connect_timeout_ms
+							 : DEFAULT_TIMEOUT_MS) * USEC_PER_MSEC;
+	s->command_timeout_usec = (o->command_timeout_ms ? o->command_timeout_ms
+							 : DEFAULT_TIMEOUT_MS) * USEC_PER_MSEC;
+	s->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : DEFAULT_BACKOFF_MS;
+	s->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : DEFAULT_BACKOFF_MAX;
+	if (o->tls != NULL) {
+		if (SSL_CTX_up_ref(o->tls) != 1)
+			return -ENOMEM;
+		s->tls = o->tls;
+	}
+	if (dup_opt(&s->host, o->unix_path == NULL ? o->host : NULL) < 0 ||
+	    dup_opt(&s->unix_path, o->unix_path) < 0 ||
+	    dup_opt(&s->username, o->username) < 0 ||
+	    dup_opt(&s->password, nonempty(o->password)) < 0 ||
+	    dup_opt(&s->wake_channel, o->wake_channel) < 0 ||
+	    dup_opt(&s->tls_server_name, nonempty(o->tls_server_name)) < 0 ||
+	    dup_opt(&s->sentinel_master, o->sentinel_master) < 0 ||
+	    dup_opt(&s->sentinel_password, nonempty(o->sentinel_password)) < 0)
+		return -ENOMEM;
+	if (o->subscribe_keyspace) {
+		s->keyspace_pattern = keyspace_pattern(o->db, o->key_prefix ? o->key_prefix : "");
+		if (s->keyspace_pattern == NULL)
+			return -ENOMEM;
+	}
+	if (o->sentinel_master != NULL) {
+		s->sentinel_hosts = calloc(o->n_sentinels, sizeof(*s->sentinel_hosts));
+		s->sentinel_ports = calloc(o->n_sentinels, sizeof(*s->sentinel_ports));
+		if (s->sentinel_hosts == NULL || s->sentinel_ports == NULL)
+			return -ENOMEM;
+		s->n_sentinels = o->n_sentinels;
+		for (size_t i = 0; i < o->n_sentinels; i++) {
+			s->sentinel_ports[i] = (int)o->sentinel_ports[i];
+			if (dup_opt(&s->sentinel_hosts[i], o->sentinel_hosts[i]) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
 static int link_init(struct redisio *rio, struct link *l, enum link_kind kind)
 {
+	static const char *const names[] = { "command", "subscriber", "sentinel watch" };
 	int r;
 
 	l->rio = rio;
 	l->kind = kind;
-	l->name = kind == LINK_COMMAND ? "command" : "subscriber";
+	l->name = names[kind];
 	l->state = LINK_IDLE;
+	l->phase = PHASE_SENTINEL;
 	r = sd_event_add_time(rio->event, &l->deadline, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
-	                      on_deadline, l);
+			      on_deadline, l);
 	if (r < 0)
 		return r;
 	r = sd_event_add_time(rio->event, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
-	                      on_retry, l);
+			      on_retry, l);
 	if (r < 0)
 		return r;
 	disarm(l->deadline);
@@ -533,30 +861,108 @@ static int link_init(struct redisio *rio, struct link *l, enum link_kind kind)
 	return 0;
 }
 
-static void link_fini(struct link *l)
+static void link_fini(struct link *l, const char *reason)
 {
 	if (l->rio == NULL)
 		return;
-	l->drop_reason = "shutting down";
-	if (l->ac != NULL) {
-		l->state = LINK_CLOSING;
-		redisAsyncFree(l->ac);
-	}
-	l->ac = NULL;
+	l->state = LINK_CLOSING;
+	redis_conn_free(l->conn);
+	l->conn = NULL;
+	fail_pending(l, reason);
 	l->state = LINK_IDLE;
 	l->deadline = sd_event_source_disable_unref(l->deadline);
 	l->retry = sd_event_source_disable_unref(l->retry);
+	l->rio = NULL;
+}
+
+/* Create the links the settings need and start them. */
+static int links_start(struct redisio *rio)
+{
+	int r = link_init(rio, &rio->command, LINK_COMMAND);
+
+	if (r < 0)
+		return r;
+	if (have_subscriber(rio)) {
+		r = link_init(rio, &rio->subscriber, LINK_SUBSCRIBER);
+		if (r < 0)
+			return r;
+	}
+	if (rio->set.n_sentinels > 0) {
+		r = link_init(rio, &rio->watch, LINK_WATCH);
+		if (r < 0)
+			return r;
+	}
+	/* Connecting calls nothing back (failures come from the loop): start now, as early as
+	 * possible, so the first pass finds the links up. */
+	link_connect(&rio->command);
+	if (rio->subscriber.rio != NULL)
+		link_connect(&rio->subscriber);
+	if (rio->watch.rio != NULL)
+		link_connect(&rio->watch);
+	return 0;
+}
+
+static void links_stop(struct redisio *rio, const char *reason)
+{
+	bool was_up = rio->command.announced_up;
+
+	link_fini(&rio->command, reason);
+	link_fini(&rio->subscriber, reason);
+	link_fini(&rio->watch, reason);
+	memset(&rio->command, 0, sizeof(rio->command));
+	memset(&rio->subscriber, 0, sizeof(rio->subscriber));
+	memset(&rio->watch, 0, sizeof(rio->watch));
+	if (was_up && !rio->freeing && rio->cbs.on_state != NULL)
+		rio->cbs.on_state(rio->userdata, false);
+}
+
+static int on_reconfigure(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct redisio *rio = userdata;
+
+	(void)s;
+	(void)usec;
+	if (!rio->have_next)
+		return 0;
+	log_info("redis: connection settings changed; reconnecting");
+	links_stop(rio, "reconnecting with new settings");
+	settings_free(&rio->set);
+	rio->set = rio->next;
+	memset(&rio->next, 0, sizeof(rio->next));
+	rio->have_next = false;
+	rio->last_error[0] = '\0';
+	if (links_start(rio) < 0)
+		log_errorx("redis: cannot restart the links (out of memory)");
+	return 0;
+}
+
+int redisio_reconfigure(struct redisio *rio, const struct redisio_options *opts)
+{
+	struct settings s;
+	int r;
+
+	if (!options_valid(opts))
+		return -EINVAL;
+	r = settings_from(&s, opts);
+	if (r < 0) {
+		settings_free(&s);
+		return r;
+	}
+	if (rio->have_next)
+		settings_free(&rio->next);
+	rio->next = s;
+	rio->have_next = true;
+	arm(rio->reconfigure, 1);
+	return 0;
 }
 
 struct redisio *redisio_new(sd_event *event, const struct redisio_options *opts,
-                            const struct redisio_callbacks *cbs, void *userdata)
+			    const struct redisio_callbacks *cbs, void *userdata)
 {
 	struct redisio *rio;
 	int r = -EINVAL;
 
-	if (event == NULL || opts == NULL || opts->db < 0 ||
-	    (opts->unix_path == NULL && (opts->host == NULL || opts->port <= 0 ||
-	                                 opts->port > 65535))) {
+	if (event == NULL || !options_valid(opts)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -564,15 +970,6 @@ struct redisio *redisio_new(sd_event *event, const struct redisio_options *opts,
 	if (rio == NULL)
 		return NULL;
 	rio->event = sd_event_ref(event);
-	rio->port = opts->port;
-	rio->db = opts->db;
-	rio->connect_timeout_usec = (opts->connect_timeout_ms ? opts->connect_timeout_ms
-	                                                      : DEFAULT_TIMEOUT_MS) * USEC_PER_MSEC;
-	rio->command_timeout_usec = (opts->command_timeout_ms ? opts->command_timeout_ms
-	                                                      : DEFAULT_TIMEOUT_MS) * USEC_PER_MSEC;
-	rio->backoff_initial_ms = opts->backoff_initial_ms ? opts->backoff_initial_ms
-	                                                   : DEFAULT_BACKOFF_MS;
-	rio->backoff_max_ms = opts->backoff_max_ms ? opts->backoff_max_ms : DEFAULT_BACKOFF_MAX;
 	rio->random01 = opts->random01 != NULL ? opts->random01 : internal_random01;
 	rio->random_ud = opts->random01 != NULL ? opts->random_ud : rio;
 	if (getrandom(&rio->rng, sizeof(rio->rng), GRND_NONBLOCK) != sizeof(rio->rng) ||
@@ -581,31 +978,17 @@ struct redisio *redisio_new(sd_event *event, const struct redisio_options *opts,
 	if (cbs != NULL)
 		rio->cbs = *cbs;
 	rio->userdata = userdata;
-	r = -ENOMEM;
-	if (dup_opt(&rio->host, opts->unix_path == NULL ? opts->host : NULL) < 0 ||
-	    dup_opt(&rio->unix_path, opts->unix_path) < 0 ||
-	    dup_opt(&rio->username, opts->username) < 0 ||
-	    dup_opt(&rio->password, opts->password != NULL && opts->password[0] != '\0' ?
-	                            opts->password : NULL) < 0 ||
-	    dup_opt(&rio->wake_channel, opts->wake_channel) < 0)
-		goto fail;
-	if (opts->subscribe_keyspace) {
-		rio->keyspace_pattern = keyspace_pattern(opts->db,
-		                                         opts->key_prefix ? opts->key_prefix : "");
-		if (rio->keyspace_pattern == NULL)
-			goto fail;
-	}
-	r = link_init(rio, &rio->command, LINK_COMMAND);
+	r = settings_from(&rio->set, opts);
 	if (r < 0)
 		goto fail;
-	rio->have_subscriber = rio->wake_channel != NULL || rio->keyspace_pattern != NULL;
-	if (rio->have_subscriber) {
-		r = link_init(rio, &rio->subscriber, LINK_SUBSCRIBER);
-		if (r < 0)
-			goto fail;
-		link_connect(&rio->subscriber);
-	}
-	link_connect(&rio->command);
+	r = sd_event_add_time(event, &rio->reconfigure, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
+			      on_reconfigure, rio);
+	if (r < 0)
+		goto fail;
+	disarm(rio->reconfigure);
+	r = links_start(rio);
+	if (r < 0)
+		goto fail;
 	return rio;
 fail:
 	redisio_free(rio);
@@ -618,16 +1001,10 @@ void redisio_free(struct redisio *rio)
 	if (rio == NULL)
 		return;
 	rio->freeing = true;
-	link_fini(&rio->command);
-	link_fini(&rio->subscriber);
-	if (rio->password != NULL)
-		explicit_bzero(rio->password, strlen(rio->password));
-	free(rio->host);
-	free(rio->unix_path);
-	free(rio->username);
-	free(rio->password);
-	free(rio->wake_channel);
-	free(rio->keyspace_pattern);
+	links_stop(rio, "shutting down");
+	sd_event_source_disable_unref(rio->reconfigure);
+	settings_free(&rio->set);
+	settings_free(&rio->next);
 	sd_event_unref(rio->event);
 	free(rio);
 }

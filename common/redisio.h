@@ -9,16 +9,24 @@
  *    "__keyspace@<db>__:<key_prefix>*" (glob characters in the prefix escaped). Keyspace events
  *    only arrive when the server has notify-keyspace-events enabled; we never CONFIG SET it.
  *
- * hiredis 0.14 has no timeouts, so both are sd-event timers here: a connect that has not finished
- * its handshake within connect_timeout_ms, or a command (the oldest outstanding one) not answered
- * within command_timeout_ms, marks the link down and drops the connection from the timer callback.
- * Every dropped link reconnects with jittered exponential backoff (redisio_backoff_ms()).
+ * Transport: redis_conn.c (TCP, Unix socket, or TLS with redis_tls.c). Timeouts are sd-event
+ * timers here: a connect that has not finished its handshake within connect_timeout_ms, or a
+ * command (the oldest outstanding one) not answered within command_timeout_ms, marks the link
+ * down and drops the connection from the timer callback. Every dropped link reconnects with
+ * jittered exponential backoff (redisio_backoff_ms()), resolving the host name again.
+ *
+ * Failover: a -READONLY reply (the server became a replica) drops both links and reconnects at
+ * once. With sentinels configured, every connection first asks the sentinels in turn for the
+ * master (SENTINEL get-master-addr-by-name), then confirms it with ROLE as the last handshake
+ * command; a third link subscribes to +switch-master on a sentinel and takes it as a hint to
+ * reconnect at once. A -MOVED/-ASK reply (a cluster-mode endpoint) drops the link with an error
+ * telling the operator to use a cluster-mode-disabled endpoint.
+ *
+ * Logging: one error-level line per change of the failure cause, naming the address; one info
+ * line when the command link comes up. Passwords are never logged.
  *
  * Threading and reentrancy: everything runs in the loop's thread. Callbacks may issue new
  * commands; they must not call redisio_free() (free from a timer, signal or other event instead).
- *
- * Only unix paths and numeric addresses or names resolvable without delay should be used for the
- * host: hiredis 0.14 resolves names with a blocking getaddrinfo().
  */
 #ifndef IVS_REDISIO_H
 #define IVS_REDISIO_H
@@ -28,6 +36,7 @@
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 #include <systemd/sd-event.h>
 
 struct redisio;
@@ -39,6 +48,22 @@ struct redisio_options {
 	int db;                        /* SELECT db (0..) */
 	const char *username;          /* ACL user (AUTH user pass); NULL = AUTH pass */
 	const char *password;          /* NULL or "" = no AUTH. Never logged. */
+	/*
+	 * TLS: a context from redis_tls_ctx_new() (redisio takes its own reference), NULL = plain
+	 * text. tls_server_name: the name checked in the certificate; NULL or "" = host (with
+	 * sentinels: the master's address as the sentinels report it).
+	 */
+	SSL_CTX *tls;
+	const char *tls_server_name;
+	/*
+	 * Sentinel: non-NULL sentinel_master = ask these sentinels (same TLS settings, the
+	 * sentinel's own host is the name checked) for the master instead of using host:port.
+	 */
+	const char *sentinel_master;
+	const char *const *sentinel_hosts;
+	const unsigned *sentinel_ports;
+	size_t n_sentinels;
+	const char *sentinel_password; /* AUTH for the sentinels; NULL or "" = none. Never logged. */
 	uint32_t connect_timeout_ms;   /* 0 = 5000 */
 	uint32_t command_timeout_ms;   /* 0 = 5000 */
 	/*
@@ -98,6 +123,13 @@ int redisio_command_argv(struct redisio *rio, int argc, const char **argv, const
 
 /* true while the command link is up (handshake done and not dropped). */
 bool redisio_connected(const struct redisio *rio);
+
+/*
+ * Replace the connection settings (after a configuration reload): the links are dropped and
+ * reconnect at once with the new settings, from the loop (never inside this call). The same
+ * validation as redisio_new: 0, -EINVAL, -ENOMEM (the old settings then stay).
+ */
+int redisio_reconfigure(struct redisio *rio, const struct redisio_options *opts);
 
 /*
  * Close both links; pending commands get their callback with the error "shutting down"

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "reconcile.h"
+#include "redis_tls.h"
 #include "redisio.h"
 
 struct daemon {
@@ -180,11 +181,51 @@ static void describe_restart_only_changes(const struct config *old, const struct
 		log_warnx("reload: metrics.listen takes effect only after a restart");
 	if (strcmp(old->aws.endpoint, new->aws.endpoint) != 0 ||
 	    strcmp(old->aws.region, new->aws.region) != 0 ||
-	    strcmp(old->redis.url, new->redis.url) != 0 ||
 	    strcmp(old->control.socket, new->control.socket) != 0 ||
 	    strcmp(old->redis.key_prefix, new->redis.key_prefix) != 0)
-		log_warnx("reload: aws, redis and control connection settings take effect only after "
-			  "a restart; fleets and policies changed now");
+		log_warnx("reload: aws and control connection settings and redis.key_prefix take "
+			  "effect only after a restart; fleets and policies changed now");
+}
+
+static int redis_options(struct daemon *d, const struct config *cfg, struct redisio_options *ro,
+			 SSL_CTX **tls);
+
+static bool same_string(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/* Do the Redis connection settings differ (then the links reconnect with the new ones)? */
+static bool redis_settings_changed(const struct config_redis *a, const struct config_redis *b)
+{
+	if (!same_string(a->url, b->url) || !same_string(a->password, b->password) ||
+	    a->timeout_ms != b->timeout_ms || !same_string(a->wake_channel, b->wake_channel) ||
+	    !same_string(a->tls_ca_file, b->tls_ca_file) ||
+	    !same_string(a->tls_server_name, b->tls_server_name) ||
+	    !same_string(a->tls_cert_file, b->tls_cert_file) ||
+	    !same_string(a->tls_key_file, b->tls_key_file) ||
+	    !same_string(a->sentinel_master, b->sentinel_master) ||
+	    !same_string(a->sentinel_password, b->sentinel_password) ||
+	    a->n_sentinels != b->n_sentinels)
+		return true;
+	for (size_t i = 0; i < a->n_sentinels; i++)
+		if (!same_string(a->sentinel_hosts[i], b->sentinel_hosts[i]) ||
+		    a->sentinel_ports[i] != b->sentinel_ports[i])
+			return true;
+	/* TLS files may have been replaced in place (a renewed certificate): reload them too. */
+	return a->tls;
+}
+
+static void reconfigure_redis(struct daemon *d, const struct config *fresh)
+{
+	struct redisio_options ro;
+	SSL_CTX *tls = NULL;
+
+	if (d->redis == NULL || !redis_settings_changed(&d->config->redis, &fresh->redis))
+		return;
+	if (redis_options(d, fresh, &ro, &tls) < 0 || redisio_reconfigure(d->redis, &ro) < 0)
+		log_errorx("reload: cannot apply the new Redis settings; keeping the old ones");
+	SSL_CTX_free(tls);
 }
 
 /* Swap in the pending configuration; only when the reconciler is idle (see on_idle). */
@@ -193,6 +234,7 @@ static void swap_config(struct daemon *d)
 	const char **names;
 
 	describe_restart_only_changes(d->config, d->pending_config);
+	reconfigure_redis(d, d->pending_config);
 	if (reconciler_set_config(d->reconciler, d->pending_config) < 0) {
 		log_errorx("reload: out of memory; keeping the old configuration");
 		config_free(d->pending_config);
@@ -457,26 +499,59 @@ static int setup_aws(struct daemon *d)
 	return rc;
 }
 
-static int setup_redis(struct daemon *d)
+/* The Redis client settings of cfg; *tls gets a new TLS context (or NULL) the caller frees. */
+static int redis_options(struct daemon *d, const struct config *cfg, struct redisio_options *ro,
+			 SSL_CTX **tls)
 {
-	const struct config_redis *rc = &d->config->redis;
-	static const struct redisio_callbacks cbs = { on_redis_state, on_redis_wake };
+	const struct config_redis *rc = &cfg->redis;
+	bool sentinel = rc->sentinel_master[0] != '\0';
+	char err[PATH_MAX + 256];
 
+	*tls = NULL;
+	if (rc->tls) {
+		struct redis_tls_options to = { .ca_file = rc->tls_ca_file,
+						.cert_file = rc->tls_cert_file,
+						.key_file = rc->tls_key_file };
+		*tls = redis_tls_ctx_new(&to, err, sizeof(err));
+		if (*tls == NULL) {
+			log_errorx("redis.tls: %s", err);
+			return -EINVAL;
+		}
+	}
 	snprintf(d->wake_channel, sizeof(d->wake_channel), "%s%s", rc->key_prefix, rc->wake_channel);
-	struct redisio_options ro = {
+	*ro = (struct redisio_options){
 		.host = rc->unix_path[0] ? NULL : rc->host,
 		.port = (int)rc->port,
 		.unix_path = rc->unix_path[0] ? rc->unix_path : NULL,
 		.db = (int)rc->db,
 		.username = rc->user[0] ? rc->user : NULL,
 		.password = rc->password,
+		.tls = *tls,
+		.tls_server_name = rc->tls_server_name,
+		.sentinel_master = sentinel ? rc->sentinel_master : NULL,
+		.sentinel_hosts = (const char *const *)rc->sentinel_hosts,
+		.sentinel_ports = rc->sentinel_ports,
+		.n_sentinels = sentinel ? rc->n_sentinels : 0,
+		.sentinel_password = rc->sentinel_password,
 		.connect_timeout_ms = (uint32_t)rc->timeout_ms,
 		.command_timeout_ms = (uint32_t)rc->timeout_ms,
 		.key_prefix = rc->key_prefix,
 		.wake_channel = d->wake_channel,
 		.subscribe_keyspace = true,
 	};
+	return 0;
+}
+
+static int setup_redis(struct daemon *d)
+{
+	static const struct redisio_callbacks cbs = { on_redis_state, on_redis_wake };
+	struct redisio_options ro;
+	SSL_CTX *tls = NULL;
+
+	if (redis_options(d, d->config, &ro, &tls) < 0)
+		return -EINVAL;
 	d->redis = redisio_new(d->event, &ro, &cbs, d);
+	SSL_CTX_free(tls);
 	if (d->redis == NULL) {
 		log_errorx("cannot set up the Redis client");
 		return -ENOMEM;

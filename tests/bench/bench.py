@@ -18,6 +18,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -26,6 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
+import redis_servers  # noqa: E402
 
 PREFIX = "ivs:bench:"
 MUTATING = ("CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
@@ -64,10 +66,15 @@ def percentile(xs, p):
 class RedisConn:
     """One persistent RESP connection: SET + PUBLISH go out in one write."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls_ca=None):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls_ca is not None:
+            ctx = ssl.create_default_context(cafile=tls_ca)
+            self.s = ctx.wrap_socket(self.s, server_hostname="localhost")
         self.f = self.s.makefile("rb")
+        if tls_ca is not None:
+            self.pipeline(("AUTH", redis_servers.USER, redis_servers.PASSWORD))
 
     def pipeline(self, *cmds):
         out = b""
@@ -123,17 +130,30 @@ class SimLog:
 # ---- one scenario's processes -------------------------------------------------------------
 
 class Env:
-    def __init__(self, name, sim_args=(), tps=0):
+    def __init__(self, name, sim_args=(), tps=0, tls=False):
         self.tmp = tempfile.mkdtemp(prefix=f"ivs-bench-{name}-")
         os.chmod(self.tmp, 0o755)
         self.redis = self.sim = self.daemon = None
-        self.redis = harness.Redis(self.tmp)
+        self.redis_extra = []
+        self.tls_ca = None
+        if tls:
+            # TLS-only server with an ACL user, as ElastiCache with in-transit encryption.
+            certs = redis_servers.Certs(self.tmp)
+            self.redis = redis_servers.TlsRedis(self.tmp, certs)
+            self.tls_ca = certs.path("ca.crt")
+            pw = os.path.join(self.tmp, "redis-password")
+            with open(pw, "w") as fh:
+                fh.write(redis_servers.PASSWORD + "\n")
+            os.chmod(pw, 0o600)
+            self.redis_extra = [f"password_file: {pw}", "tls:", f"  ca_file: {self.tls_ca}"]
+        else:
+            self.redis = harness.Redis(self.tmp)
         self.sim = harness.Sim(self.tmp, tps=tps, extra=list(sim_args))
         self.simlog = SimLog(self.sim.log)
 
     def start_daemon(self, fleets, max_tps, resync, timeout="10s", reconcile_extra=None):
         d = harness.Daemon(self.tmp, self.redis, self.sim, fleets, prefix=PREFIX, resync=resync,
-                           reconcile_extra=reconcile_extra)
+                           reconcile_extra=reconcile_extra, redis_extra=self.redis_extra)
         with open(d.config) as fh:
             text = fh.read()
         text = text.replace("  max_tps: 20\n", f"  max_tps: {max_tps}\n")
@@ -231,57 +251,95 @@ def wait_budget_full(env, rate, burst, timeout=30):
     raise RuntimeError(f"IVS calls did not stop for {quiet:.2f} s within {timeout} s")
 
 
-def bench_reaction(trials):
-    env = Env("reaction", tps=0)
-    try:
-        fleets = make_fleets(env, 1, 0)
+class ReactionRig:
+    """One daemon, Redis and simulator for the reaction figure; trial() measures one wake-up
+    to the first CreateStage, in ms. tls: a TLS-only redis-server with an ACL user, reached
+    over rediss://."""
+
+    MAX_TPS = 20
+
+    def __init__(self, tls):
+        self.env = Env("reaction-tls" if tls else "reaction", tps=0, tls=tls)
+        fleets = make_fleets(self.env, 1, 0)
         fleets[0]["scale_down_delay"] = "1ms"
-        desired = f"{PREFIX}fleet:f000:desired"
-        max_tps = 20
-        env.start_daemon(fleets, max_tps=max_tps, resync="600s")
-        env.daemon.wait_ready()
-        st = env.wait_idle_after(0)
-        conn = RedisConn(env.redis.port)
-        env.simlog.new()
-        samples = []
-        for _ in range(trials):
-            # Each trial and its reset spend two or three calls of every observation operation
-            # within ~20 ms; back to back, the trials drained the daemon's own budget (max_tps
-            # 20/s per operation, burst 20) and then measured its wait for a token (~40 ms).
-            # Start every trial with a full budget, as a wake-up after a quiet period has.
-            wait_budget_full(env, max_tps, max_tps)
-            st = env.status()
-            passes = st["passes"]
-            t0 = time.time()
-            conn.pipeline(("SET", desired, "2"), ("PUBLISH", f"{PREFIX}autoscaler:wake", "bench"))
-            deadline = time.monotonic() + 10
-            got = None
-            while got is None and time.monotonic() < deadline:
-                for e in env.simlog.new():
-                    if e["operation"] == "CreateStage" and got is None:
-                        got = e
-                if got is None:
-                    time.sleep(0.001)
+        self.desired = f"{PREFIX}fleet:f000:desired"
+        self.env.start_daemon(fleets, max_tps=self.MAX_TPS, resync="600s")
+        self.env.daemon.wait_ready()
+        self.env.wait_idle_after(0)
+        self.conn = RedisConn(self.env.redis.port, self.env.tls_ca)
+        self.env.simlog.new()
+        self.samples = []
+
+    def trial(self):
+        env = self.env
+        # Each trial and its reset spend two or three calls of every observation operation
+        # within ~20 ms; back to back, the trials drained the daemon's own budget (max_tps
+        # 20/s per operation, burst 20) and then measured its wait for a token (~40 ms).
+        # Start every trial with a full budget, as a wake-up after a quiet period has.
+        wait_budget_full(env, self.MAX_TPS, self.MAX_TPS)
+        passes = env.status()["passes"]
+        t0 = time.time()
+        self.conn.pipeline(("SET", self.desired, "2"),
+                           ("PUBLISH", f"{PREFIX}autoscaler:wake", "bench"))
+        deadline = time.monotonic() + 10
+        got = None
+        while got is None and time.monotonic() < deadline:
+            for e in env.simlog.new():
+                if e["operation"] == "CreateStage" and got is None:
+                    got = e
             if got is None:
-                raise RuntimeError("no CreateStage within 10 s of the wake-up")
-            samples.append((got["arrived"] - t0) * 1000.0)
-            # Back to one stage: the override down, the new stage removed out of band, and one
-            # pass that sees it, so the next trial starts from an idle daemon.
-            env.wait_idle_after(passes)
-            conn.pipeline(("SET", desired, "1"))
-            for s in owned(env.sim.state()):
-                env.sim.delete_stage(s["arn"])
-            before = env.status()["passes"]
-            admin(env.daemon.socket, "reconcile")
-            st = env.wait_idle_after(before)
-        conn.close()
-        p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        info(f"reaction over {len(samples)} trials: min {min(samples):.2f} p50 {p50:.2f} "
-             f"p99 {p99:.2f} max {max(samples):.2f} ms")
+                time.sleep(0.001)
+        if got is None:
+            raise RuntimeError("no CreateStage within 10 s of the wake-up")
+        self.samples.append((got["arrived"] - t0) * 1000.0)
+        # Back to one stage: the override down, the new stage removed out of band, and one
+        # pass that sees it, so the next trial starts from an idle daemon.
+        env.wait_idle_after(passes)
+        self.conn.pipeline(("SET", self.desired, "1"))
+        for s in owned(env.sim.state()):
+            env.sim.delete_stage(s["arn"])
+        before = env.status()["passes"]
+        admin(env.daemon.socket, "reconcile")
+        env.wait_idle_after(before)
+
+    def summary(self, label):
+        s = self.samples
+        p50, p99 = percentile(s, 50), percentile(s, 99)
+        info(f"reaction{label} over {len(s)} trials: min {min(s):.2f} p50 {p50:.2f} "
+             f"p99 {p99:.2f} max {max(s):.2f} ms; slowest: "
+             f"{', '.join(f'{x:.1f}' for x in sorted(s)[-5:])}")
+        return p50, p99
+
+    def close(self):
+        try:
+            self.conn.close()
+        except (AttributeError, OSError):
+            pass
+        self.env.close()
+
+
+def bench_reaction(trials):
+    """Wake-up to the first CreateStage over redis:// and over rediss:// (TLS-only server,
+    ACL user). The two set-ups run side by side and their trials alternate, so both see the
+    same machine load; the TLS p99 is bounded by the plain p99 + 1 ms."""
+    plain = tls = None
+    try:
+        plain = ReactionRig(tls=False)
+        tls = ReactionRig(tls=True)
+        for _ in range(trials):
+            plain.trial()
+            tls.trial()
+        p50, p99 = plain.summary("")
+        tls_p50, tls_p99 = tls.summary(" over rediss://")
         report("reaction_p50_ms", p50, "ms", 50.0)
         report("reaction_p99_ms", p99, "ms", 50.0)
+        report("reaction_tls_p50_ms", tls_p50, "ms", p50 + 1.0, "bound: plain p50 + 1 ms")
+        report("reaction_tls_p99_ms", tls_p99, "ms", p99 + 1.0,
+               f"rediss:// + ACL user; bound: plain p99 {p99:.2f} + 1 ms")
     finally:
-        env.close()
+        for rig in (plain, tls):
+            if rig is not None:
+                rig.close()
 
 
 # ---- 2 + 3. converge and steady calls --------------------------------------------------------
@@ -491,7 +549,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--only", default="", help="comma list: reaction,converge,memory,admin")
-    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--resyncs", type=int, default=20)
     args = ap.parse_args()
     harness.BUILD = os.path.abspath(args.build)

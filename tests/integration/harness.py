@@ -196,7 +196,7 @@ class Daemon:
     """The real ivs-autoscaler binary with a generated config."""
 
     def __init__(self, tmpdir, redis, sim, fleets, prefix="ivs:test:", resync="2s", extra_args=(),
-                 env=None, reconcile_extra=None, control_extra=None):
+                 env=None, reconcile_extra=None, control_extra=None, redis_extra=()):
         self.tmpdir = tmpdir
         self.socket = os.path.join(tmpdir, "control.sock")
         self.config = os.path.join(tmpdir, "config.yaml")
@@ -211,6 +211,7 @@ class Daemon:
             "redis:",
             f"  url: {yaml_quote(redis.url)}",
             f"  key_prefix: {yaml_quote(prefix)}",
+            *[f"  {line}" for line in redis_extra],   # raw YAML lines under redis:
             "control:",
             f"  socket: {yaml_quote(self.socket)}",
         ]

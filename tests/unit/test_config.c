@@ -99,7 +99,7 @@ static const struct config_case cases[] = {
 	  "credentials_file, max_tps, timeout, connect_timeout)" },
 	{ "unknown redis key", "redis:\n  host: x\n" FLEET,
 	  "t.yaml:2:3: redis.host: unknown key (expected one of: url, password, password_file, "
-	  "key_prefix, timeout, wake_channel, keys)" },
+	  "key_prefix, timeout, wake_channel, keys, tls, sentinel)" },
 	{ "unknown redis.keys key", "redis:\n  keys:\n    viewer: \"v:{arn}\"\n" FLEET,
 	  "t.yaml:3:5: redis.keys.viewer: unknown key (expected one of: viewers, publisher, "
 	  "desired_stages, open_stages)" },
@@ -259,15 +259,45 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:13: aws.endpoint: must start with https:// (or http:// for a loopback test "
 	  "endpoint), or be \"\"" },
 	{ "redis url scheme", "redis:\n  url: http://x:1/0\n" FLEET,
-	  "t.yaml:2:8: redis.url: must be redis://[user[:password]@]host[:port][/db] or "
+	  "t.yaml:2:8: redis.url: must be redis[s]://[user[:password]@]host[:port][/db] or "
 	  "unix:///path.sock[?db=N]" },
 	{ "redis bad port", "redis:\n  url: redis://h:70000/0\n" FLEET,
 	  "t.yaml:2:8: redis.url: has an invalid host or port (redis://host:port/db)" },
 	{ "redis bad db", "redis:\n  url: redis://h:6379/x\n" FLEET,
 	  "t.yaml:2:8: redis.url: database must be a number between 0 and 65535 (redis://host:port/db)" },
-	{ "redis tls", "redis:\n  url: rediss://h:6379/0\n" FLEET,
-	  "t.yaml:2:8: redis.url: TLS (rediss://) is not supported; use redis:// on a trusted network "
-	  "or a unix socket" },
+	{ "redis tls", "redis:\n  url: rediss://u:pw@h:6379/2\n  tls:\n    server_name: h.example\n" FLEET,
+	  NULL },
+	{ "tls settings without rediss", "redis:\n  tls:\n    ca_file: /etc/ssl/certs/ca-certificates.crt\n" FLEET,
+	  "t.yaml:3:5: redis.tls: TLS settings need a rediss:// url (the url is redis://, plain text)" },
+	{ "tls with a unix socket", "redis:\n  url: unix:///r.sock\n  tls:\n    server_name: x\n" FLEET,
+	  "t.yaml:4:5: redis.tls: TLS settings need a rediss:// url (the url is a unix socket)" },
+	{ "tls missing CA file", "redis:\n  url: rediss://h:6379/0\n  tls:\n    ca_file: /nonexistent/ca.pem\n" FLEET,
+	  "t.yaml:4:14: redis.tls.ca_file: cannot open the CA file /nonexistent/ca.pem: "
+	  "No such file or directory" },
+	{ "tls CA file not PEM", "redis:\n  url: rediss://h:6379/0\n  tls:\n    ca_file: /dev/null\n" FLEET,
+	  "t.yaml:4:14: redis.tls.ca_file: cannot load the CA certificates from /dev/null: "
+	  "no certificate or crl found" },
+	{ "tls cert without key", "redis:\n  url: rediss://h:6379/0\n  tls:\n    cert_file: /x.pem\n" FLEET,
+	  "t.yaml:4:16: redis.tls.cert_file: a client certificate needs both cert_file and key_file" },
+	{ "tls bad server name", "redis:\n  url: rediss://h:6379/0\n  tls:\n    server_name: \"a b\"\n" FLEET,
+	  "t.yaml:4:18: redis.tls.server_name: must be a DNS name or an IP address (or \"\" for the url's host)" },
+	{ "tls unknown key", "redis:\n  url: rediss://h:6379/0\n  tls:\n    insecure: true\n" FLEET,
+	  "t.yaml:4:5: redis.tls.insecure: unknown key (expected one of: ca_file, server_name, cert_file, key_file)" },
+	{ "sentinel", "redis:\n  url: redis://h:1/3\n  sentinel:\n    master_name: m\n"
+	  "    addresses: [\"10.0.0.5:26379\", \"[::1]:26380\", \"s.example:26381\"]\n" FLEET, NULL },
+	{ "sentinel without addresses", "redis:\n  sentinel:\n    master_name: m\n" FLEET,
+	  "t.yaml:3:5: redis.sentinel.addresses: master_name needs at least one sentinel address (\"host:port\")" },
+	{ "sentinel address without port", "redis:\n  sentinel:\n    master_name: m\n    addresses: [\"10.0.0.5\"]\n" FLEET,
+	  "t.yaml:4:17: redis.sentinel.addresses: must be host:port (e.g. \"10.0.0.5:26379\")" },
+	{ "sentinel addresses not a list", "redis:\n  sentinel:\n    master_name: m\n    addresses: \"10.0.0.5:1\"\n" FLEET,
+	  "t.yaml:4:16: redis.sentinel.addresses: expected a sequence of \"host:port\", got a quoted string" },
+	{ "sentinel addresses without master", "redis:\n  sentinel:\n    addresses: [\"h:1\"]\n" FLEET,
+	  "t.yaml:3:5: redis.sentinel: sentinel addresses or password_file without a master_name" },
+	{ "sentinel with unix socket", "redis:\n  url: unix:///r.sock\n  sentinel:\n    master_name: m\n    addresses: [\"h:1\"]\n" FLEET,
+	  "t.yaml:2:8: redis.url: Sentinel needs a redis:// or rediss:// url (its scheme, user and db are used)" },
+	{ "sentinel missing password file", "redis:\n  sentinel:\n    master_name: m\n    addresses: [\"h:1\"]\n"
+	  "    password_file: /nonexistent/s.pw\n" FLEET,
+	  "t.yaml:5:20: redis.sentinel.password_file: cannot open /nonexistent/s.pw: No such file or directory" },
 	{ "unix relative", "redis:\n  url: unix://redis.sock\n" FLEET,
 	  "t.yaml:2:8: redis.url: unix socket URL must be unix:///absolute/path.sock[?db=N]" },
 	{ "unix bad query", "redis:\n  url: unix:///r.sock?database=1\n" FLEET,
