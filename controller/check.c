@@ -17,6 +17,7 @@
 #include "config.h"
 #include "creds.h"
 #include "ivs.h"
+#include "redis_options.h"
 #include "redisio.h"
 
 struct check {
@@ -200,21 +201,17 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
 
 static int setup_redis(struct check *c)
 {
-	const struct config_redis *rc = &c->config->redis;
 	static const struct redisio_callbacks cbs = { on_redis_state, NULL };
-	struct redisio_options ro = {
-		.host = rc->unix_path[0] ? NULL : rc->host,
-		.port = (int)rc->port,
-		.unix_path = rc->unix_path[0] ? rc->unix_path : NULL,
-		.db = (int)rc->db,
-		.username = rc->user[0] ? rc->user : NULL,
-		.password = rc->password,
-		.connect_timeout_ms = (uint32_t)rc->timeout_ms,
-		.command_timeout_ms = (uint32_t)rc->timeout_ms,
-		.key_prefix = rc->key_prefix,
-	};
+	struct redisio_options ro;
+	SSL_CTX *tls = NULL;
+	char why[512];
 
+	if (redis_options_from_config(c->config, &ro, &tls, NULL, 0, why, sizeof(why)) < 0) {
+		report(c, false, "redis.tls: %s", why);
+		return -EINVAL;
+	}
 	c->redis = redisio_new(c->event, &ro, &cbs, c);
+	SSL_CTX_free(tls);
 	return c->redis != NULL ? 0 : -ENOMEM;
 }
 
