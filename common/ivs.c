@@ -14,6 +14,7 @@ enum result_kind { R_DONE, R_STAGE, R_STAGES, R_PARTICIPANT, R_PARTICIPANTS, R_R
 
 struct ivs_call {
 	struct aws_client *client;
+	struct aws_call_class cls;          /* the client's class when queued: every page keeps it */
 	enum result_kind kind;
 	const char *operation;              /* static string */
 	char path[64];
@@ -74,7 +75,8 @@ static int send_call(struct ivs_call *call)
 
 	if (body == NULL)
 		return -ENOMEM;
-	r = aws_request(call->client, call->operation, "POST", call->path, body, on_aws_done, call);
+	r = aws_request_class(call->client, &call->cls, call->operation, "POST", call->path, body,
+			      on_aws_done, call);
 	free(body);
 	return r;
 }
@@ -182,6 +184,7 @@ static struct ivs_call *call_new(struct aws_client *c, enum result_kind kind,
 		return NULL;
 	}
 	call->client = c;
+	call->cls = aws_client_class(c);
 	call->kind = kind;
 	call->operation = operation;
 	snprintf(call->path, sizeof(call->path), "/%s", operation);

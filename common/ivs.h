@@ -6,7 +6,8 @@
  * participants, replicas, lists) are owned by this module and valid ONLY during the callback:
  * copy what you keep. List operations follow nextToken through all pages (at most
  * IVS_MAX_PAGES; a repeated token is an error) before calling back once.
- * Request bodies contain only members of the model (service-2.json).
+ * Request bodies contain only members of the model (service-2.json). A call, with all its
+ * pages, has the client's class (aws_client_set_class) at the time it is queued.
  */
 #ifndef IVS_IVS_H
 #define IVS_IVS_H

@@ -365,6 +365,7 @@ static int setup_aws(struct daemon *d)
 		.region = d->region,
 		.endpoint = d->config->aws.endpoint,
 		.max_tps = d->config->aws.max_tps,
+		.resync_share = d->config->aws.resync_share,
 		.timeout_ms = (long)d->config->aws.timeout_ms,
 		.connect_timeout_ms = (long)d->config->aws.connect_timeout_ms,
 		.credentials = get_credentials,
