@@ -20,6 +20,7 @@ struct ivs_call {
 	char path[64];
 	json_t *request;
 	void *cb;
+	ivs_stage_page_fn page_cb;          /* ListStages page by page: each page, then cb */
 	void *ud;
 	unsigned pages;
 	char next_token[IVS_NEXT_TOKEN_MAX + 1];
@@ -50,6 +51,7 @@ static void deliver(struct ivs_call *call, const struct aws_error *err, const vo
 		((ivs_stage_fn)call->cb)(call->ud, err, ok ? one : NULL);
 		break;
 	case R_STAGES:
+		/* page by page: the pages went to page_cb, what is left here is empty */
 		((ivs_stages_fn)call->cb)(call->ud, err, ok ? &call->stages : NULL);
 		break;
 	case R_PARTICIPANT:
@@ -154,6 +156,11 @@ static void on_aws_done(void *ud, const struct aws_error *aerr, int status, cons
 		snprintf(err.request_id, sizeof(err.request_id), "%s", aerr->request_id);
 		deliver(call, &err, NULL);
 		return;
+	}
+	if (call->page_cb != NULL) {
+		/* hand the page over and forget it: memory stays one page whatever the listing */
+		call->page_cb(call->ud, &call->stages);
+		ivs_stage_list_clear(&call->stages);
 	}
 	if (call->kind == R_STAGES || call->kind == R_PARTICIPANTS || call->kind == R_REPLICAS) {
 		r = next_page(call, token, &err);
@@ -282,6 +289,20 @@ int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud)
 
 	if (call == NULL)
 		return cb ? -ENOMEM : -EINVAL;
+	return start(call, json_object_set_new(call->request, "maxResults", json_integer(100)));
+}
+
+int ivs_list_stages_paged(struct aws_client *c, ivs_stage_page_fn page, ivs_stages_fn done,
+			  void *ud)
+{
+	struct ivs_call *call;
+
+	if (page == NULL)
+		return -EINVAL;
+	call = call_new(c, R_STAGES, "ListStages", (void *)done, ud);
+	if (call == NULL)
+		return done ? -ENOMEM : -EINVAL;
+	call->page_cb = page;
 	return start(call, json_object_set_new(call->request, "maxResults", json_integer(100)));
 }
 
