@@ -381,7 +381,8 @@ static int setup_aws(struct daemon *d)
 static int setup_redis(struct daemon *d)
 {
 	const struct config_redis *rc = &d->config->redis;
-	static const struct redisio_callbacks cbs = { on_redis_state, on_redis_wake };
+	static const struct redisio_callbacks cbs = { .on_state = on_redis_state,
+						      .on_wake = on_redis_wake };
 
 	snprintf(d->wake_channel, sizeof(d->wake_channel), "%s%s", rc->key_prefix, rc->wake_channel);
 	struct redisio_options ro = {
