@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make bench: the five figures of docs/benchmarks.md, measured against the local IVS simulator
+"""make bench: the figures of docs/benchmarks.md, measured against the local IVS simulator
 and a private redis-server, each printed beside its bound.
 
 Every figure is printed as `BENCH <name> value=<v> unit=<u> bound=<b> ratio=<v/b>` and in a table
@@ -466,6 +466,100 @@ def bench_admin(clients, per_client):
         env.close()
 
 
+# ---- 6. many fleets: reaction under the resync, and the resync's own rate -------------------
+
+OBSERVATION = ("ListStages", "GetStage", "ListParticipants", "ListParticipantReplicas")
+
+
+def scale_env(n_fleets, tag):
+    """n fleets with one publishing host each against IVS's real quotas (5 TPS per operation,
+    50 ms per call); the daemon with its defaults (resync_interval 15s, max_tps 4)."""
+    env = Env(tag, sim_args=["--latency-ms", "50"], tps=5)
+    fleets = make_fleets(env, n_fleets, 0)
+    for f in fleets:
+        f["scale_down_delay"] = "1ms"
+    d = env.start_daemon(fleets, max_tps=4, resync="15s")
+    d.wait_ready()
+    harness.wait_until(lambda: env.status()["passes"] >= 1, 300, interval=0.2,
+                       what="the first pass over every fleet")
+    return env, fleets
+
+
+def measure_resync_rate(env, window):
+    """Observation calls per second and operation over window seconds with no wake-up."""
+    before = api_calls(env.sim.counters())
+    t0 = time.monotonic()
+    time.sleep(window)          # a measuring window, not synchronisation
+    after = api_calls(env.sim.counters())
+    dt = time.monotonic() - t0
+    return {op: (after.get(op, 0) - before.get(op, 0)) / dt for op in OBSERVATION}
+
+
+def reaction_trials(env, fleets, trials, spread_s):
+    """Wake one fleet at a time (its override 1 -> 2, a wake-channel message naming it) at
+    random moments of the resync cycle; the reaction is the arrival of the next CreateStage."""
+    import random
+    rng = random.Random(13)
+    conn = RedisConn(env.redis.port)
+    samples = []
+    try:
+        env.simlog.new()
+        for k in range(trials):
+            f = fleets[(k * 37) % len(fleets)]["name"]
+            desired = f"{PREFIX}fleet:{f}:desired"
+            time.sleep(rng.uniform(0.2, spread_s))      # lands anywhere in the resync cycle
+            env.simlog.new()
+            t0 = time.time()
+            conn.pipeline(("SET", desired, "2"), ("PUBLISH", f"{PREFIX}autoscaler:wake", f))
+            deadline = time.monotonic() + 60
+            got = None
+            while got is None and time.monotonic() < deadline:
+                for e in env.simlog.new():
+                    if e["operation"] == "CreateStage" and e["status"] == 200 and got is None:
+                        got = e
+                if got is None:
+                    time.sleep(0.002)
+            if got is None:
+                raise RuntimeError(f"no CreateStage within 60 s of waking {f}")
+            samples.append((got["arrived"] - t0) * 1000.0)
+            # back to one stage: the override down and the new stage removed out of band
+            conn.pipeline(("SET", desired, "1"))
+            for st in owned(env.sim.state()):
+                env.sim.delete_stage(st["arn"])
+    finally:
+        conn.close()
+    return samples
+
+
+def bench_scale(trials):
+    n_fleets, max_tps, share = 100, 4, 0.5
+    env, fleets = scale_env(n_fleets, "scale")
+    try:
+        rates = measure_resync_rate(env, 30)
+        st = env.status()
+        info(f"scale: observation calls/s with {n_fleets} fleets and no wake-up: "
+             f"{json.dumps({k: round(v, 2) for k, v in rates.items()})}; "
+             f"resync: {json.dumps(st.get('resync', {}))}")
+        worst = max(rates.values())
+        report("resync_calls_per_s", worst, "calls/s", share * max_tps,
+               f"busiest operation, {n_fleets} fleets")
+        samples = reaction_trials(env, fleets, trials, 3.0)
+    finally:
+        env.close()
+    env1, fleets1 = scale_env(1, "scale1")
+    try:
+        one = reaction_trials(env1, fleets1, max(10, trials // 2), 1.0)
+    finally:
+        env1.close()
+    p50, p99 = percentile(samples, 50), percentile(samples, 99)
+    p99_1 = percentile(one, 99)
+    info(f"scale: reaction over {len(samples)} trials with {n_fleets} fleets: min "
+         f"{min(samples):.1f} p50 {p50:.1f} p99 {p99:.1f} max {max(samples):.1f} ms; "
+         f"with 1 fleet ({len(one)} trials): p50 {percentile(one, 50):.1f} p99 {p99_1:.1f} ms")
+    report("reaction_100_p99_ms", p99, "ms", 500.0, f"1 fleet: p99 {p99_1:.0f} ms, p50 "
+           f"{percentile(one, 50):.0f} ms; 100 fleets p50 {p50:.0f} ms")
+
+
 def machine():
     cpu = "?"
     try:
@@ -490,8 +584,10 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
-    ap.add_argument("--only", default="", help="comma list: reaction,converge,memory,admin")
+    ap.add_argument("--only", default="",
+                    help="comma list: reaction,converge,memory,admin,scale")
     ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--scale-trials", type=int, default=40)
     ap.add_argument("--resyncs", type=int, default=20)
     args = ap.parse_args()
     harness.BUILD = os.path.abspath(args.build)
@@ -515,6 +611,8 @@ def main():
             bench_memory(args.resyncs)
         if want("admin"):
             bench_admin(10, 100)
+        if want("scale"):
+            bench_scale(args.scale_trials)
     except Stop as e:
         print(f"\nbench: {e}, stopped", flush=True)
         return 130
