@@ -68,6 +68,52 @@ static void redis_read_failed(struct obs_fleet *f, struct pass *p)
 	p->reads_failed++;
 }
 
+/*
+ * The fleets' Redis reads go out a few at a time: 200 reads sent at once held 0.6 MB of
+ * hiredis output buffers. A fleet waiting for its turn is held in its observing phase.
+ */
+#define REDIS_READS_AT_ONCE 8
+
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi);
+
+/*
+ * Send queued reads while fewer than REDIS_READS_AT_ONCE are in flight. Called only while an
+ * operation of p is outstanding (ListStages, or the read that just answered), so p outlives
+ * the loop; a read that fails at once re-enters through redis_read_finished, which the flag
+ * turns into a no-op.
+ */
+static void redis_pump(struct reconciler *r, struct pass *p)
+{
+	if (p->redis_pumping)
+		return;
+	p->redis_pumping = true;
+	while (p->redis_in_flight < REDIS_READS_AT_ONCE && p->redis_next < p->n_fleets) {
+		size_t fi = p->redis_next++;
+		struct obs_fleet *f = &p->fleets[fi];
+		if (!f->redis_queued)
+			continue;
+		f->redis_queued = false;
+		p->redis_in_flight++;
+		observe_redis(r, p, fi);
+		rec_fleet_release(r, p, fi);        /* the queue's hold; the read holds it now */
+	}
+	p->redis_pumping = false;
+}
+
+static void redis_read_finished(struct reconciler *r, struct pass *p)
+{
+	p->redis_in_flight--;
+	redis_pump(r, p);
+}
+
+/* Queue fi's Redis read, holding the fleet until it is sent. */
+static void redis_queue(struct pass *p, size_t fi)
+{
+	p->fleets[fi].redis_queued = true;
+	p->fleets[fi].outstanding++;
+	p->outstanding++;
+}
+
 static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 {
 	struct redis_read *rr = ud;
@@ -117,6 +163,7 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 	}
 out:
 	redis_read_free(rr);
+	redis_read_finished(op->r, op->pass);
 	rec_op_done(op);
 }
 
@@ -177,6 +224,7 @@ fail:
 	free(sk);
 	redis_read_free(rr);
 	redis_read_failed(f, p);
+	redis_read_finished(r, p);
 	if (op != NULL)
 		rec_op_done(op);
 }
@@ -301,7 +349,7 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
 	struct op *hop;
 
-	observe_redis(r, p, fi);
+	redis_queue(p, fi);
 	if (!p->stages_ok) {
 		/* Without the origin's session there is no way to list hosts. */
 		f->hosts_ok = false;
@@ -334,12 +382,42 @@ static bool is_configured_origin(const struct pass *p, const char *arn)
 	return false;
 }
 
+/*
+ * One page of ListStages: the origins' sessions and our replica stages, by fleet. The page is
+ * forgotten once it is read, so memory holds one page of 100, not the whole listing.
+ */
+static void on_stage_page(void *ud, const struct ivs_stage_list *list)
+{
+	struct op *op = ud;
+	struct pass *p = op->pass;
+
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ivs_stage *st = &list->items[i];
+		const char *managed = ivs_stage_tag(st, TAG_MANAGED);
+		const char *fleet = ivs_stage_tag(st, TAG_FLEET);
+		for (size_t fi = 0; fi < p->n_fleets; fi++) {
+			struct obs_fleet *f = &p->fleets[fi];
+			if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
+				f->origin_seen = true;
+				snprintf(f->origin_session, sizeof(f->origin_session), "%s",
+					 st->active_session_id);
+			} else if (managed != NULL && strcmp(managed, "true") == 0 &&
+				   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
+				   !is_configured_origin(p, st->arn)) {
+				if (obs_add_replica(f, st) < 0)
+					p->stages_alloc_failed = true;
+			}
+		}
+	}
+}
+
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
 	struct reconciler *r = op->r;
 	struct pass *p = op->pass;
 
+	(void)list;
 	if (err != NULL && err->kind != AWS_OK) {
 		p->stages_ok = false;
 		p->reads_failed++;
@@ -349,25 +427,7 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			  LOG_FIELDS("IVS_OPERATION", "ListStages", "AWS_REQUEST_ID", err->request_id),
 			  "listing stages failed: %s %s", aws_error_kind_name(err->kind), err->message);
 	} else {
-		p->stages_ok = true;
-		for (size_t i = 0; i < list->n; i++) {
-			const struct ivs_stage *st = &list->items[i];
-			const char *managed = ivs_stage_tag(st, TAG_MANAGED);
-			const char *fleet = ivs_stage_tag(st, TAG_FLEET);
-			for (size_t fi = 0; fi < p->n_fleets; fi++) {
-				struct obs_fleet *f = &p->fleets[fi];
-				if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
-					f->origin_seen = true;
-					snprintf(f->origin_session, sizeof(f->origin_session), "%s",
-						 st->active_session_id);
-				} else if (managed != NULL && strcmp(managed, "true") == 0 &&
-					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
-					   !is_configured_origin(p, st->arn)) {
-					if (obs_add_replica(f, st) < 0)
-						p->stages_ok = false;
-				}
-			}
-		}
+		p->stages_ok = !p->stages_alloc_failed;
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];
@@ -381,11 +441,12 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			}
 		}
 	}
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
 		observe_fleet(r, p, fi);
-		/* The fleet's reads are sent: it goes on by itself once they have answered. */
+	redis_pump(r, p);
+	/* The fleets' reads are sent or queued: each goes on by itself once they have answered. */
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
 		rec_fleet_release(r, p, fi);
-	}
 	rec_op_done(op);
 }
 
@@ -425,7 +486,7 @@ void rec_pass_begin(struct reconciler *r)
 		return;
 	}
 	/* Keep the pass open until ListStages answers. */
-	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
+	if (ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op) < 0) {
 		struct aws_error e = { .kind = AWS_ERR_LOCAL };
 		snprintf(e.message, sizeof(e.message), "could not queue the request");
 		on_stages(op, &e, NULL);

@@ -67,6 +67,7 @@ struct obs_fleet {
 	bool hosts_ok;
 	bool viewers_ok;
 	bool redis_ok;
+	bool redis_queued;                       /* its Redis read waits for its turn */
 	enum plan_override override;
 	uint32_t override_stages;
 	char override_error[STORE_ERR_MAX];
@@ -105,6 +106,10 @@ struct pass {
 	int64_t started_ms;                      /* wall clock */
 	uint64_t started_us;                     /* monotonic */
 	bool stages_ok;
+	bool stages_alloc_failed;                /* a page's stage could not be kept */
+	size_t redis_next;                       /* next fleet whose queued Redis read may go */
+	unsigned redis_in_flight;
+	bool redis_pumping;
 	char stages_error[300];
 	struct obs_fleet *fleets;
 	size_t n_fleets;
