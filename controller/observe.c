@@ -334,10 +334,16 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 		f->replicas = n;
 		f->cap_replicas = cap;
 	}
+	size_t alen = strlen(st->arn), nlen = strlen(st->name);
+	char *block = malloc(alen + nlen + 2);
+	if (block == NULL)
+		return -ENOMEM;
+	memcpy(block, st->arn, alen + 1);
+	memcpy(block + alen + 1, st->name, nlen + 1);
 	struct obs_stage *s = &f->replicas[f->n_replicas++];
 	memset(s, 0, sizeof(*s));
-	snprintf(s->arn, sizeof(s->arn), "%s", st->arn);
-	snprintf(s->name, sizeof(s->name), "%s", st->name);
+	s->arn = block;
+	s->name = block + alen + 1;
 	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
 	return 0;
 }
@@ -468,8 +474,8 @@ void rec_pass_begin(struct reconciler *r)
 	p->started_us = rec_mono_us();
 	for (size_t i = 0; i < p->n_fleets; i++) {
 		p->fleets[i].cfg = &r->config->fleets[i];
-		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
-			 r->config->fleets[i].origin_stage_arn);
+		p->fleets[i].origin.arn = r->config->fleets[i].origin_stage_arn;
+		p->fleets[i].origin.name = "";
 		/* Held until ListStages has answered and the fleet's own reads are sent. */
 		p->fleets[i].outstanding = 1;
 		p->outstanding++;

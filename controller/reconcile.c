@@ -101,6 +101,8 @@ static void obs_fleet_clear(struct obs_fleet *f)
 		free(f->hosts[h].dest);
 	}
 	free(f->hosts);
+	for (size_t i = 0; i < f->n_replicas; i++)
+		free((char *)f->replicas[i].arn);         /* the block holds the name too */
 	free(f->replicas);
 	free(f->actions);
 	free(f->open);
