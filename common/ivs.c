@@ -80,6 +80,13 @@ static int send_call(struct ivs_call *call)
 	r = aws_request_class(call->client, &call->cls, call->operation, "POST", call->path, body,
 			      on_aws_done, call);
 	free(body);
+	/* aws.c keeps the body it sends: only a listing needs the request again (nextToken).
+	 * A queued CreateStage held about 1 kB of JSON tree beside its body. */
+	if (r == 0 && call->kind != R_STAGES && call->kind != R_PARTICIPANTS &&
+	    call->kind != R_REPLICAS) {
+		json_decref(call->request);
+		call->request = NULL;
+	}
 	return r;
 }
 
