@@ -70,13 +70,16 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok):
+    def log(self, op, status, error, started, sig_ok, stage=None):
         if self.log_file is None:
             return
-        line = json.dumps({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                           "operation": op, "status": status, "errorType": error,
-                           "latencyMs": round((time.monotonic() - started) * 1000, 3),
-                           "signatureOk": sig_ok})
+        entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 "operation": op, "status": status, "errorType": error,
+                 "latencyMs": round((time.monotonic() - started) * 1000, 3),
+                 "signatureOk": sig_ok}
+        if stage:
+            entry["stage"] = stage
+        line = json.dumps(entry)
         with self.log_lock:
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -335,7 +338,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
-        sim.log(op, 200, None, started, True)
+        # The stage the call concerns (the source of a replication; the new stage of a
+        # CreateStage), so a test can tell which fleet a call was for.
+        stage = req.get("stageArn") or req.get("sourceStageArn") or req.get("arn")
+        if op == "CreateStage" and isinstance(out, dict):
+            stage = out.get("stage", {}).get("arn")
+        sim.log(op, 200, None, started, True, stage if isinstance(stage, str) else None)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------

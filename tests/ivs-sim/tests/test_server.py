@@ -198,7 +198,10 @@ def test_request_log_and_state_file(tmp_path):
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert lines[0]["operation"] == "CreateStage" and lines[0]["status"] == 200
     assert lines[1]["signatureOk"] is False and lines[1]["errorType"] == "InvalidSignatureException"
-    assert set(lines[0]) == {"time", "operation", "status", "errorType", "latencyMs", "signatureOk"}
+    assert set(lines[0]) == {"time", "operation", "status", "errorType", "latencyMs", "signatureOk",
+                             "stage"}
+    assert lines[0]["stage"] == arn                 # the new stage of a CreateStage
+    assert "stage" not in lines[1]                  # refused: no stage named
     assert os.path.exists(state)
     s2 = Sim(tmp_path, "--tps", "0", "--state", str(state))
     try:
