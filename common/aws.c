@@ -511,6 +511,21 @@ struct aws_call_class aws_client_class(const struct aws_client *c)
 	return c->cls;
 }
 
+void aws_client_promote(struct aws_client *c, uint32_t fleet)
+{
+	struct aws_call *call;
+	size_t i;
+
+	for (i = 0; i < c->nops; i++)
+		if (callqueue_promote(&c->ops[i].waiting, fleet) > 0)
+			(void)arm_op_timer(&c->ops[i], 0);
+	/* calls waiting to retry, or (no memory for a lane) still in the resync queue: urgent
+	 * from their next attempt on */
+	for (call = c->calls; call != NULL; call = call->next)
+		if (call->node.fleet == fleet && call->where != CALL_OP_QUEUE)
+			call->node.cls = CALLQUEUE_URGENT;
+}
+
 int aws_request(struct aws_client *c, const char *operation, const char *method,
 		const char *path, const char *json_body, aws_done_fn done, void *userdata)
 {

@@ -106,6 +106,9 @@ int aws_request_class(struct aws_client *client, const struct aws_call_class *cl
 struct aws_call_class aws_client_set_class(struct aws_client *client, struct aws_call_class cls);
 struct aws_call_class aws_client_class(const struct aws_client *client);
 
+/* Every resync call of fleet (queued, or waiting to retry) becomes urgent. */
+void aws_client_promote(struct aws_client *client, uint32_t fleet);
+
 /* The stats table (n entries), valid until the next aws_request or aws_client_free. */
 const struct aws_op_stats *aws_client_stats(const struct aws_client *client, size_t *n);
 

@@ -219,3 +219,37 @@ struct callqueue_node *callqueue_any(const struct callqueue *q)
 {
 	return q->lane_head != NULL ? q->lane_head->head : q->resync_head;
 }
+
+int callqueue_promote(struct callqueue *q, uint32_t fleet)
+{
+	struct callqueue_node *node, *next;
+	struct callqueue_lane *l;
+	int moved = 0;
+
+	for (node = q->resync_head; node != NULL && node->fleet != fleet; node = node->next)
+		;
+	if (node == NULL)
+		return 0;
+	for (l = q->lane_head; l != NULL && l->fleet != fleet; l = l->next)
+		;
+	if (l == NULL) {
+		l = calloc(1, sizeof(*l));
+		if (l == NULL)
+			return -ENOMEM;
+		l->fleet = fleet;
+		lane_append(q, l);
+	}
+	for (; node != NULL; node = next) {
+		next = node->next;
+		if (node->fleet != fleet)
+			continue;
+		list_remove(&q->resync_head, &q->resync_tail, node);
+		q->n_resync--;
+		node->cls = CALLQUEUE_URGENT;
+		list_push(&l->head, &l->tail, node);
+		node->lane = l;
+		q->n_urgent++;
+		moved++;
+	}
+	return moved;
+}

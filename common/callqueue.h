@@ -64,6 +64,13 @@ void callqueue_remove(struct callqueue *q, struct callqueue_node *node);
  */
 struct callqueue_node *callqueue_pop(struct callqueue *q, uint64_t now_us, uint64_t *wait_us);
 
+/*
+ * The fleet's waiting resync calls become urgent, in their order, behind the fleet's urgent
+ * ones (a wake-up for a fleet whose resync read is still queued). The number moved, or
+ * -ENOMEM (nothing moved). The caller sets the class of the fleet's calls not queued.
+ */
+int callqueue_promote(struct callqueue *q, uint32_t fleet);
+
 /* Any queued node, budget or not (to fail them all); NULL when empty. */
 struct callqueue_node *callqueue_any(const struct callqueue *q);
 

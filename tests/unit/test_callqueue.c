@@ -301,6 +301,37 @@ static void test_waited_mark(void **state)
 	callqueue_clear(&q);
 }
 
+/* A wake-up for a fleet whose resync reads wait: they become urgent, in order; others stay. */
+static void test_promote(void **state)
+{
+	struct callqueue q;
+	struct item r[5], u;
+	uint64_t t = 0;
+	int i;
+
+	(void)state;
+	assert_int_equal(callqueue_init(&q, 4, 4, 0.25, t), 0);
+	for (i = 0; i < 5; i++) {
+		item_init(&r[i], 10 + i, CALLQUEUE_RESYNC, (uint32_t)(i % 2 ? 7 : 3));
+		assert_int_equal(callqueue_push(&q, &r[i].node), 0);
+	}
+	item_init(&u, 1, CALLQUEUE_URGENT, 7);
+	assert_int_equal(callqueue_push(&q, &u.node), 0);
+	assert_int_equal(callqueue_promote(&q, 9), 0);
+	assert_int_equal(callqueue_promote(&q, 7), 2);          /* 11 and 13 */
+	assert_int_equal(q.n_urgent, 3);
+	assert_int_equal(q.n_resync, 3);
+	assert_int_equal(pop_next(&q, &t), 1);
+	assert_int_equal(pop_next(&q, &t), 11);
+	assert_int_equal(pop_next(&q, &t), 13);
+	assert_int_equal(t, 0);                                 /* urgent: no resync pace */
+	assert_int_equal(pop_next(&q, &t), 10);
+	assert_int_equal(pop_next(&q, &t), 12);
+	assert_int_equal(pop_next(&q, &t), 14);
+	assert_int_equal(t, 2 * SEC);                            /* resync at 1/s */
+	callqueue_clear(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_urgent_not_held_by_resync_pace),
 		cmocka_unit_test(test_remove),
 		cmocka_unit_test(test_waited_mark),
+		cmocka_unit_test(test_promote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
