@@ -1,6 +1,7 @@
 /*
  * observe.c — the observe phase of a reconcile pass: ListStages (ownership from tags), then per
- * fleet the Redis read and ListParticipants → ListParticipantReplicas, into struct pass.
+ * fleet the Redis read and ListParticipants → ListParticipantReplicas. It only fills struct pass;
+ * pass.c decides what happens next.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include "ivs.h"
 #include "log.h"
 #include "plan.h"
+#include "pass.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
 #include "store.h"
@@ -70,32 +72,28 @@ static void redis_read_failed(struct obs_fleet *f, struct pass *p)
 
 /*
  * The fleets' Redis reads go out a few at a time: 200 reads sent at once held 0.6 MB of
- * hiredis output buffers. A fleet waiting for its turn is held in its observing phase.
+ * hiredis output buffers. A queued read already holds its op, so the fleet stays observing.
  */
 #define REDIS_READS_AT_ONCE 8
 
-static void observe_redis(struct reconciler *r, struct pass *p, size_t fi);
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi, struct op *op);
 
 /*
  * Send queued reads while fewer than REDIS_READS_AT_ONCE are in flight. Called only while an
- * operation of p is outstanding (ListStages, or the read that just answered), so p outlives
- * the loop; a read that fails at once re-enters through redis_read_finished, which the flag
- * turns into a no-op.
+ * op of p is outstanding (the fleet's own, or the read that just answered), so p outlives the
+ * loop; a read that fails at once re-enters through redis_read_finished, a no-op then.
  */
 static void redis_pump(struct reconciler *r, struct pass *p)
 {
 	if (p->redis_pumping)
 		return;
 	p->redis_pumping = true;
-	while (p->redis_in_flight < REDIS_READS_AT_ONCE && p->redis_next < p->n_fleets) {
-		size_t fi = p->redis_next++;
-		struct obs_fleet *f = &p->fleets[fi];
-		if (!f->redis_queued)
-			continue;
-		f->redis_queued = false;
+	while (p->redis_in_flight < REDIS_READS_AT_ONCE && p->redis_head != p->redis_tail) {
+		struct obs_fleet *f = &p->fleets[p->redis_queue[p->redis_head++]];
+		struct op *op = f->redis_op;
+		f->redis_op = NULL;
 		p->redis_in_flight++;
-		observe_redis(r, p, fi);
-		rec_fleet_release(r, p, fi);        /* the queue's hold; the read holds it now */
+		observe_redis(r, p, op->fleet, op);
 	}
 	p->redis_pumping = false;
 }
@@ -104,14 +102,6 @@ static void redis_read_finished(struct reconciler *r, struct pass *p)
 {
 	p->redis_in_flight--;
 	redis_pump(r, p);
-}
-
-/* Queue fi's Redis read, holding the fleet until it is sent. */
-static void redis_queue(struct pass *p, size_t fi)
-{
-	p->fleets[fi].redis_queued = true;
-	p->fleets[fi].outstanding++;
-	p->outstanding++;
 }
 
 static void on_fleet_read(void *ud, const struct store_fleet_read *res)
@@ -164,13 +154,12 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 out:
 	redis_read_free(rr);
 	redis_read_finished(op->r, op->pass);
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
-static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi, struct op *op)
 {
 	struct obs_fleet *f = &p->fleets[fi];
-	struct op *op = rec_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
 	size_t n_all = f->n_replicas + 1, n = 0;
 	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
@@ -179,7 +168,7 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 
 	f->redis_ok = true;
 	f->viewers_ok = true;
-	if (op == NULL || rr == NULL || keys == NULL || sk == NULL)
+	if (rr == NULL || keys == NULL || sk == NULL)
 		goto fail;
 	rr->op = op;
 	rr->stage_of = calloc(n_all, sizeof(*rr->stage_of));
@@ -193,9 +182,9 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
 		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
 				      sizeof(keys[n][0])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+		    rec_stage_key(r, STORE_KEY_DRAINING, s->arn, keys[n][1],
 				  sizeof(keys[n][1])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+		    rec_stage_key(r, STORE_KEY_DRAINED_BY, s->arn, keys[n][2],
 				  sizeof(keys[n][2])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;
@@ -225,8 +214,7 @@ fail:
 	redis_read_free(rr);
 	redis_read_failed(f, p);
 	redis_read_finished(r, p);
-	if (op != NULL)
-		rec_op_done(op);
+	pass_op_done(op);
 }
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */
@@ -269,7 +257,7 @@ static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_
 	}
 	h->replicas_ok = true;
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static void on_participants(void *ud, const struct aws_error *err,
@@ -307,7 +295,7 @@ static void on_participants(void *ud, const struct aws_error *err,
 		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
 	}
 	for (size_t i = 0; i < f->n_hosts; i++) {
-		struct op *rop = rec_op_new(r, op->pass, op->fleet);
+		struct op *rop = pass_op_new(r, op->pass, op->fleet);
 		if (rop == NULL) {
 			f->hosts[i].replicas_ok = false;
 			continue;
@@ -317,11 +305,11 @@ static void on_participants(void *ud, const struct aws_error *err,
 						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
 			f->hosts[i].replicas_ok = false;
 			op->pass->reads_failed++;
-			rec_op_done(rop);
+			pass_op_done(rop);
 		}
 	}
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
@@ -349,13 +337,23 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 }
 
 /* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
-static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
-	struct op *hop;
+	struct op *hop, *rop = pass_op_new(r, p, fi);
 
-	redis_queue(p, fi);
+	if (p->redis_queue == NULL)
+		p->redis_queue = calloc(p->n_fleets, sizeof(*p->redis_queue));
+	if (rop == NULL || p->redis_queue == NULL) {
+		redis_read_failed(f, p);
+		if (rop != NULL)
+			pass_op_done(rop);      /* cannot end the pass: the machine holds the fleet */
+	} else {
+		f->redis_op = rop;              /* queued: sent by redis_pump in its turn */
+		p->redis_queue[p->redis_tail++] = fi;
+		redis_pump(r, p);
+	}
 	if (!p->stages_ok) {
 		/* Without the origin's session there is no way to list hosts. */
 		f->hosts_ok = false;
@@ -365,14 +363,14 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 		f->hosts_ok = true;             /* no session: no hosts, truthfully */
 		return;
 	}
-	hop = rec_op_new(r, p, fi);
+	hop = pass_op_new(r, p, fi);
 	if (hop == NULL)
 		return;
 	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
 				  &filter, on_participants, hop) < 0) {
 		f->hosts_ok = false;
 		p->reads_failed++;
-		rec_op_done(hop);
+		pass_op_done(hop);
 	}
 }
 
@@ -420,7 +418,6 @@ static void on_stage_page(void *ud, const struct ivs_stage_list *list)
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
-	struct reconciler *r = op->r;
 	struct pass *p = op->pass;
 
 	(void)list;
@@ -438,7 +435,7 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];
 		/* Two observations of every fleet are alive at once (this pass and the one before):
-		 * give back the doubling's slack (5 replicas held 8 slots of 312 bytes). */
+		 * give back the doubling's slack. */
 		if (f->n_replicas > 0 && f->n_replicas < f->cap_replicas) {
 			struct obs_stage *fit = realloc(f->replicas, f->n_replicas * sizeof(*fit));
 			if (fit != NULL) {
@@ -447,55 +444,18 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			}
 		}
 	}
-	for (size_t fi = 0; fi < p->n_fleets; fi++)
-		observe_fleet(r, p, fi);
-	redis_pump(r, p);
-	/* The fleets' reads are sent or queued: each goes on by itself once they have answered. */
-	for (size_t fi = 0; fi < p->n_fleets; fi++)
-		rec_fleet_release(r, p, fi);
-	rec_op_done(op);
+	/* The machine sends each fleet's own reads next (observe_fleet). */
+	pass_op_done(op);
 }
 
-void rec_pass_begin(struct reconciler *r)
+/* The pass's own call: ListStages. Its answer fills the pass; pass.c then observes each fleet. */
+int observe_pass(struct reconciler *r, struct pass *p)
 {
-	struct pass *p = calloc(1, sizeof(*p));
-	struct op *op;
+	struct op *op = pass_op_new(r, p, PASS_WHOLE);
 
-	if (p == NULL)
-		return;
-	p->fleets = calloc(r->config->n_fleets ? r->config->n_fleets : 1, sizeof(*p->fleets));
-	if (p->fleets == NULL) {
-		free(p);
-		return;
-	}
-	p->n_fleets = r->config->n_fleets;
-	p->id = ++r->next_pass_id;
-	p->started_ms = rec_wall_ms();
-	p->started_us = rec_mono_us();
-	for (size_t i = 0; i < p->n_fleets; i++) {
-		p->fleets[i].cfg = &r->config->fleets[i];
-		p->fleets[i].origin.arn = r->config->fleets[i].origin_stage_arn;
-		p->fleets[i].origin.name = "";
-		/* Held until ListStages has answered and the fleet's own reads are sent. */
-		p->fleets[i].outstanding = 1;
-		p->outstanding++;
-	}
-	r->current = p;
-	r->wake_pending = false;
-	r->last_pass_start_us = p->started_us;
-	log_debug("reconcile pass %" PRIu64 " begins", p->id);
-	op = rec_op_new(r, p, SIZE_MAX);
-	if (op == NULL) {
-		/* Out of memory before anything was sent: drop the pass; the next resync retries. */
-		r->current = NULL;
-		rec_pass_free(p);
-		return;
-	}
-	/* Keep the pass open until ListStages answers. */
-	if (ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op) < 0) {
-		struct aws_error e = { .kind = AWS_ERR_LOCAL };
-		snprintf(e.message, sizeof(e.message), "could not queue the request");
-		on_stages(op, &e, NULL);
-	}
+	if (op == NULL)
+		return -ENOMEM;
+	if (ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op) < 0)
+		on_stages(op, &pass_not_queued, NULL);
+	return 0;
 }
-
