@@ -77,6 +77,9 @@ static void render_status(const json_t *d, struct strbuf *out)
 			      jint(last, "actions_done"), jint(last, "actions_failed"));
 	else
 		strbuf_printf(out, "last pass: none yet\n");
+	const json_t *resync = json_object_get(d, "resync");
+	if (json_is_string(json_object_get(resync, "summary")))
+		strbuf_printf(out, "%s\n", jstr(resync, "summary"));
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
 }
@@ -281,7 +284,10 @@ static int cmd_reconcile(void *ud, const struct control_request *req, json_t **d
 	const char *fleet;
 	if (check_fleet(c, req, &fleet, err, errlen) < 0)
 		return -1;
-	reconciler_wake(c->reconciler, "admin");
+	if (reconciler_wake_fleet(c->reconciler, fleet, "admin") < 0) {
+		snprintf(err, errlen, "no such fleet: %s", fleet);
+		return -1;
+	}
 	*data = json_string("reconcile pass requested");
 	return 0;
 }

@@ -229,9 +229,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		config_errors_free(&errs);
 		config_free(d->pending_config);
 		d->pending_config = fresh;
-		/* Otherwise on_idle swaps it in once the running pass and its calls are done. */
+		/* Otherwise on_idle swaps it in once the running passes and their calls are done
+		 * (no pass starts meanwhile, and the resync walk stops early). */
 		if (reconciler_idle(d->reconciler))
 			swap_config(d);
+		else
+			reconciler_hold(d->reconciler);
 	}
 	sd_notify(0, "READY=1");
 	return 0;
@@ -290,31 +293,66 @@ static void on_redis_state(void *ud, bool connected)
 	}
 }
 
-/* Does a changed key matter to a fleet? Our own writes must not wake us up. */
-static bool key_is_input(const struct config *c, const char *key)
+/*
+ * Which fleet does a changed key concern? Its desired_stages or publisher key, or the viewers
+ * key of one of its stages (the last observations say whose stage it is; a stage not seen yet
+ * concerns every fleet: SIZE_MAX). *matched is false when the key is no input at all: our own
+ * writes must not wake us up.
+ */
+static size_t fleet_of_key(const struct daemon *d, const char *key, bool *matched)
 {
+	const struct config *c = d->config;
+
+	*matched = false;
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		const struct config_keys *k = &c->fleets[i].redis_keys;
 		const char *arn = strstr(k->viewers, "{arn}");
-		if (strcmp(key, k->desired_stages) == 0 || strcmp(key, k->publisher) == 0)
-			return true;
+		if (strcmp(key, k->desired_stages) == 0 || strcmp(key, k->publisher) == 0) {
+			*matched = true;
+			return i;
+		}
 		if (arn != NULL) {
 			size_t head = (size_t)(arn - k->viewers), tail = strlen(arn + 5), len = strlen(key);
 			if (len > head + tail && strncmp(key, k->viewers, head) == 0 &&
-			    strcmp(key + len - tail, arn + 5) == 0)
-				return true;
+			    strcmp(key + len - tail, arn + 5) == 0) {
+				char stage[256];
+				size_t n = len - head - tail;
+				*matched = true;
+				if (n >= sizeof(stage))
+					continue;
+				memcpy(stage, key + head, n);
+				stage[n] = '\0';
+				size_t owner = reconciler_fleet_of_stage(d->reconciler, stage);
+				if (owner != SIZE_MAX)
+					return owner;
+			}
 		}
 	}
-	return false;
+	return SIZE_MAX;
 }
 
 static void on_redis_wake(void *ud, const char *reason)
 {
 	struct daemon *d = ud;
-	if (strcmp(reason, "wake") == 0)
+	bool matched;
+	size_t fleet;
+
+	if (strcmp(reason, "wake") == 0) {
 		reconciler_wake(d->reconciler, "wake channel");
-	else if (key_is_input(d->config, reason))
-		reconciler_wake_debounced(d->reconciler, reason);
+		return;
+	}
+	fleet = fleet_of_key(d, reason, &matched);
+	if (matched)
+		reconciler_wake_debounced(d->reconciler, fleet, reason);
+}
+
+/* A message on the wake channel: a fleet's name wakes that fleet; anything else, every fleet. */
+static void on_redis_wake_message(void *ud, const char *message)
+{
+	struct daemon *d = ud;
+
+	if (reconciler_wake_fleet(d->reconciler, message, "wake channel") < 0)
+		reconciler_wake(d->reconciler, "wake channel");
 }
 
 /* ---- credentials --------------------------------------------------------------------------- */
@@ -382,7 +420,8 @@ static int setup_redis(struct daemon *d)
 {
 	const struct config_redis *rc = &d->config->redis;
 	static const struct redisio_callbacks cbs = { .on_state = on_redis_state,
-						      .on_wake = on_redis_wake };
+						      .on_wake = on_redis_wake,
+						      .on_wake_message = on_redis_wake_message };
 
 	snprintf(d->wake_channel, sizeof(d->wake_channel), "%s%s", rc->key_prefix, rc->wake_channel);
 	struct redisio_options ro = {

@@ -108,6 +108,7 @@ struct ivs_metrics {
 	struct metric *fleet_fail_static;        /* gauge {fleet}, 0/1 */
 	struct metric *redis_up;                 /* gauge, 0/1 */
 	struct metric *last_success_timestamp;   /* gauge, unix seconds */
+	struct metric *resync_period;            /* gauge, seconds */
 	struct metric *build_info;               /* gauge {version} = 1 */
 };
 

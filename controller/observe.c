@@ -301,8 +301,12 @@ static void on_participants(void *ud, const struct aws_error *err,
 			continue;
 		}
 		rop->index = i;
-		if (ivs_list_participant_replicas(r->aws, f->cfg->origin_stage_arn,
-						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
+		struct aws_call_class prev = aws_client_set_class(r->aws,
+								  pass_call_class(op->pass, op->fleet));
+		int rc = ivs_list_participant_replicas(r->aws, f->cfg->origin_stage_arn,
+						       f->hosts[i].participant_id, on_replicas, rop);
+		aws_client_set_class(r->aws, prev);
+		if (rc < 0) {
 			f->hosts[i].replicas_ok = false;
 			op->pass->reads_failed++;
 			pass_op_done(rop);
@@ -366,8 +370,11 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	hop = pass_op_new(r, p, fi);
 	if (hop == NULL)
 		return;
-	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
-				  &filter, on_participants, hop) < 0) {
+	struct aws_call_class prev = aws_client_set_class(r->aws, pass_call_class(p, fi));
+	int rc = ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
+				       &filter, on_participants, hop);
+	aws_client_set_class(r->aws, prev);
+	if (rc < 0) {
 		f->hosts_ok = false;
 		p->reads_failed++;
 		pass_op_done(hop);
@@ -378,10 +385,10 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
  * A configured origin is never one of our replicas, even when it carries our tags (a replica an
  * operator promoted to the origin of another fleet): origins are configured, not owned.
  */
-static bool is_configured_origin(const struct pass *p, const char *arn)
+static bool is_configured_origin(const struct config *c, const char *arn)
 {
-	for (size_t i = 0; i < p->n_fleets; i++)
-		if (strcmp(p->fleets[i].cfg->origin_stage_arn, arn) == 0)
+	for (size_t i = 0; i < c->n_fleets; i++)
+		if (strcmp(c->fleets[i].origin_stage_arn, arn) == 0)
 			return true;
 	return false;
 }
@@ -395,6 +402,7 @@ static void on_stage_page(void *ud, const struct ivs_stage_list *list)
 	struct op *op = ud;
 	struct pass *p = op->pass;
 
+	p->stage_pages++;
 	for (size_t i = 0; i < list->n; i++) {
 		const struct ivs_stage *st = &list->items[i];
 		const char *managed = ivs_stage_tag(st, TAG_MANAGED);
@@ -407,7 +415,7 @@ static void on_stage_page(void *ud, const struct ivs_stage_list *list)
 					 st->active_session_id);
 			} else if (managed != NULL && strcmp(managed, "true") == 0 &&
 				   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
-				   !is_configured_origin(p, st->arn)) {
+				   !is_configured_origin(op->r->config, st->arn)) {
 				if (obs_add_replica(f, st) < 0)
 					p->stages_alloc_failed = true;
 			}
@@ -455,7 +463,14 @@ int observe_pass(struct reconciler *r, struct pass *p)
 
 	if (op == NULL)
 		return -ENOMEM;
-	if (ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op) < 0)
+	/* The resync's listing is paced like its other reads; a targeted pass's goes first. */
+	struct aws_call_class cls = {
+		.priority = p->kind == PASS_RESYNC ? AWS_PRIORITY_RESYNC : AWS_PRIORITY_URGENT,
+	};
+	struct aws_call_class prev = aws_client_set_class(r->aws, cls);
+	int rc = ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op);
+	aws_client_set_class(r->aws, prev);
+	if (rc < 0)
 		on_stages(op, &pass_not_queued, NULL);
 	return 0;
 }

@@ -12,7 +12,8 @@
  * Phases (called only by pass.c; they fill or read the pass, never advance it):
  *   observe.c  observe_pass: ListStages; observe_fleet: one fleet's Redis read and hosts;
  *   act.c      act_fleet: plan the fleet and send its actions; act_fleet_deletes: its deletes;
- *   record.c   record_pass: Redis write-backs, metrics, journald events, the pass log line.
+ *   record.c   record_fleet: a fleet's Redis write-backs and metrics, once it is done;
+ *              record_pass: the status hash, metrics and log line of the pass.
  */
 #ifndef IVS_PASS_H
 #define IVS_PASS_H
@@ -59,6 +60,14 @@ struct obs_stage {
 
 struct obs_fleet {
 	const struct config_fleet *cfg;
+	size_t index;                            /* in the configuration (and r->fleets) */
+	struct pass *pass;                       /* the pass this observation belongs to */
+	/* resync walk: reads sent (false: held until the walk reaches the fleet) */
+	bool reached;
+	/* left this pass before its reads (a targeted pass took it over): nothing to record */
+	bool skipped;
+	/* a wake-up named the fleet while this pass held it: its calls go first from now on */
+	bool urgent;
 	bool origin_seen;
 	char origin_session[IVS_SESSION_ID_MAX + 1];
 	struct obs_stage origin;                 /* viewers of the origin */
@@ -99,15 +108,30 @@ struct obs_fleet {
 	size_t n_created;
 };
 
+enum pass_kind {
+	PASS_TARGETED,                           /* fleets a wake-up named: urgent calls */
+	PASS_RESYNC,                             /* the background walk over every fleet */
+};
+
 struct pass {
 	uint64_t id;
+	enum pass_kind kind;
+	/*
+	 * Owners: the reconciler while the pass runs, r->last, and every fleet_state whose last
+	 * observation is in here (fs->last). Freed by pass_unref at zero.
+	 */
+	unsigned refs;
+	struct pass *next_running;               /* r->running list */
 	int64_t started_ms;                      /* wall clock */
 	uint64_t started_us;                     /* monotonic */
 	bool stages_ok;
 	bool stages_alloc_failed;                /* a page's stage could not be kept */
 	char stages_error[300];
+	/* the fleets of this pass only (a targeted pass has a few of the configuration's) */
 	struct obs_fleet *fleets;
 	size_t n_fleets;
+	size_t walk_next;                        /* resync: the next fleet the walk reaches */
+	unsigned stage_pages;                    /* ListStages pages read */
 	bool listing;                            /* the machine's: ListStages not answered yet */
 	/* observe.c: fleets whose Redis read waits for one of REDIS_READS_AT_ONCE slots */
 	size_t *redis_queue, redis_head, redis_tail;
@@ -141,8 +165,26 @@ struct op {
 
 /* ---- the machine (pass.c) ---------------------------------------------------------------- */
 
-/* Begin a pass (r->current) and send its ListStages; it advances itself from then on. */
-void pass_begin(struct reconciler *r);
+/*
+ * Begin a pass over the fleets with want[i] (configuration index) that no other pass holds,
+ * and send its ListStages; it advances itself from then on. A targeted pass observes its
+ * fleets as soon as the listing is in; a resync pass walks them (pass_walk_step). Returns
+ * false when no fleet was free (nothing begun).
+ */
+bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want);
+/* Resync: send the reads of the next fleet of the walk. false when the walk is over. */
+bool pass_walk_step(struct reconciler *r, struct pass *p);
+/*
+ * A wake-up named fleet (configuration index) while pass p holds it. Not reached by the walk
+ * yet: it leaves p (true: free for a targeted pass now). Otherwise its calls become urgent
+ * (false: a pass for it follows this one).
+ */
+bool pass_take_over(struct reconciler *r, struct pass *p, size_t fleet);
+/* Stopping: the walk's unreached fleets leave their pass so it can end. */
+void pass_walk_abandon(struct reconciler *r, struct pass *p);
+void pass_unref(struct pass *p);
+/* The AWS class of fleet fi's calls in p (set around each call, restored after). */
+struct aws_call_class pass_call_class(const struct pass *p, size_t fi);
 /*
  * One callback owed to pass p by fleet (PASS_WHOLE: the pass's ListStages). pass_op_done, called
  * exactly once from that callback, frees op and may step the fleet and end the pass, which may
@@ -162,6 +204,7 @@ int observe_pass(struct reconciler *r, struct pass *p);        /* 0, or -ENOMEM:
 void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
+void record_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void record_pass(struct reconciler *r, struct pass *p);
 
 #endif

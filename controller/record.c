@@ -300,18 +300,21 @@ static void record_metrics(struct reconciler *r, const struct pass *p)
 	metric_observe(m->reconcile_duration, NULL, (double)p->duration_us / 1e6);
 	if (p->ok)
 		metric_set(m->last_success_timestamp, NULL, (double)p->finished_ms / 1000.0);
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		const struct obs_fleet *f = &p->fleets[fi];
-		const char *fleet[1] = { f->cfg->name };
-		if (!f->planned)
-			continue;
-		const struct plan_summary *s = &f->summary;
-		metric_set(m->desired_stages, fleet, s->desired_stages);
-		metric_set(m->actual_stages, fleet, s->serving_stages);
-		metric_set(m->replications_active, fleet, s->active_replications);
-		metric_set(m->fleet_capped, fleet, s->capped);
-		metric_set(m->fleet_fail_static, fleet, s->fail_static);
-	}
+}
+
+static void record_fleet_metrics(struct reconciler *r, const struct obs_fleet *f)
+{
+	struct ivs_metrics *m = r->metrics;
+	const char *fleet[1] = { f->cfg->name };
+	const struct plan_summary *s = &f->summary;
+
+	if (m == NULL || !f->planned)
+		return;
+	metric_set(m->desired_stages, fleet, s->desired_stages);
+	metric_set(m->actual_stages, fleet, s->serving_stages);
+	metric_set(m->replications_active, fleet, s->active_replications);
+	metric_set(m->fleet_capped, fleet, s->capped);
+	metric_set(m->fleet_fail_static, fleet, s->fail_static);
 }
 
 static bool has_replica(const struct obs_fleet *f, const char *arn)
@@ -334,48 +337,51 @@ static bool deleted_by(const struct obs_fleet *f, const char *arn)
 
 /*
  * A replica stage deleted out of band (console, another tool) leaves its Redis keys behind.
- * When two complete listings in a row are available, an owned stage in the previous one and
- * absent from this one is gone: delete stage:{arn}, replication:{arn} and its draining keys.
+ * When two complete listings of the fleet in a row are available, an owned stage in the
+ * previous observation and absent from this one is gone: delete stage:{arn}, replication:{arn}
+ * and its draining keys.
  */
-static void forget_vanished_stages(struct reconciler *r, const struct pass *p)
+static void forget_vanished_stages(struct reconciler *r, const struct pass *p,
+				   const struct obs_fleet *f)
 {
-	if (r->last == NULL || !r->last->stages_ok || !p->stages_ok)
+	struct fleet_state *fs = &r->fleets[f->index];
+	const struct obs_fleet *prev = fs->last;
+
+	if (prev == NULL || !prev->pass->stages_ok || !p->stages_ok || fs->paused)
 		return;
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		const struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		const struct obs_fleet *prev = fs != NULL ? fs->last : NULL;
-		if (prev == NULL || (fs != NULL && fs->paused))
+	for (size_t i = 0; i < prev->n_replicas; i++) {
+		const char *arn = prev->replicas[i].arn;
+		if (has_replica(f, arn) || deleted_by(prev, arn))
 			continue;
-		for (size_t i = 0; i < prev->n_replicas; i++) {
-			const char *arn = prev->replicas[i].arn;
-			if (has_replica(f, arn) || deleted_by(prev, arn))
-				continue;
-			log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
-							     "IVS_STAGE_ARN", arn),
-				  "replica stage %s is gone; forgetting its redis keys", arn);
-			rec_forget_stage(r, arn);
-		}
+		log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", arn),
+			  "replica stage %s is gone; forgetting its redis keys", arn);
+		rec_forget_stage(r, arn);
 	}
+}
+
+/* Called by pass.c when a planned fleet is done, before it replaces the fleet's last one. */
+void record_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+
+	record_fleet_redis(r, f);
+	record_fleet_keys(r, f);
+	/* Written (store copies what it sends): no view needs it. */
+	free(f->open);
+	f->open = NULL;
+	f->n_open = 0;
+	record_fleet_metrics(r, f);
+	forget_vanished_stages(r, p, f);
 }
 
 /* Called by pass.c once every fleet is done, before the pass replaces the last one. */
 void record_pass(struct reconciler *r, struct pass *p)
 {
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		record_fleet_redis(r, f);
-		record_fleet_keys(r, f);
-		/* Written (store copies what it sends): no view needs it. */
-		free(f->open);
-		f->open = NULL;
-		f->n_open = 0;
-	}
 	record_status_hash(r, p);
 	record_metrics(r, p);
 	log_event(p->ok ? LOG_DEBUG : LOG_INFO, NULL, NULL,
-		  "reconcile pass %" PRIu64 " %s in %" PRIu64 " ms (%u actions done, %u failed, %u "
-		  "reads failed)", p->id, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
+		  "reconcile pass %" PRIu64 " (%s, %zu fleets) %s in %" PRIu64 " ms (%u actions done, "
+		  "%u failed, %u reads failed)", p->id, p->kind == PASS_RESYNC ? "resync" : "targeted",
+		  p->n_fleets, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
 		  p->actions_done, p->actions_failed, p->reads_failed);
-	forget_vanished_stages(r, p);
 }

@@ -53,6 +53,46 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	return o;
 }
 
+/*
+ * The resync walk: its configured interval, its real period (longer when the fleets' reads at
+ * resync_share x max_tps need it) and where the walk is.
+ */
+static json_t *resync_json(const struct reconciler *r)
+{
+	const struct pass *p = r->resync;
+	json_t *o = json_pack("{s:I, s:I, s:I, s:f, s:b, s:I}",
+		"interval_ms", (json_int_t)r->config->reconcile.resync_interval_ms,
+		"period_ms", (json_int_t)r->resync_period_ms,
+		"fleets", (json_int_t)r->n_fleets,
+		"calls_per_s", r->resync_calls_per_s,
+		"walking", p != NULL,
+		"rounds", (json_int_t)r->resync_rounds);
+
+	if (p != NULL) {
+		size_t visited = 0;
+		const char *next = NULL;
+		for (size_t i = 0; i < p->n_fleets; i++) {
+			if (p->fleets[i].reached)
+				visited++;
+			else if (next == NULL)
+				next = p->fleets[i].cfg->name;
+		}
+		json_object_set_new(o, "visited", json_integer((json_int_t)visited));
+		json_object_set_new(o, "next_fleet", next != NULL ? json_string(next) : json_null());
+	}
+	return o;
+}
+
+void reconciler_resync_line(const struct reconciler *r, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (r->resync_period_ms > r->config->reconcile.resync_interval_ms)
+		snprintf(buf, len, "resync period %g s: %zu fleets at %g observation calls/s "
+			 "(resync_interval %g s)", (double)r->resync_period_ms / 1000.0, r->n_fleets,
+			 r->resync_calls_per_s,
+			 (double)r->config->reconcile.resync_interval_ms / 1000.0);
+}
+
 json_t *reconciler_status_json(const struct reconciler *r)
 {
 	json_t *o = json_object(), *fleets = json_array(), *wakes = json_object();
@@ -63,12 +103,26 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "leader", json_true());
 	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
-	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
+	json_object_set_new(o, "pass_running", json_boolean(r->running != NULL));
+	size_t targeted = 0;
+	for (const struct pass *p = r->running; p != NULL; p = p->next_running)
+		targeted += p->kind == PASS_TARGETED;
+	json_object_set_new(o, "targeted_passes_running", json_integer((json_int_t)targeted));
 	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
 	json_object_set_new(o, "wakes", wakes);
-	for (size_t i = 0; i < REC_WAKE_REASONS; i++)
+	uint64_t total = 0;
+	for (size_t i = 0; i < REC_WAKE_REASONS; i++) {
 		json_object_set_new(wakes, rec_wake_reasons[i].name,
 				    json_integer((json_int_t)r->wakes[i]));
+		total += r->wakes[i];
+	}
+	json_object_set_new(o, "wakes_total", json_integer((json_int_t)total));
+	json_t *resync = resync_json(r);
+	char line[200];
+	reconciler_resync_line(r, line, sizeof(line));
+	if (line[0] != '\0')
+		json_object_set_new(resync, "summary", json_string(line));
+	json_object_set_new(o, "resync", resync);
 	if (r->last != NULL) {
 		json_object_set_new(o, "last_pass", json_pack("{s:s, s:s, s:I, s:i, s:i, s:i}",
 			"at", at, "result", r->last->ok ? "ok" : "error",
@@ -177,8 +231,6 @@ static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
 json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 {
 	json_t *a = json_array();
-	if (r->last == NULL)
-		return a;
 	for (size_t i = 0; i < r->n_fleets; i++) {
 		const struct fleet_state *fs = &r->fleets[i];
 		const struct obs_fleet *f = fs->last;
@@ -189,7 +241,7 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 		struct plan_output *out = calloc(1, sizeof(*out));
 		struct plan_input in;
 		if (scratch != NULL && out != NULL) {
-			rec_plan_input_build(r, r->last, f, scratch, &in);
+			rec_plan_input_build(r, f->pass, f, scratch, &in);
 			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
 				json_array_append_new(a, plan_json(f, out));
 		}
@@ -295,10 +347,10 @@ void reconciler_print_plan(const struct reconciler *r, FILE *out)
 		fprintf(out, "no pass completed\n");
 		return;
 	}
-	for (size_t fi = 0; fi < r->last->n_fleets; fi++) {
-		const struct obs_fleet *f = &r->last->fleets[fi];
-		if (!f->planned) {
-			fprintf(out, "fleet %s: no plan\n", f->cfg->name);
+	for (size_t fi = 0; fi < r->n_fleets; fi++) {
+		const struct obs_fleet *f = r->fleets[fi].last;
+		if (f == NULL || !f->planned) {
+			fprintf(out, "fleet %s: no plan\n", r->fleets[fi].name);
 			continue;
 		}
 		const struct plan_summary *s = &f->summary;
