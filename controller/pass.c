@@ -236,6 +236,14 @@ void pass_walk_abandon(struct reconciler *r, struct pass *p)
 		pass_end_if_done(r, p);
 }
 
+bool pass_fleet_reached(const struct pass *p, size_t fleet)
+{
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
+		if (p->fleets[fi].index == fleet)
+			return p->fleets[fi].reached;
+	return true;
+}
+
 bool pass_take_over(struct reconciler *r, struct pass *p, size_t fleet)
 {
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {

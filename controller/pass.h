@@ -180,6 +180,8 @@ bool pass_walk_step(struct reconciler *r, struct pass *p);
  * (false: a pass for it follows this one).
  */
 bool pass_take_over(struct reconciler *r, struct pass *p, size_t fleet);
+/* Has p sent fleet's (configuration index) reads yet? Before that, it sees any change. */
+bool pass_fleet_reached(const struct pass *p, size_t fleet);
 /* Stopping: the walk's unreached fleets leave their pass so it can end. */
 void pass_walk_abandon(struct reconciler *r, struct pass *p);
 void pass_unref(struct pass *p);

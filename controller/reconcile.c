@@ -172,16 +172,12 @@ static int on_walk_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct reconciler *r = ud;
 	struct pass *p = r->resync;
-	size_t fi;
 
 	(void)s;
 	(void)usec;
-	if (p == NULL)
-		return 0;
-	fi = p->walk_next;
-	if (pass_walk_step(r, p) && r->resync == p)
+	/* pass_walk_step may end p: schedule only while it is still the walk */
+	if (p != NULL && pass_walk_step(r, p) && r->resync == p)
 		rec_walk_schedule(r, p);
-	(void)fi;
 	return 0;
 }
 
@@ -299,12 +295,17 @@ static void count_wake(struct reconciler *r, const char *reason)
 /*
  * A pass for fleet i is due. If the resync holds the fleet without having read it yet, the
  * fleet leaves the walk (its targeted pass goes now); if a pass is reading or acting on it,
- * that pass's calls for it go first and exactly one more pass follows it.
+ * that pass's calls for it go first and exactly one more pass follows it; a targeted pass
+ * that is still listing the stages reads the fleet after the change anyway.
  */
 static void wake_fleet(struct reconciler *r, size_t i)
 {
 	struct fleet_state *fs = &r->fleets[i];
 
+	/* A targeted pass that has not read the fleet yet will see the change: nothing more. */
+	if (fs->busy != NULL && fs->busy->kind == PASS_TARGETED &&
+	    !pass_fleet_reached(fs->busy, i))
+		return;
 	fs->wake = true;
 	if (fs->busy != NULL && fs->busy->kind == PASS_RESYNC)
 		(void)pass_take_over(r, fs->busy, i);

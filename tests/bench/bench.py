@@ -480,8 +480,10 @@ def scale_env(n_fleets, tag):
         f["scale_down_delay"] = "1ms"
     d = env.start_daemon(fleets, max_tps=4, resync="15s")
     d.wait_ready()
-    harness.wait_until(lambda: env.status()["passes"] >= 1, 300, interval=0.2,
-                       what="the first pass over every fleet")
+    # Steady state: the start-up passes over every fleet are over, only the resync walks.
+    harness.wait_until(lambda: (lambda st: st["passes"] >= 1 and
+                                st.get("targeted_passes_running", 0) == 0)(env.status()),
+                       300, interval=0.2, what="the start-up passes to end")
     return env, fleets
 
 
