@@ -59,8 +59,9 @@ static void set_viewers_invalid(struct obs_fleet *f, struct obs_stage *s, const 
 {
 	s->viewers_known = false;
 	f->viewers_ok = false;
-	if (f->viewers_error[0] == '\0')
-		snprintf(f->viewers_error, sizeof(f->viewers_error), "%s: %s", s->arn, why);
+	struct obs_notes *n = obs_notes_of(f);
+	if (n != NULL && n->viewers_error[0] == '\0')
+		snprintf(n->viewers_error, sizeof(n->viewers_error), "%s: %s", s->arn, why);
 }
 
 static void redis_read_failed(struct obs_fleet *f, struct pass *p)
@@ -71,37 +72,49 @@ static void redis_read_failed(struct obs_fleet *f, struct pass *p)
 }
 
 /*
- * The fleets' Redis reads go out a few at a time: 200 reads sent at once held 0.6 MB of
- * hiredis output buffers. A queued read already holds its op, so the fleet stays observing.
+ * A pass observes its fleets a few at a time: each fleet's Redis read and its IVS reads are
+ * sent when it gets one of OBSERVE_AT_ONCE slots, and the slot is free again when the fleet
+ * is through observing (observe_fleet_done). 200 fleets observed at once held 0.6 MB of
+ * hiredis output buffers and 200 queued ListParticipants (0.5 MB); the per-operation budget,
+ * not this window, is what limits a pass. A queued fleet already holds its op, so it stays
+ * observing.
  */
-#define REDIS_READS_AT_ONCE 8
+#define OBSERVE_AT_ONCE 16
 
 static void observe_redis(struct reconciler *r, struct pass *p, size_t fi, struct op *op);
+static void observe_hosts(struct reconciler *r, struct pass *p, size_t fi);
 
 /*
- * Send queued reads while fewer than REDIS_READS_AT_ONCE are in flight. Called only while an
- * op of p is outstanding (the fleet's own, or the read that just answered), so p outlives the
- * loop; a read that fails at once re-enters through redis_read_finished, a no-op then.
+ * Start queued fleets while fewer than OBSERVE_AT_ONCE observe. Called only while an op of p
+ * is outstanding (the queued fleet's own at least), so p outlives the loop; a fleet that is
+ * through at once re-enters through observe_fleet_done, a no-op then.
  */
-static void redis_pump(struct reconciler *r, struct pass *p)
+static void observe_pump(struct reconciler *r, struct pass *p)
 {
-	if (p->redis_pumping)
+	if (p->obs_pumping)
 		return;
-	p->redis_pumping = true;
-	while (p->redis_in_flight < REDIS_READS_AT_ONCE && p->redis_head != p->redis_tail) {
-		struct obs_fleet *f = &p->fleets[p->redis_queue[p->redis_head++]];
+	p->obs_pumping = true;
+	while (p->obs_in_flight < OBSERVE_AT_ONCE && p->obs_head != p->obs_tail) {
+		size_t fi = p->obs_queue[p->obs_head++];
+		struct obs_fleet *f = &p->fleets[fi];
 		struct op *op = f->redis_op;
 		f->redis_op = NULL;
-		p->redis_in_flight++;
-		observe_redis(r, p, op->fleet, op);
+		f->observing = true;
+		p->obs_in_flight++;
+		/* hosts first: the Redis op still holds the fleet while they are sent */
+		observe_hosts(r, p, fi);
+		observe_redis(r, p, fi, op);
 	}
-	p->redis_pumping = false;
+	p->obs_pumping = false;
 }
 
-static void redis_read_finished(struct reconciler *r, struct pass *p)
+void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 {
-	p->redis_in_flight--;
-	redis_pump(r, p);
+	if (!p->fleets[fi].observing)
+		return;
+	p->fleets[fi].observing = false;
+	p->obs_in_flight--;
+	observe_pump(r, p);
 }
 
 static void on_fleet_read(void *ud, const struct store_fleet_read *res)
@@ -124,14 +137,17 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 		break;
 	case STORE_INVALID:
 		f->override = PLAN_OVERRIDE_INVALID;
-		snprintf(f->override_error, sizeof(f->override_error), "%s", res->desired.error);
+		if (obs_notes_of(f) != NULL)
+			snprintf(f->notes->override_error, sizeof(f->notes->override_error), "%s",
+				 res->desired.error);
 		break;
 	}
-	if (res->publisher.state == STORE_OK) {
-		f->publisher = res->publisher.info;
-		f->publisher_present = true;
-	} else if (res->publisher.state == STORE_INVALID) {
-		snprintf(f->publisher_error, sizeof(f->publisher_error), "%s", res->publisher.error);
+	if (res->publisher.state == STORE_OK && obs_notes_of(f) != NULL) {
+		f->notes->publisher = res->publisher.info;
+		f->notes->publisher_present = true;
+	} else if (res->publisher.state == STORE_INVALID && obs_notes_of(f) != NULL) {
+		snprintf(f->notes->publisher_error, sizeof(f->notes->publisher_error), "%s",
+			 res->publisher.error);
 	}
 	for (size_t i = 0; i < res->n_stages; i++) {
 		const struct store_stage_read *sr = &res->stages[i];
@@ -153,7 +169,6 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 	}
 out:
 	redis_read_free(rr);
-	redis_read_finished(op->r, op->pass);
 	pass_op_done(op);
 }
 
@@ -213,7 +228,6 @@ fail:
 	free(sk);
 	redis_read_free(rr);
 	redis_read_failed(f, p);
-	redis_read_finished(r, p);
 	pass_op_done(op);
 }
 
@@ -292,7 +306,7 @@ static void on_participants(void *ud, const struct aws_error *err,
 			continue;
 		struct obs_host *h = &f->hosts[f->n_hosts++];
 		snprintf(h->participant_id, sizeof(h->participant_id), "%s", pt->participant_id);
-		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
+		h->user_id = strdup(pt->user_id);
 	}
 	for (size_t i = 0; i < f->n_hosts; i++) {
 		struct op *rop = pass_op_new(r, op->pass, op->fleet);
@@ -340,24 +354,13 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 	return 0;
 }
 
-/* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
-void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+/* ListParticipants of the origin's session, then ListParticipantReplicas per host. */
+static void observe_hosts(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
-	struct op *hop, *rop = pass_op_new(r, p, fi);
+	struct op *hop;
 
-	if (p->redis_queue == NULL)
-		p->redis_queue = calloc(p->n_fleets, sizeof(*p->redis_queue));
-	if (rop == NULL || p->redis_queue == NULL) {
-		redis_read_failed(f, p);
-		if (rop != NULL)
-			pass_op_done(rop);      /* cannot end the pass: the machine holds the fleet */
-	} else {
-		f->redis_op = rop;              /* queued: sent by redis_pump in its turn */
-		p->redis_queue[p->redis_tail++] = fi;
-		redis_pump(r, p);
-	}
 	if (!p->stages_ok) {
 		/* Without the origin's session there is no way to list hosts. */
 		f->hosts_ok = false;
@@ -379,6 +382,27 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 		p->reads_failed++;
 		pass_op_done(hop);
 	}
+}
+
+/* The fleet's Redis read and its hosts, once it has a slot (observe_pump). */
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct op *rop = pass_op_new(r, p, fi);
+
+	if (p->obs_queue == NULL)
+		p->obs_queue = calloc(p->n_fleets, sizeof(*p->obs_queue));
+	if (rop == NULL || p->obs_queue == NULL) {
+		/* no memory to wait: observe now, outside the window */
+		redis_read_failed(f, p);
+		observe_hosts(r, p, fi);
+		if (rop != NULL)
+			pass_op_done(rop);      /* cannot end the pass: the machine holds the fleet */
+		return;
+	}
+	f->redis_op = rop;                      /* queued: observe_pump starts it in its turn */
+	p->obs_queue[p->obs_tail++] = fi;
+	observe_pump(r, p);
 }
 
 /*

@@ -29,10 +29,12 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi);
 static void obs_fleet_clear(struct obs_fleet *f)
 {
 	for (size_t h = 0; h < f->n_hosts; h++) {
+		free(f->hosts[h].user_id);
 		free(f->hosts[h].replications);
 		free(f->hosts[h].dest);
 	}
 	free(f->hosts);
+	free(f->notes);
 	for (size_t i = 0; i < f->n_replicas; i++)
 		free((char *)f->replicas[i].arn);         /* the block holds the name too */
 	free(f->replicas);
@@ -51,8 +53,15 @@ void pass_free(struct pass *p)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
 	free(p->stops_done);
-	free(p->redis_queue);
+	free(p->obs_queue);
 	free(p);
+}
+
+struct obs_notes *obs_notes_of(struct obs_fleet *f)
+{
+	if (f->notes == NULL)
+		f->notes = calloc(1, sizeof(*f->notes));
+	return f->notes;
 }
 
 void pass_unref(struct pass *p)
@@ -300,6 +309,8 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 			break;
 		}
 		f->pending++;
+		if (finished == FLEET_OBSERVING)
+			observe_fleet_done(r, p, fi);
 		if (finished == FLEET_OBSERVING && !r->stopping)
 			act_fleet(r, p, fi);
 		else if (finished == FLEET_ACTING && !r->stopping)

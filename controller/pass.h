@@ -34,7 +34,7 @@ enum fleet_phase { FLEET_OBSERVING, FLEET_ACTING, FLEET_DELETING, FLEET_DONE };
 
 struct obs_host {
 	char participant_id[IVS_PARTICIPANT_ID_MAX + 1];
-	char user_id[IVS_USER_ID_MAX + 1];
+	char *user_id;                           /* heap, its own length ("" when none) */
 	bool replicas_ok;
 	struct plan_replication *replications;  /* destinations point into dest[] */
 	char (*dest)[IVS_ARN_MAX + 1];
@@ -58,6 +58,18 @@ struct obs_stage {
 	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
 };
 
+struct obs_notes {
+	bool publisher_present;
+	struct store_publisher publisher;
+	char override_error[STORE_ERR_MAX];
+	char publisher_error[STORE_ERR_MAX];
+	char viewers_error[STORE_ERR_MAX];
+};
+
+struct obs_fleet;
+/* The fleet's notes, allocated on first use (NULL: out of memory, the note is lost). */
+struct obs_notes *obs_notes_of(struct obs_fleet *f);
+
 struct obs_fleet {
 	const struct config_fleet *cfg;
 	size_t index;                            /* in the configuration (and r->fleets) */
@@ -78,14 +90,15 @@ struct obs_fleet {
 	bool hosts_ok;
 	bool viewers_ok;
 	bool redis_ok;
-	struct op *redis_op;                     /* its Redis read, queued for its turn */
+	struct op *redis_op;                     /* queued for its turn: its Redis read's op */
+	bool observing;                          /* holds one of the pass's observing slots */
 	enum plan_override override;
 	uint32_t override_stages;
-	char override_error[STORE_ERR_MAX];
-	bool publisher_present;
-	struct store_publisher publisher;
-	char publisher_error[STORE_ERR_MAX];
-	char viewers_error[STORE_ERR_MAX];
+	/*
+	 * The publisher info and the bad values seen, apart (heap, NULL when there is none): they
+	 * were 1 kB inline in every fleet of two live observations, mostly empty.
+	 */
+	struct obs_notes *notes;
 	/* The machine's (pass.c): callbacks owed plus holds; the phase moves on at zero. */
 	unsigned pending;
 	int phase;                               /* FLEET_OBSERVING .. FLEET_DONE */
@@ -133,10 +146,10 @@ struct pass {
 	size_t walk_next;                        /* resync: the next fleet the walk reaches */
 	unsigned stage_pages;                    /* ListStages pages read */
 	bool listing;                            /* the machine's: ListStages not answered yet */
-	/* observe.c: fleets whose Redis read waits for one of REDIS_READS_AT_ONCE slots */
-	size_t *redis_queue, redis_head, redis_tail;
-	unsigned redis_in_flight;
-	bool redis_pumping;
+	/* observe.c: fleets waiting for one of OBSERVE_AT_ONCE slots, and those observing */
+	size_t *obs_queue, obs_head, obs_tail;
+	unsigned obs_in_flight;
+	bool obs_pumping;
 	size_t fleets_done;
 	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
@@ -204,9 +217,32 @@ void pass_record_written(struct reconciler *r);
 
 int observe_pass(struct reconciler *r, struct pass *p);        /* 0, or -ENOMEM: nothing sent */
 void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
+/* The fleet is through observing: its slot goes to the next fleet waiting. */
+void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
 void record_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void record_pass(struct reconciler *r, struct pass *p);
+
+/* Read side: "" / false when the fleet has no notes. */
+static inline const char *obs_override_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->override_error : "";
+}
+
+static inline const char *obs_publisher_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->publisher_error : "";
+}
+
+static inline const char *obs_viewers_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->viewers_error : "";
+}
+
+static inline const struct store_publisher *obs_publisher(const struct obs_fleet *f)
+{
+	return f->notes != NULL && f->notes->publisher_present ? &f->notes->publisher : NULL;
+}
 
 #endif

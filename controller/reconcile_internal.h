@@ -32,10 +32,13 @@ struct fleet_state {
 	bool capped_reported;
 	bool no_host_reported;
 	bool fail_static_reported;
-	/* Bad Redis values last reported ("" = none): warned when they appear or change. */
-	char override_reported[STORE_ERR_MAX];
-	char publisher_reported[STORE_ERR_MAX];
-	char viewers_reported[STORE_ERR_MAX];
+	/*
+	 * Bad Redis values last reported, as a hash of the message (0 = none): warned when they
+	 * appear or change. Only a change matters, so the text is not kept (480 bytes a fleet).
+	 */
+	uint64_t override_reported;
+	uint64_t publisher_reported;
+	uint64_t viewers_reported;
 	/* Its last recorded observation (in a pass it holds a reference of); NULL before one. */
 	struct obs_fleet *last;
 	struct pass *busy;                       /* the pass observing/acting on it, or NULL */

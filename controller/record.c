@@ -93,14 +93,28 @@ void rec_forget_stage(struct reconciler *r, const char *arn)
 
 /* ---- journald events of a plan ----------------------------------------------------------- */
 
+/* FNV-1a of a message; 0 only for "" (nothing wrong). */
+static uint64_t message_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	if (s[0] == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h != 0 ? h : 1;
+}
+
 /*
  * A bad value in Redis stays bad for many passes: warn when it appears or changes, say when it
- * clears, and only debug in between. last holds what was reported ("" = nothing wrong).
+ * clears, and only debug in between. last holds the hash of what was reported (0 = nothing).
  */
-static void report_bad_value(const char *fleet, const char *what, const char *error, char *last,
-			     size_t lastlen)
+static void report_bad_value(const char *fleet, const char *what, const char *error,
+			     uint64_t *last)
 {
-	if (strcmp(error, last) == 0) {
+	uint64_t h = message_hash(error);
+
+	if (h == *last) {
 		if (error[0] != '\0')
 			log_debug("fleet %s: %s still ignored: %s", fleet, what, error);
 		return;
@@ -111,7 +125,7 @@ static void report_bad_value(const char *fleet, const char *what, const char *er
 	else
 		log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", fleet),
 			  "fleet %s: %s valid again", fleet, what);
-	snprintf(last, lastlen, "%s", error);
+	*last = h;
 }
 
 void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs)
@@ -161,12 +175,12 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 	/* Without a Redis answer nothing is known about the values: keep what was reported. */
 	if (f->redis_ok) {
 		report_bad_value(f->cfg->name, "desired_stages override",
-				 f->override == PLAN_OVERRIDE_INVALID ? f->override_error : "",
-				 fs->override_reported, sizeof(fs->override_reported));
-		report_bad_value(f->cfg->name, "publisher info", f->publisher_error,
-				 fs->publisher_reported, sizeof(fs->publisher_reported));
-		report_bad_value(f->cfg->name, "viewer count", f->viewers_error,
-				 fs->viewers_reported, sizeof(fs->viewers_reported));
+				 f->override == PLAN_OVERRIDE_INVALID ? obs_override_error(f) : "",
+				 &fs->override_reported);
+		report_bad_value(f->cfg->name, "publisher info", obs_publisher_error(f),
+				 &fs->publisher_reported);
+		report_bad_value(f->cfg->name, "viewer count", obs_viewers_error(f),
+				 &fs->viewers_reported);
 	}
 	(void)r;
 }
@@ -349,8 +363,10 @@ static void forget_vanished_stages(struct reconciler *r, const struct pass *p,
 
 	if (prev == NULL || !prev->pass->stages_ok || !p->stages_ok || fs->paused)
 		return;
-	for (size_t i = 0; i < prev->n_replicas; i++) {
-		const char *arn = prev->replicas[i].arn;
+	/* what the previous pass listed, and the stages it created (not in its listing) */
+	for (size_t i = 0; i < prev->n_replicas + prev->n_created; i++) {
+		const char *arn = i < prev->n_replicas ? prev->replicas[i].arn
+						       : prev->created[i - prev->n_replicas];
 		if (has_replica(f, arn) || deleted_by(prev, arn))
 			continue;
 		log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", arn),

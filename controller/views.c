@@ -42,12 +42,12 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	json_object_set_new(o, "decision", json_string(s->decision.reason ? s->decision.reason : ""));
 	json_object_set_new(o, "note", s->note ? json_string(s->note) : json_null());
 	json_object_set_new(o, "override_invalid", json_boolean(f->override == PLAN_OVERRIDE_INVALID));
-	if (f->override_error[0])
-		json_object_set_new(o, "override_error", json_string(f->override_error));
-	if (f->publisher_error[0])
-		json_object_set_new(o, "publisher_error", json_string(f->publisher_error));
-	if (f->viewers_error[0])
-		json_object_set_new(o, "viewers_error", json_string(f->viewers_error));
+	if (obs_override_error(f)[0])
+		json_object_set_new(o, "override_error", json_string(obs_override_error(f)));
+	if (obs_publisher_error(f)[0])
+		json_object_set_new(o, "publisher_error", json_string(obs_publisher_error(f)));
+	if (obs_viewers_error(f)[0])
+		json_object_set_new(o, "viewers_error", json_string(obs_viewers_error(f)));
 	json_object_set_new(o, "actions_failed", json_integer(f->actions_failed));
 	json_object_set_new(o, "hosts_not_publishing", json_integer(f->not_publishing));
 	return o;
@@ -103,7 +103,11 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "leader", json_true());
 	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
-	json_object_set_new(o, "pass_running", json_boolean(r->running != NULL));
+	/* a pass due for a woken fleet counts: it starts on the next turn of the loop */
+	bool due = false;
+	for (size_t i = 0; i < r->n_fleets && !r->stopping; i++)
+		due = due || r->fleets[i].wake;
+	json_object_set_new(o, "pass_running", json_boolean(r->running != NULL || due));
 	size_t targeted = 0;
 	for (const struct pass *p = r->running; p != NULL; p = p->next_running)
 		targeted += p->kind == PASS_TARGETED;
@@ -258,25 +262,26 @@ json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet)
 		const struct obs_fleet *f = r->fleets[i].last;
 		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
 			continue;
-		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "hasPublisher",
-				      f->publisher_present);
-		if (f->publisher_present)
+		const struct store_publisher *pub = obs_publisher(f);
+		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "hasPublisher", pub != NULL);
+		if (pub != NULL)
 			json_object_set_new(o, "publisherInfo", json_pack("{s:s, s:s, s:s, s:s}",
-				"participantId", f->publisher.participant_id,
-				"stageArn", f->publisher.stage_arn, "userId", f->publisher.user_id,
-				"joinedAt", f->publisher.joined_at));
+				"participantId", pub->participant_id,
+				"stageArn", pub->stage_arn, "userId", pub->user_id,
+				"joinedAt", pub->joined_at));
 		else
 			json_object_set_new(o, "publisherInfo", json_null());
-		if (f->publisher_error[0])
-			json_object_set_new(o, "error", json_string(f->publisher_error));
+		if (obs_publisher_error(f)[0])
+			json_object_set_new(o, "error", json_string(obs_publisher_error(f)));
 		/* What IVS says: is the stored participant publishing in the origin right now? */
 		bool live = false;
 		json_t *hosts = json_array();
 		for (size_t h = 0; h < f->n_hosts; h++) {
 			json_array_append_new(hosts, json_pack("{s:s, s:s}", "participantId",
-				f->hosts[h].participant_id, "userId", f->hosts[h].user_id));
-			if (f->publisher_present &&
-			    strcmp(f->hosts[h].participant_id, f->publisher.participant_id) == 0)
+				f->hosts[h].participant_id, "userId",
+				f->hosts[h].user_id != NULL ? f->hosts[h].user_id : ""));
+			if (pub != NULL &&
+			    strcmp(f->hosts[h].participant_id, pub->participant_id) == 0)
 				live = true;
 		}
 		json_object_set_new(o, "publishing", json_boolean(live));

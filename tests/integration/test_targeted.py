@@ -115,10 +115,12 @@ def test_wake_during_a_running_pass_queues_exactly_one_more(tmpdir_path, redis, 
     wait_until(lambda: idle(d), 30, what="the start-up pass")
     log = Log(sim)
     start = log.mark()
-    sim.call("POST", "/_sim/pause", {"operation": "ListParticipants", "afterCalls": 0})
+    # Hold every call after the pass's ListStages: its ListParticipants is then on the wire (a
+    # pass that has not read the fleet yet would see later changes anyway and needs no other).
+    sim.call("POST", "/_sim/pause", {"operation": "ListStages", "afterCalls": 1})
     wake(redis, "f0")
     wait_until(lambda: sim.call("GET", "/_sim/pause")["held"] >= 1, 10,
-               what="the first pass's call to be held")
+               what="the first pass's ListParticipants to be held")
     assert d.status()["pass_running"]
     # Three more wake-ups while that pass cannot finish; each is handled before the next check.
     for _ in range(3):
