@@ -350,6 +350,13 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 	struct fleet_state *fs = &r->fleets[f->index];
 
 	fs->busy = NULL;
+	/*
+	 * A pass that created stages is followed at once by another over the fleet: the scale-up
+	 * step (max(S, 4) new stages a pass) may have left more to create, and the new stages'
+	 * replications are checked. A pass that created nothing does not ask again.
+	 */
+	if (f->n_created > 0)
+		fs->wake = true;
 	if (f->planned) {
 		record_fleet(r, p, fi);
 		if (fs->last != NULL)
