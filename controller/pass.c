@@ -351,12 +351,18 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 
 	fs->busy = NULL;
 	/*
-	 * A pass that created stages is followed at once by another over the fleet: the scale-up
-	 * step (max(S, 4) new stages a pass) may have left more to create, and the new stages'
-	 * replications are checked. A pass that created nothing does not ask again.
+	 * The scale-up step (max(S, 4) new stages a pass) left stages to create: another pass
+	 * follows, once this targeted pass has ended (one pass over every such fleet, not a
+	 * second pass beside it), or soon after the walk's visit. A pass that created nothing does
+	 * not ask again.
 	 */
-	if (f->n_created > 0)
-		fs->wake = true;
+	if (f->n_created > 0 && f->summary.decision.reason != NULL &&
+	    strcmp(f->summary.decision.reason, "scale-up limit") == 0) {
+		if (p->kind == PASS_RESYNC)
+			rec_wake_soon(r, f->index);
+		else
+			f->follow_up = true;
+	}
 	if (f->planned) {
 		record_fleet(r, p, fi);
 		if (fs->last != NULL)
@@ -398,6 +404,9 @@ static void pass_end(struct reconciler *r, struct pass *p)
 	p->refs++;
 	if (p->kind == PASS_RESYNC)
 		rec_resync_ended(r, p);
+	for (size_t fi = 0; fi < p->n_fleets && !r->stopping; fi++)
+		if (p->fleets[fi].follow_up)
+			rec_wake_soon(r, p->fleets[fi].index);
 	running_remove(r, p);
 	pass_unref(p);                          /* the running reference; r->last keeps it */
 	r->hook_ok = p->ok;

@@ -80,6 +80,8 @@ struct obs_fleet {
 	bool skipped;
 	/* a wake-up named the fleet while this pass held it: its calls go first from now on */
 	bool urgent;
+	/* the scale-up step cut its creations: a pass follows once this one has ended */
+	bool follow_up;
 	bool origin_seen;
 	char origin_session[IVS_SESSION_ID_MAX + 1];
 	struct obs_stage origin;                 /* viewers of the origin */

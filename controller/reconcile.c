@@ -420,14 +420,27 @@ static int on_debounce(sd_event_source *s, uint64_t usec, void *ud)
 #define DEBOUNCE_US 1000000u
 
 /* Keyspace changes: at most one targeted pass per second, over every fleet changed since. */
+static void debounce_fleet(struct reconciler *r, size_t fleet, const char *reason);
+
 void reconciler_wake_debounced(struct reconciler *r, size_t fleet, const char *reason)
+{
+	if (r->stopping)
+		return;
+	count_wake(r, "keyspace");
+	debounce_fleet(r, fleet, reason);
+}
+
+void rec_wake_soon(struct reconciler *r, size_t fleet)
+{
+	if (!r->stopping && fleet < r->n_fleets)
+		debounce_fleet(r, fleet, "scale-up step");
+}
+
+static void debounce_fleet(struct reconciler *r, size_t fleet, const char *reason)
 {
 	uint64_t now = rec_mono_us(), due = r->last_pass_start_us + DEBOUNCE_US;
 	int enabled = SD_EVENT_OFF;
 
-	if (r->stopping)
-		return;
-	count_wake(r, "keyspace");
 	if (now >= due && (r->debounce == NULL ||
 			   (sd_event_source_get_enabled(r->debounce, &enabled) >= 0 &&
 			    enabled == SD_EVENT_OFF))) {

@@ -132,6 +132,8 @@ void rec_check_idle(struct reconciler *r);
 /* Resync walk: arm the timer for the next fleet of p (the walk's pace); p's round ended. */
 void rec_walk_schedule(struct reconciler *r, struct pass *p);
 void rec_resync_ended(struct reconciler *r, struct pass *p);
+/* A pass for fleet (configuration index) soon: with the others due, at most one a second. */
+void rec_wake_soon(struct reconciler *r, size_t fleet);
 /* An action of fleet (configuration index) may be retried at at_ms (wall): wake it then. */
 void rec_backoff_wake(struct reconciler *r, size_t fleet, int64_t at_ms);
 /* A CreateStage/DeleteStage of fleet (configuration index) answered. */
