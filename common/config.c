@@ -1133,6 +1133,8 @@ static const struct field aws_fields[] = {
 	{ .key = "credentials_file", .type = F_CUSTOM, .custom = custom_credentials_file },
 	{ .key = "max_tps", .type = F_DOUBLE, .offset = offsetof(struct config_aws, max_tps),
 	  .dmin_exclusive = 0, .dmax = 100 },
+	{ .key = "resync_share", .type = F_DOUBLE,
+	  .offset = offsetof(struct config_aws, resync_share), .dmin_exclusive = 0, .dmax = 1 },
 	DUR(struct config_aws, timeout, 1),
 	DUR(struct config_aws, connect_timeout, 1),
 };
@@ -1549,6 +1551,7 @@ static int config_set_defaults(struct config *c)
 		if (set_string(strings[i].dst, strings[i].value) < 0)
 			return -ENOMEM;
 	c->aws.max_tps = 4;
+	c->aws.resync_share = 0.5;
 	c->aws.timeout_ms = 10000;
 	c->aws.connect_timeout_ms = 3000;
 	c->redis.port = 6379;
@@ -2190,6 +2193,7 @@ void config_print(const struct config *c, FILE *f)
 	put_string(f, 2, "profile", c->aws.profile);
 	put_string(f, 2, "credentials_file", c->aws.credentials_file);
 	fprintf(f, "  max_tps: %.15g\n", c->aws.max_tps);
+	fprintf(f, "  resync_share: %.15g\n", c->aws.resync_share);
 	put_duration(f, 2, "timeout", c->aws.timeout_ms);
 	put_duration(f, 2, "connect_timeout", c->aws.connect_timeout_ms);
 
