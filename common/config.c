@@ -1376,11 +1376,100 @@ static void custom_fleets(struct loader *l, const struct node *n, const char *pa
 	walk_fleets(l, n, path);
 }
 
+/* ---- controller and ha sections ------------------------------------------------------- */
+
+/* controller.owner / controller.instance: names that go into tags and the lease value. */
+static const char *check_identity(const char *s)
+{
+	return s[0] == '\0' ? NULL : check_fleet_name(s);
+}
+
+static void custom_bool(struct loader *l, const struct node *n, const char *path, bool *out)
+{
+	if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "true") == 0)
+		*out = true;
+	else if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "false") == 0)
+		*out = false;
+	else
+		node_error(l, n, path, "expected true or false, got %s%.64s%s",
+			   n->kind == NODE_SCALAR ? "\"" : kind_name(n),
+			   n->kind == NODE_SCALAR ? n->value : "", n->kind == NODE_SCALAR ? "\"" : "");
+}
+
+static void custom_ha_enabled(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	custom_bool(l, n, path, &((struct config_ha *)base)->enabled);
+}
+
+static const struct field controller_fields[] = {
+	STR(struct config_controller, owner, check_identity),
+	STR(struct config_controller, instance, check_identity),
+};
+
+static const struct field ha_fields[] = {
+	{ .key = "enabled", .type = F_CUSTOM, .custom = custom_ha_enabled },
+	STR(struct config_ha, lease_key, check_nonempty_key_text),
+	DUR_MAX(struct config_ha, lease_duration, 1000, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, renew_deadline, 500, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, retry_period, 100, 5 * 60 * 1000),
+};
+
+static void custom_controller(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(controller_fields)];
+	(void)base;
+	walk_mapping(l, n, path, controller_fields, NFIELDS(controller_fields), &l->cfg->controller,
+		     seen);
+}
+
+/* The leader must stop (renew_deadline) before its lease can expire (lease_duration), and
+ * must get several renewal attempts (retry_period) within its deadline. */
+static void custom_ha(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(ha_fields)];
+	struct config_ha *h = &l->cfg->ha;
+	size_t rd = field_index(ha_fields, NFIELDS(ha_fields), "renew_deadline");
+	size_t rp = field_index(ha_fields, NFIELDS(ha_fields), "retry_period");
+	size_t before = l->errs->count;
+	(void)base;
+
+	walk_mapping(l, n, path, ha_fields, NFIELDS(ha_fields), h, seen);
+	if (l->errs->count != before)
+		return;
+	if (h->renew_deadline_ms >= h->lease_duration_ms)
+		node_error(l, seen[rd] != NULL ? seen[rd] : n, "ha.renew_deadline",
+			   "must be less than ha.lease_duration");
+	else if (h->retry_period_ms >= h->renew_deadline_ms)
+		node_error(l, seen[rp] != NULL ? seen[rp] : n, "ha.retry_period",
+			   "must be less than ha.renew_deadline");
+}
+
+/* The host name as an instance name: characters outside [A-Za-z0-9_-] become '-'. */
+static int default_instance(struct config *c)
+{
+	char host[256] = "";
+	size_t n;
+
+	if (c->controller.instance[0] != '\0')
+		return 0;
+	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "ivs-autoscaler");
+	host[64] = '\0';
+	n = strlen(host);
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '_' || host[i] == '-'))
+			host[i] = '-';
+	return set_string(&c->controller.instance, host);
+}
+
 static const struct field top_fields[] = {
 	{ .key = "aws", .type = F_CUSTOM, .custom = custom_aws },
 	{ .key = "redis", .type = F_CUSTOM, .custom = custom_redis },
 	{ .key = "control", .type = F_CUSTOM, .custom = custom_control },
 	{ .key = "reconcile", .type = F_CUSTOM, .custom = custom_reconcile },
+	{ .key = "controller", .type = F_CUSTOM, .custom = custom_controller },
+	{ .key = "ha", .type = F_CUSTOM, .custom = custom_ha },
 	{ .key = "fleets", .type = F_CUSTOM, .custom = custom_fleets, .required = true },
 };
 
@@ -1404,6 +1493,8 @@ static int config_set_defaults(struct config *c)
 		{ &c->redis.keys.open_stages, "autoscaler:fleet:{fleet}:stages" },
 		{ &c->control.socket, "/run/ivs-autoscaler/control.sock" },
 		{ &c->control.admin_group, "" },
+		{ &c->controller.owner, "" }, { &c->controller.instance, "" },
+		{ &c->ha.lease_key, "autoscaler:leader" },
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
@@ -1421,6 +1512,9 @@ static int config_set_defaults(struct config *c)
 	c->reconcile.backoff_initial_ms = 1000;
 	c->reconcile.backoff_max_ms = 5 * 60 * 1000;
 	c->reconcile.stop_timeout_ms = 20000;
+	c->ha.lease_duration_ms = 15000;
+	c->ha.renew_deadline_ms = 10000;
+	c->ha.retry_period_ms = 2000;
 	return 0;
 }
 
@@ -1692,6 +1786,9 @@ void config_free(struct config *c)
 	keys_free(&c->redis.keys);
 	free(c->control.socket);
 	free(c->control.admin_group);
+	free(c->controller.owner);
+	free(c->controller.instance);
+	free(c->ha.lease_key);
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		struct config_fleet *f = &c->fleets[i];
 		free(f->name);
@@ -1756,6 +1853,8 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
 		resolve_fleet_keys(&l);
 	if (errs->count == 0)
 		check_key_collisions(&l);
+	if (errs->count == 0 && default_instance(l.cfg) < 0)
+		errors_add(errs, "%s:1:1: out of memory", name);
 	r = errs->count == 0 && !errs->truncated ? 0 : -EINVAL;
 	if (errs->truncated && errs->count == 0)
 		errors_add(errs, "%s:1:1: out of memory", name);
@@ -1931,6 +2030,17 @@ void config_print(const struct config *c, FILE *f)
 	put_duration(f, 2, "backoff_initial", c->reconcile.backoff_initial_ms);
 	put_duration(f, 2, "backoff_max", c->reconcile.backoff_max_ms);
 	put_duration(f, 2, "stop_timeout", c->reconcile.stop_timeout_ms);
+
+	fprintf(f, "controller:\n");
+	put_string(f, 2, "owner", c->controller.owner);
+	put_string(f, 2, "instance", c->controller.instance);
+
+	fprintf(f, "ha:\n");
+	fprintf(f, "  enabled: %s\n", c->ha.enabled ? "true" : "false");
+	put_string(f, 2, "lease_key", c->ha.lease_key);
+	put_duration(f, 2, "lease_duration", c->ha.lease_duration_ms);
+	put_duration(f, 2, "renew_deadline", c->ha.renew_deadline_ms);
+	put_duration(f, 2, "retry_period", c->ha.retry_period_ms);
 
 	fprintf(f, "fleets:\n");
 	for (size_t i = 0; i < c->n_fleets; i++) {
