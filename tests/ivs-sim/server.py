@@ -70,13 +70,13 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok):
+    def log(self, op, status, error, started, sig_ok, access_key=None):
         if self.log_file is None:
             return
         line = json.dumps({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                            "operation": op, "status": status, "errorType": error,
                            "latencyMs": round((time.monotonic() - started) * 1000, 3),
-                           "signatureOk": sig_ok})
+                           "signatureOk": sig_ok, "accessKeyId": access_key})
         with self.log_lock:
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -110,7 +110,11 @@ class Sim:
             return ("IncompleteSignatureException", "Authorization header requires 'Credential', "
                     "'SignedHeaders' and 'Signature' with the AWS4-HMAC-SHA256 algorithm")
         a = self.args
-        if parsed["access_key"] != a.access_key:
+        secrets = {a.access_key: a.secret_key}
+        for extra in a.extra_credential or ():
+            key, _, secret = extra.partition(":")
+            secrets[key] = secret
+        if parsed["access_key"] not in secrets:
             return ("UnrecognizedClientException", "The security token included in the request is invalid.")
         token = headers.get("x-amz-security-token")
         if a.session_token and token != a.session_token or not a.session_token and token:
@@ -141,7 +145,7 @@ class Sim:
             return ("InvalidSignatureException", f"Signed header {missing} is not present")
         sc = sigv4.scope(parsed["date8"], a.region, "ivs")
         sts = sigv4.string_to_sign(amz_date, sc, creq)
-        if sigv4.signature(a.secret_key, parsed["date8"], a.region, "ivs", sts) != parsed["signature"]:
+        if sigv4.signature(secrets[parsed["access_key"]], parsed["date8"], a.region, "ivs", sts) != parsed["signature"]:
             return ("InvalidSignatureException", "The request signature we calculated does not match "
                     "the signature you provided. Check your AWS Secret Access Key and signing method.")
         return None
@@ -259,12 +263,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         started = time.monotonic()
         op, arn = route(self.command, path, query)
         opname = op or "Unknown"
+        parsed_auth = sigv4.parse_authorization(self.headers.get("Authorization") or "")
+        akid = parsed_auth["access_key"] if parsed_auth else None
 
         def fail(status, code, message, key="exceptionMessage", sig_ok=True):
             self.send(status, {key: message}, [("x-amzn-ErrorType", code)])
             with sim.lock:
                 sim.count(opname, code)
-            sim.log(opname, status, code, started, sig_ok)
+            sim.log(opname, status, code, started, sig_ok, akid)
 
         sim.wait_if_paused()
         headers = Headers(self.headers)
@@ -296,7 +302,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sim.stopping.wait(f["hangSeconds"])
             with sim.lock:
                 sim.count(opname, "ConnectionDropped" if kind == "drop" else "Hung")
-            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True)
+            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True, akid)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -335,7 +341,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
-        sim.log(op, 200, None, started, True)
+        sim.log(op, 200, None, started, True, akid)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------
