@@ -36,6 +36,7 @@
 #define MSGID_CONFIG_RELOADED        "8ef600a913fe42fbb891030b15ea893c"
 #define MSGID_ADMIN_COMMAND          "b587123efcfe42e980c4ee6999e01969"
 #define MSGID_STARTED                "fee1b3fe06c141609cf1d3099dbed12b"
+#define MSGID_LEADERSHIP             "fa1828038cfc4239af96a356a862acdb"
 
 /*
  * log_init: choose the sink (journal or stderr) and the initial level. verbose != 0 enables

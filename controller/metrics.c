@@ -701,6 +701,11 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	im->last_success_timestamp = metrics_register(reg, METRIC_GAUGE,
 		P "last_successful_reconcile_timestamp_seconds",
 		"Unix time of the last successful reconcile pass.", NULL, 0, NULL, 0);
+	im->leader = metrics_register(reg, METRIC_GAUGE, P "leader",
+		"1 while this daemon holds the leader lease (always 1 without ha.enabled).", NULL, 0,
+		NULL, 0);
+	im->leader_transitions = metrics_register(reg, METRIC_COUNTER, P "leader_transitions_total",
+		"Times this daemon became leader or stopped being leader.", NULL, 0, NULL, 0);
 	im->build_info = metrics_register(reg, METRIC_GAUGE, P "build_info",
 		"Build information; the value is always 1.", &ver, 1, NULL, 0);
 	if (im->reconcile_total == NULL || im->reconcile_duration == NULL ||
@@ -709,7 +714,8 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	    im->desired_stages == NULL || im->actual_stages == NULL ||
 	    im->replications_active == NULL || im->fleet_capped == NULL ||
 	    im->fleet_fail_static == NULL || im->redis_up == NULL ||
-	    im->last_success_timestamp == NULL || im->build_info == NULL) {
+	    im->last_success_timestamp == NULL || im->build_info == NULL ||
+	    im->leader == NULL || im->leader_transitions == NULL) {
 		r = errno != 0 ? -errno : -ENOMEM;
 		ivs_metrics_free(im);
 		return r;

@@ -109,6 +109,8 @@ struct ivs_metrics {
 	struct metric *redis_up;                 /* gauge, 0/1 */
 	struct metric *last_success_timestamp;   /* gauge, unix seconds */
 	struct metric *build_info;               /* gauge {version} = 1 */
+	struct metric *leader;                   /* gauge, 0/1 */
+	struct metric *leader_transitions;       /* counter */
 };
 
 /* Create the registry and every family above. 0 or negative errno (then nothing to free). */

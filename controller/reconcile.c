@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "ivs.h"
+#include "leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -86,10 +87,35 @@ int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* The one "may I mutate now?" check (leadership will join it here). */
+/*
+ * The one "may I mutate now?" check. The lease is asked with the clock of this moment, so a
+ * leader whose renew deadline passed (a pause, Redis unreachable) starts nothing more.
+ */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs)
 {
-	return !r->dry_run && !r->stopping && !(fs != NULL && fs->paused);
+	return !r->dry_run && !r->stopping && leader_may_mutate(r->leader) &&
+	       !(fs != NULL && fs->paused);
+}
+
+bool rec_may_write(const struct reconciler *r)
+{
+	return !r->dry_run && leader_may_mutate(r->leader);
+}
+
+void reconciler_set_leader(struct reconciler *r, struct leader *leader)
+{
+	r->leader = leader;
+}
+
+int reconciler_check_leader(const struct reconciler *r, char *err, size_t errlen)
+{
+	char holder[LEASE_INSTANCE_MAX + 1];
+
+	if (leader_may_mutate(r->leader))
+		return 0;
+	leader_holder(r->leader, holder, sizeof(holder));
+	snprintf(err, errlen, "not the leader (leader: %s)", holder[0] ? holder : "unknown");
+	return -EBUSY;
 }
 
 /* ---- pass lifetime ----------------------------------------------------------------------- */

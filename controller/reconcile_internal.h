@@ -160,6 +160,7 @@ struct reconciler {
 	struct ivs_metrics *metrics;
 	bool dry_run;
 	struct reconciler_hooks hooks;
+	struct leader *leader;                   /* NULL: ha off, always the leader */
 
 	struct fleet_state *fleets;
 	size_t n_fleets;
@@ -213,8 +214,10 @@ size_t rec_fleet_index(const struct reconciler *r, const char *name);
 /* Full Redis key: prefix + what + arn + suffix. 0 or -ENAMETOOLONG. */
 int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
 		  const char *suffix, char *out, size_t len);
-/* The one "may I mutate now?" check. */
+/* The one "may I mutate now?" check (dry run, stopping, the leader lease, pause). */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
+/* May this daemon write its Redis records now? Not in dry run, only while leading. */
+bool rec_may_write(const struct reconciler *r);
 void rec_pass_free(struct pass *p);
 /*
  * One outstanding callback of pass p for fleet (SIZE_MAX: the pass's own ListStages);

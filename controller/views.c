@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "leader.h"
 #include "plan.h"
 #include "reconcile.h"
 #include "reconcile_internal.h"
@@ -53,6 +54,28 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	return o;
 }
 
+/* Role, leader id and lease deadline (ha.enabled), or "leader" for a lone daemon. */
+static void leader_status_json(const struct reconciler *r, json_t *o)
+{
+	char holder[LEASE_INSTANCE_MAX + 1], until[40] = "";
+	bool leading = leader_may_mutate(r->leader);
+	int64_t deadline = leader_deadline_wall_ms(r->leader);
+
+	leader_holder(r->leader, holder, sizeof(holder));
+	if (r->leader == NULL || leading)
+		snprintf(holder, sizeof(holder), "%s", r->config->controller.instance);
+	if (deadline > 0)
+		rec_iso_time(deadline, until, sizeof(until));
+	json_object_set_new(o, "leader", json_boolean(leading));
+	json_object_set_new(o, "role", json_string(leading ? "leader" : "standby"));
+	json_object_set_new(o, "ha", json_boolean(r->leader != NULL));
+	json_object_set_new(o, "instance", json_string(r->config->controller.instance));
+	json_object_set_new(o, "leader_id", holder[0] ? json_string(holder) : json_null());
+	json_object_set_new(o, "lease_deadline", until[0] ? json_string(until) : json_null());
+	json_object_set_new(o, "leader_transitions",
+			    json_integer((json_int_t)leader_transitions(r->leader)));
+}
+
 json_t *reconciler_status_json(const struct reconciler *r)
 {
 	json_t *o = json_object(), *fleets = json_array();
@@ -60,7 +83,7 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	if (r->last != NULL)
 		rec_iso_time(r->last->finished_ms, at, sizeof(at));
 	json_object_set_new(o, "version", json_string(IVS_AUTOSCALER_VERSION));
-	json_object_set_new(o, "leader", json_true());
+	leader_status_json(r, o);
 	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
 	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
@@ -263,6 +286,16 @@ void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
 {
 	size_t used = 0;
 	buf[0] = '\0';
+	if (r->leader != NULL) {
+		char holder[LEASE_INSTANCE_MAX + 1];
+		int n;
+		leader_holder(r->leader, holder, sizeof(holder));
+		if (leader_may_mutate(r->leader))
+			n = snprintf(buf, len, "leader; ");
+		else
+			n = snprintf(buf, len, "standby (leader: %s); ", holder[0] ? holder : "unknown");
+		used = n > 0 && (size_t)n < len ? (size_t)n : 0;
+	}
 	for (size_t i = 0; i < r->n_fleets && used < len; i++) {
 		const struct obs_fleet *f = r->fleets[i].last;
 		int n;

@@ -1,0 +1,296 @@
+"""Two daemons, one Redis lease (issue: ownership that cannot collide, and a standby that takes
+over). Real daemons, a real redis-server and the simulator; each daemon signs with its own
+access key, so the simulator's request log says who made every call.
+
+Takeover times are printed (pytest -s shows them), never asserted: waits have deadlines far
+above the configured lease, so a loaded machine cannot fail a test that is right."""
+import datetime
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from harness import ACCESS_KEY, Daemon, Sim, wait_until
+
+PREFIX = "ivs:test:"
+MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
+            "StopParticipantReplication", "TagResource", "UntagResource",
+            "CreateParticipantToken", "DisconnectParticipant"}
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+KEY_B, SECRET_B = "AKIDSTANDBYHOSTB", "secret-of-host-b"
+LEASE_S, RETRY_S = 1.0, 0.15
+HA = ["ha:", "  enabled: true", "  lease_duration: 1s", "  renew_deadline: 600ms",
+      "  retry_period: 150ms"]
+
+
+@pytest.fixture
+def sim2(tmpdir_path):
+    """The simulator, accepting a second access key (host b's)."""
+    s = Sim(tmpdir_path, extra=("--extra-credential", f"{KEY_B}:{SECRET_B}"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_clean(tmpdir_path, redis, sim2, daemons):
+    yield
+    for d in daemons:
+        d.stop()
+    for d in daemons:
+        text = d.log()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+
+
+def origin_fleet(sim, name="main", origin_id=None, **policy):
+    arn = sim.create_stage(origin_id or f"Origin{name.capitalize()}1", name=f"{name}-origin")
+    fleet = {"name": name, "origin_stage_arn": arn, "viewers_per_stage": 100,
+             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+             "reconnect_window": "10s"}
+    fleet.update(policy)
+    return fleet
+
+
+def set_viewers(redis, arn, n, prefix=PREFIX):
+    redis.cmd("SET", f"{prefix}stage:{arn}:viewers", n)
+
+
+def ha_daemon(daemons, tmpdir, redis, sim, fleets, instance, key=ACCESS_KEY, secret=None,
+              prefix=PREFIX, extra_lines=HA, start=True):
+    d_dir = os.path.join(tmpdir, instance)
+    os.makedirs(d_dir, exist_ok=True)
+    env = {"AWS_ACCESS_KEY_ID": key}
+    if secret:
+        env["AWS_SECRET_ACCESS_KEY"] = secret
+    d = Daemon(d_dir, redis, sim, fleets, prefix=prefix, env=env)
+    d.instance = instance
+    d.key = key
+    with open(d.config, "a") as fh:
+        fh.write("\n".join(["controller:", f"  instance: {instance}", *extra_lines]) + "\n")
+    daemons.append(d)
+    if start:
+        d.start()
+        d.wait_ready()
+    return d
+
+
+def pair(daemons, tmpdir, redis, sim, fleets):
+    a = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-a")
+    b = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-b", KEY_B, SECRET_B)
+    return a, b
+
+
+def role(d):
+    try:
+        st = d.status()
+    except (AssertionError, ValueError, OSError):
+        return None
+    return st.get("role"), st.get("leader_id")
+
+
+def one_leader(a, b):
+    """(leader, standby) once exactly one leads and the other names it; else None."""
+    ra, rb = role(a), role(b)
+    if ra is None or rb is None:
+        return None
+    if ra == ("leader", "host-a") and rb == ("standby", "host-a"):
+        return a, b
+    if rb == ("leader", "host-b") and ra == ("standby", "host-b"):
+        return b, a
+    return None
+
+
+def requests(sim):
+    with open(sim.log, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def when(entry):
+    return datetime.datetime.fromisoformat(entry["time"]).timestamp()
+
+
+def mutations(sim, key=None, after=0.0):
+    return [r for r in requests(sim) if r["operation"] in MUTATING and r["status"] == 200
+            and (key is None or r["accessKeyId"] == key) and when(r) > after]
+
+
+def owned(sim, fleet="main"):
+    return sorted(s["arn"] for s in sim.stages()
+                  if s.get("tags", {}).get("ivs-autoscaler:managed") == "true"
+                  and s.get("tags", {}).get("ivs-autoscaler:fleet") == fleet)
+
+
+def fed(sim, fleet, pid, n):
+    arns = owned(sim, fleet["name"])
+    reps = sorted(r["destinationStageArn"] for r in sim.state().get("replications", [])
+                  if r["sourceStageArn"] == fleet["origin_stage_arn"] and r["participantId"] == pid
+                  and r["replicationState"] == "ACTIVE")
+    return len(arns) == n and reps == arns
+
+
+def nudge(*ds):
+    for d in ds:
+        if d.proc is not None and d.proc.poll() is None:
+            d.ctl("reconcile")
+
+
+def converge(sim, fleet, pid, n, *ds, timeout=40):
+    def step():
+        if fed(sim, fleet, pid, n):
+            return True
+        nudge(*ds)
+        return False
+    wait_until(step, timeout, interval=0.2, what=f"{n} fed replica stages")
+
+
+# ---- 1: exactly one leader; only it mutates; the standby refuses drain ---------------------
+
+def test_two_daemons_one_leader(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 250)
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    leader, standby = wait_until(lambda: one_leader(a, b), 20, what="one leader, one standby")
+    converge(sim2, fleet, pid, 2, leader)
+    # The standby observes too: its view of the fleet is warm.
+    wait_until(lambda: len([s for s in standby.ctl_json("stages")["data"]
+                            if s["role"] == "replica"]) == 2, 20, what="standby's stage view")
+    muts = mutations(sim2)
+    assert muts, "the leader made no mutating call"
+    assert {m["accessKeyId"] for m in muts} == {leader.key}, muts
+    assert one_leader(a, b) == (leader, standby)
+    # Mutating admin commands on the standby name the leader; read-only ones answer.
+    replica = owned(sim2)[0]
+    rc, out, err = standby.ctl("drain", replica)
+    assert rc == 1 and f"not the leader (leader: {leader.instance})" in out + err, (rc, out, err)
+    rc, out, err = standby.ctl("status")
+    assert rc == 0 and "standby" in out and f"leader {leader.instance}" in out, out
+    rc, out, _ = standby.ctl("metrics")
+    assert "ivs_autoscaler_leader 0" in out
+    rc, out, _ = leader.ctl("metrics")
+    assert "ivs_autoscaler_leader 1" in out and "ivs_autoscaler_leader_transitions_total 1" in out
+    st = leader.status()
+    assert st["ha"] is True and st["lease_deadline"], st
+    # Only the leader writes the status hash; it names itself.
+    wait_until(lambda: redis.cmd("HGET", f"{PREFIX}autoscaler:status", "leader_id") == leader.instance,
+               10, what="status hash written by the leader")
+    assert redis.cmd("GET", f"{PREFIX}autoscaler:leader").startswith(leader.instance + ":")
+    assert "leader" in leader.log() and "is the leader now" in leader.log()
+    # The standby's drain was refused: no draining mark was written.
+    assert redis.cmd("EXISTS", f"{PREFIX}stage:{replica}:draining") == 0
+
+
+# ---- 2: SIGKILL of the leader during a scale-up --------------------------------------------
+
+def test_sigkill_leader_mid_scale_up(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    leader, standby = wait_until(lambda: one_leader(a, b), 20, what="one leader")
+    converge(sim2, fleet, pid, 1, leader)
+    # A scale-up to 5 replicas; the simulator holds every request once the first CreateStage
+    # has answered, so the leader dies with the rest of its scale-up undone or on the wire.
+    sim2.call("POST", "/_sim/pause", {"operation": "CreateStage", "afterCalls": 1})
+    set_viewers(redis, origin, 550)
+    nudge(leader)
+    wait_until(lambda: sim2.call("GET", "/_sim/pause")["held"] >= 1, 20,
+               what="the scale-up to be under way")
+    killed_at = time.time()
+    leader.kill()
+    held = sim2.call("GET", "/_sim/pause")["held"]
+    sim2.call("POST", "/_sim/resume")
+    # The standby takes over, acts, and converges with no more stages than the policy wants.
+    wait_until(lambda: role(standby) == ("leader", standby.instance), 20, what="takeover")
+    leading_at = time.time()
+    first = wait_until(lambda: mutations(sim2, standby.key, after=killed_at), 20,
+                       what="a mutating call by the new leader")[0]
+    print(f"\ntakeover after SIGKILL: leading seen {leading_at - killed_at:.3f}s, first mutating "
+          f"call answered {when(first) - killed_at:.3f}s after the kill (lease_duration + "
+          f"retry_period = {LEASE_S + RETRY_S:.2f}s)")
+    converge(sim2, fleet, pid, 5, standby)
+    assert len(owned(sim2)) == 5
+    # Of the dead leader, only what was on the wire when it died.
+    assert len(mutations(sim2, leader.key, after=killed_at)) <= held
+
+
+# ---- 3: SIGSTOP of the leader longer than the lease ----------------------------------------
+
+def test_sigstop_leader_then_sigcont(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    old, new = wait_until(lambda: one_leader(a, b), 20, what="one leader")
+    converge(sim2, fleet, pid, 1, old)
+    old.proc.send_signal(signal.SIGSTOP)
+    stopped_at = time.time()
+    try:
+        wait_until(lambda: role(new) == ("leader", new.instance), 20, what="takeover")
+        print(f"\ntakeover after SIGSTOP seen {time.time() - stopped_at:.3f}s after the stop")
+        # The new leader acts: more viewers, one more stage.
+        set_viewers(redis, origin, 250)
+        nudge(new)
+        converge(sim2, fleet, pid, 2, new)
+        assert mutations(sim2, new.key, after=stopped_at)
+        # Demand rises again while the old leader is stopped: on waking it would want to act.
+        set_viewers(redis, origin, 350)
+    finally:
+        resumed_at = time.time()
+        old.proc.send_signal(signal.SIGCONT)
+    # The old leader resumes as a standby naming the new leader, passes several times, and
+    # makes no mutating call: it does not hold the lease.
+    wait_until(lambda: role(old) == ("standby", new.instance), 20, what="old leader stands by")
+    start = old.passes()
+    wait_until(lambda: (nudge(old), old.passes() >= start + 3)[1], 20, interval=0.2,
+               what="three passes of the old leader")
+    assert not mutations(sim2, old.key, after=resumed_at), mutations(sim2, old.key, after=resumed_at)
+    assert "no longer the leader" in old.log()
+    converge(sim2, fleet, pid, 3, new)
+
+
+# ---- 4: SIGTERM releases the lease -----------------------------------------------------------
+
+def test_sigterm_releases_lease(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    old, new = wait_until(lambda: one_leader(a, b), 20, what="one leader")
+    converge(sim2, fleet, pid, 1, old)
+    t0 = time.monotonic()
+    assert old.stop(signal.SIGTERM) == 0
+    stopped = time.monotonic()
+    assert "leader lease released" in old.log()
+    holder = redis.cmd("GET", f"{PREFIX}autoscaler:leader")
+    assert holder is None or holder.startswith(new.instance + ":"), holder
+    wait_until(lambda: role(new) == ("leader", new.instance), 20, what="standby leads")
+    print(f"\nafter SIGTERM: exit {stopped - t0:.3f}s, standby leading {time.monotonic() - stopped:.3f}s "
+          f"after the exit (retry_period {RETRY_S:.2f}s, lease_duration {LEASE_S:.2f}s)")
+    set_viewers(redis, origin, 250)
+    nudge(new)
+    converge(sim2, fleet, pid, 2, new)
+
+
+# ---- Redis down: nobody renews, nobody mutates -------------------------------------------------
+
+def test_redis_down_nobody_mutates(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    set_viewers(redis, origin, 150)
+    a = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "host-a")
+    wait_until(lambda: role(a) == ("leader", "host-a"), 20, what="a leads")
+    converge(sim2, fleet, pid, 1, a)
+    redis.stop()
+    down_at = time.time()
+    wait_until(lambda: role(a) is not None and role(a)[0] == "standby", 20, what="a steps down")
+    assert not mutations(sim2, after=down_at + LEASE_S)
+    redis.start()
+    wait_until(lambda: role(a) == ("leader", "host-a"), 30, what="a leads again")
