@@ -33,7 +33,7 @@
 #include "log.h"
 #include "util.h"
 
-#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (47); bounds the O(n^2) checks */
+#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (45); bounds the O(n^2) checks */
 #define FLEETS_MAX       256
 #define NODES_MAX        20000 /* far above any real config; bounds memory on hostile input */
 #define STRING_MAX       1024  /* generous bound on any single configured string */
@@ -1190,7 +1190,7 @@ static void custom_tags(struct loader *l, const struct node *n, const char *path
 		return;
 	}
 	if (n->n / 2 > CONFIG_MAX_TAGS) {
-		node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 3 are ours), got %zu",
+		node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 5 are ours), got %zu",
 			   CONFIG_MAX_TAGS, n->n / 2);
 		return;
 	}

@@ -21,7 +21,7 @@
 #define CONFIG_ERRORS_MAX     20
 #define CONFIG_MAX_BYTES      (1024 * 1024)
 #define CONFIG_MAX_DEPTH      16
-#define CONFIG_MAX_TAGS       47
+#define CONFIG_MAX_TAGS       45      /* IVS allows 50 per stage; 5 are ours */
 #define CONFIG_KEY_MAX        512     /* longest expanded Redis key */
 
 struct config_errors {

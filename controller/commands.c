@@ -83,6 +83,11 @@ static void render_status(const json_t *d, struct strbuf *out)
 		strbuf_printf(out, "last pass: none yet\n");
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
+	json_array_foreach(json_object_get(d, "foreign_stages"), i, f)
+		strbuf_printf(out, "foreign-managed: %s (fleet %s, origin %s%s%s)%s\n", jstr(f, "arn"),
+			      jstr(f, "fleet"), jstr(f, "origin")[0] ? jstr(f, "origin") : "none",
+			      jstr(f, "owner")[0] ? ", owner " : "", jstr(f, "owner"),
+			      json_is_true(json_object_get(f, "legacy")) ? " [0.1-style, not adopted]" : "");
 }
 
 static void render_fleets(const json_t *d, struct strbuf *out)

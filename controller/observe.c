@@ -322,16 +322,181 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	}
 }
 
-/*
- * A configured origin is never one of our replicas, even when it carries our tags (a replica an
- * operator promoted to the origin of another fleet): origins are configured, not owned.
- */
-static bool is_configured_origin(const struct pass *p, const char *arn)
+/* ---- ownership (common/ownership.h) ------------------------------------------------------ */
+
+static int add_foreign(struct pass *p, const struct ivs_stage *st, bool legacy)
 {
-	for (size_t i = 0; i < p->n_fleets; i++)
-		if (strcmp(p->fleets[i].cfg->origin_stage_arn, arn) == 0)
-			return true;
-	return false;
+	struct obs_foreign *n = realloc(p->foreign, (p->n_foreign + 1) * sizeof(*n));
+	const char *fleet = ivs_stage_tag(st, TAG_FLEET), *origin = ivs_stage_tag(st, TAG_ORIGIN);
+	const char *owner = ivs_stage_tag(st, TAG_OWNER);
+
+	if (n == NULL)
+		return -ENOMEM;
+	p->foreign = n;
+	n = &p->foreign[p->n_foreign++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->arn, sizeof(n->arn), "%s", st->arn);
+	snprintf(n->name, sizeof(n->name), "%s", st->name);
+	snprintf(n->fleet, sizeof(n->fleet), "%.128s", fleet != NULL ? fleet : "");
+	snprintf(n->origin, sizeof(n->origin), "%.128s", origin != NULL ? origin : "");
+	snprintf(n->owner, sizeof(n->owner), "%.128s", owner != NULL ? owner : "");
+	n->legacy = legacy;
+	return 0;
+}
+
+static int add_legacy(struct obs_fleet *f, const struct ivs_stage *st)
+{
+	struct obs_stage *n = realloc(f->legacy, (f->n_legacy + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	f->legacy = n;
+	n = &f->legacy[f->n_legacy++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->arn, sizeof(n->arn), "%s", st->arn);
+	snprintf(n->name, sizeof(n->name), "%s", st->name);
+	n->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
+	return 0;
+}
+
+/* Which fleet, if any, a listed stage (not an origin) belongs to. 0 or -ENOMEM. */
+static int classify_stage(const struct reconciler *r, struct pass *p,
+			  const struct ownership_fleet *fleets, const struct ivs_stage *st)
+{
+	struct ownership_tags tags = {
+		ivs_stage_tag(st, TAG_MANAGED), ivs_stage_tag(st, TAG_FLEET),
+		ivs_stage_tag(st, TAG_ORIGIN), ivs_stage_tag(st, TAG_OWNER),
+	};
+	size_t fi;
+
+	switch (ownership_classify(&tags, fleets, p->n_fleets, r->config->controller.owner, &fi)) {
+	case STAGE_UNMANAGED:
+		return 0;
+	case STAGE_OWNED:
+		return obs_add_replica(&p->fleets[fi], st);
+	case STAGE_LEGACY:
+		return add_legacy(&p->fleets[fi], st);
+	case STAGE_FOREIGN:
+		return add_foreign(p, st, false);
+	}
+	return 0;
+}
+
+/* true the first time arn is seen here (for as long as the daemon runs): warn once. */
+static bool first_warning(struct reconciler *r, const char *arn)
+{
+	char (*n)[IVS_ARN_MAX + 1];
+
+	for (size_t k = 0; k < r->n_foreign_warned; k++)
+		if (strcmp(r->foreign_warned[k], arn) == 0)
+			return false;
+	if (r->n_foreign_warned >= 4096)
+		return false;
+	n = realloc(r->foreign_warned, (r->n_foreign_warned + 1) * sizeof(*n));
+	if (n == NULL)
+		return false;
+	r->foreign_warned = n;
+	snprintf(n[r->n_foreign_warned++], sizeof(*n), "%s", arn);
+	return true;
+}
+
+static void warn_foreign(struct reconciler *r, const struct pass *p)
+{
+	for (size_t i = 0; i < p->n_foreign; i++) {
+		const struct obs_foreign *s = &p->foreign[i];
+		if (!first_warning(r, s->arn))
+			continue;
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_STAGE_ARN", s->arn, "IVS_FLEET", s->fleet),
+			  "stage %s is managed by another deployment (fleet \"%s\", origin \"%s\", "
+			  "owner \"%s\"): it is never planned on, fed, drained or deleted", s->arn,
+			  s->fleet, s->origin, s->owner);
+	}
+}
+
+/* A 0.1-style stage's record: adopted when its parentStage is this fleet's origin. */
+static void on_legacy_record(void *ud, redisReply *reply, const char *error)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct pass *p = op->pass;
+	struct obs_fleet *f = &p->fleets[op->fleet];
+	struct obs_stage *s = &f->legacy[op->index];
+	char parent[IVS_ARN_MAX + 1] = "", why[STORE_ERR_MAX] = "no stage record";
+
+	if (reply == NULL)
+		snprintf(why, sizeof(why), "redis: %s", error != NULL ? error : "?");
+	else if (reply->type == REDIS_REPLY_STRING &&
+		 store_parse_stage_parent(reply->str, reply->len, parent, sizeof(parent), why,
+					  sizeof(why)) == 0 && parent[0] == '\0')
+		snprintf(why, sizeof(why), "its stage record names no parentStage");
+	else if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL)
+		snprintf(why, sizeof(why), "its stage record is not a string");
+	if (parent[0] != '\0' && strcmp(parent, f->cfg->origin_stage_arn) == 0) {
+		struct ivs_stage st = { 0 };
+		snprintf(st.arn, sizeof(st.arn), "%s", s->arn);
+		snprintf(st.name, sizeof(st.name), "%s", s->name);
+		if (obs_add_replica(f, &st) == 0) {
+			f->replicas[f->n_replicas - 1].created_ms = s->created_ms;
+			f->replicas[f->n_replicas - 1].adopted = true;
+		} else {
+			p->stages_ok = false;
+		}
+	} else {
+		struct ivs_stage st = { 0 };
+		struct ivs_tag tags[2] = { { (char *)TAG_MANAGED, (char *)"true" },
+					   { (char *)TAG_FLEET, (char *)f->cfg->name } };
+		snprintf(st.arn, sizeof(st.arn), "%s", s->arn);
+		snprintf(st.name, sizeof(st.name), "%s", s->name);
+		st.tags = tags;
+		st.ntags = 2;
+		if (parent[0] != '\0')
+			snprintf(why, sizeof(why), "its parentStage is %s", parent);
+		if (first_warning(r, s->arn))
+			log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", s->arn),
+			  "stage %s has fleet %s's tag but no origin tag, and %s: left alone", s->arn,
+			  f->cfg->name, why);
+		if (add_foreign(p, &st, true) < 0)
+			p->stages_ok = false;
+	}
+	if (--f->legacy_pending == 0)
+		observe_fleet(r, p, op->fleet);
+	rec_op_done(op);
+}
+
+/*
+ * Ask Redis about each 0.1-style candidate of a fleet. true when the fleet waits for the
+ * answers (the last one starts observe_fleet); false: nothing to ask (or Redis down: the
+ * candidates are left alone this pass) and the caller observes the fleet now.
+ */
+static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	bool redis_up = r->redis != NULL && redisio_connected(r->redis);
+
+	f->legacy_pending = 1;                  /* a hold: no answer may observe the fleet yet */
+	for (size_t i = 0; i < f->n_legacy; i++) {
+		char key[KEY_MAX];
+		const char *argv[2] = { "GET", key };
+		struct op *op = NULL;
+		if (redis_up && rec_stage_key(r, "stage:", f->legacy[i].arn, "", key, sizeof(key)) == 0)
+			op = rec_op_new(r, p, fi);
+		if (op != NULL) {
+			/* The fleet is observed when the last answer is in; a candidate that Redis
+			 * cannot vouch for this pass is left alone. */
+			op->index = i;
+			f->legacy_pending++;
+			if (redisio_command_argv(r->redis, 2, argv, NULL, on_legacy_record, op) == 0)
+				continue;
+			f->legacy_pending--;
+			rec_op_done(op);
+		}
+		struct ivs_stage st = { 0 };
+		snprintf(st.arn, sizeof(st.arn), "%s", f->legacy[i].arn);
+		snprintf(st.name, sizeof(st.name), "%s", f->legacy[i].name);
+		if (add_foreign(p, &st, true) < 0)
+			p->stages_ok = false;
+	}
+	return --f->legacy_pending > 0;
 }
 
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
@@ -349,25 +514,28 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			  LOG_FIELDS("IVS_OPERATION", "ListStages", "AWS_REQUEST_ID", err->request_id),
 			  "listing stages failed: %s %s", aws_error_kind_name(err->kind), err->message);
 	} else {
-		p->stages_ok = true;
-		for (size_t i = 0; i < list->n; i++) {
+		struct ownership_fleet *fleets = calloc(p->n_fleets + 1, sizeof(*fleets));
+		p->stages_ok = fleets != NULL;
+		for (size_t fi = 0; fleets != NULL && fi < p->n_fleets; fi++)
+			fleets[fi] = (struct ownership_fleet){ p->fleets[fi].cfg->name,
+							       p->fleets[fi].cfg->origin_stage_arn };
+		for (size_t i = 0; fleets != NULL && i < list->n; i++) {
 			const struct ivs_stage *st = &list->items[i];
-			const char *managed = ivs_stage_tag(st, TAG_MANAGED);
-			const char *fleet = ivs_stage_tag(st, TAG_FLEET);
+			bool origin = false;
 			for (size_t fi = 0; fi < p->n_fleets; fi++) {
 				struct obs_fleet *f = &p->fleets[fi];
 				if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
 					f->origin_seen = true;
+					origin = true;
 					snprintf(f->origin_session, sizeof(f->origin_session), "%s",
 						 st->active_session_id);
-				} else if (managed != NULL && strcmp(managed, "true") == 0 &&
-					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
-					   !is_configured_origin(p, st->arn)) {
-					if (obs_add_replica(f, st) < 0)
-						p->stages_ok = false;
 				}
 			}
+			/* Origins are configured, not owned, whatever their tags say. */
+			if (!origin && classify_stage(r, p, fleets, st) < 0)
+				p->stages_ok = false;
 		}
+		free(fleets);
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];
@@ -381,8 +549,11 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			}
 		}
 	}
+	warn_foreign(r, p);
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		observe_fleet(r, p, fi);
+		/* 0.1-style candidates first: adopted ones are observed like the others. */
+		if (!check_legacy(r, p, fi))
+			observe_fleet(r, p, fi);
 		/* The fleet's reads are sent: it goes on by itself once they have answered. */
 		rec_fleet_release(r, p, fi);
 	}

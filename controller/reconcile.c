@@ -131,6 +131,7 @@ static void obs_fleet_clear(struct obs_fleet *f)
 	free(f->actions);
 	free(f->open);
 	free(f->created);
+	free(f->legacy);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -142,6 +143,7 @@ void rec_pass_free(struct pass *p)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
 	free(p->stops_done);
+	free(p->foreign);
 	free(p);
 }
 
@@ -499,6 +501,7 @@ void reconciler_free(struct reconciler *r)
 	rec_pass_free(r->current);
 	rec_pass_free(r->last);
 	free(r->fleets);
+	free(r->foreign_warned);
 	free(r);
 }
 
@@ -618,6 +621,15 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 		if (strcmp(r->manual[i].src, src) == 0 && strcmp(r->manual[i].dst, dst) == 0 &&
 		    strcmp(r->manual[i].participant, participant) == 0)
 			break;
+	if (start && r->last != NULL) {
+		for (size_t k = 0; k < r->last->n_foreign; k++) {
+			if (strcmp(r->last->foreign[k].arn, dst) == 0) {
+				snprintf(err, errlen, "%s is managed by another deployment; it is never "
+					 "replicated into", dst);
+				return -EPERM;
+			}
+		}
+	}
 	if (start) {
 		if (i == r->n_manual) {
 			if (r->n_manual == MAX_MANUAL) {

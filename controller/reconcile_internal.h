@@ -18,14 +18,12 @@
 
 #include "config.h"
 #include "ivs.h"
+#include "ownership.h"
 #include "plan.h"
 #include "policy.h"
 #include "reconcile.h"
 #include "store_parse.h"
 
-#define TAG_MANAGED   "ivs-autoscaler:managed"
-#define TAG_FLEET     "ivs-autoscaler:fleet"
-#define TAG_CREATED   "ivs-autoscaler:created"
 #define MAX_BACKOFF_ITEMS 1024
 #define MAX_MANUAL        64
 #define KEY_MAX           CONFIG_KEY_MAX
@@ -53,6 +51,17 @@ struct obs_stage {
 	int64_t draining_since_ms;
 	bool operator_drain;                     /* drained_by "operator": never put back */
 	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
+	bool adopted;                            /* 0.1-style, adopted this pass: tag it (leader) */
+};
+
+/* A managed stage that is not ours (ownership.h): shown, never touched. */
+struct obs_foreign {
+	char arn[IVS_ARN_MAX + 1];
+	char name[IVS_STAGE_NAME_MAX + 1];
+	char fleet[129];                         /* its tags (cut at 128 bytes), "" when absent */
+	char origin[129];
+	char owner[129];
+	bool legacy;                             /* 0.1-style, no parentStage record naming our origin */
 };
 
 struct obs_fleet {
@@ -98,6 +107,10 @@ struct obs_fleet {
 	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
 	char (*created)[IVS_ARN_MAX + 1];        /* heap, n_created entries */
 	size_t n_created;
+	/* 0.1-style stages (no origin tag) naming this fleet: adopted once their stage:{arn}
+	 * record names our origin as parentStage. Until then observe_fleet waits. */
+	struct obs_stage *legacy;
+	size_t n_legacy, legacy_pending;
 };
 
 struct pass {
@@ -106,6 +119,8 @@ struct pass {
 	uint64_t started_us;                     /* monotonic */
 	bool stages_ok;
 	char stages_error[300];
+	struct obs_foreign *foreign;             /* foreign-managed stages seen by ListStages */
+	size_t n_foreign;
 	struct obs_fleet *fleets;
 	size_t n_fleets;
 	unsigned outstanding;                    /* every callback and hold, fleets' included */
@@ -186,6 +201,9 @@ struct reconciler {
 	bool hook_pending;                       /* pass_done waits for those writes */
 	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
+	/* Foreign-managed stages already warned about (one warning each). */
+	char (*foreign_warned)[IVS_ARN_MAX + 1];
+	size_t n_foreign_warned;
 };
 
 /* Each outstanding callback carries one of these so a late callback finds its pass. */

@@ -18,6 +18,8 @@
 
 /* ---- views ------------------------------------------------------------------------------- */
 
+static json_t *foreign_json(const struct obs_foreign *s);
+
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
 	const struct obs_fleet *f = fs->last;
@@ -103,6 +105,13 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	for (size_t i = 0; i < r->n_fleets; i++)
 		json_array_append_new(fleets, fleet_summary_json(r, &r->fleets[i]));
 	json_object_set_new(o, "fleets", fleets);
+	json_object_set_new(o, "owner", json_string(r->config->controller.owner));
+	{
+		json_t *foreign = json_array();
+		for (size_t i = 0; r->last != NULL && i < r->last->n_foreign; i++)
+			json_array_append_new(foreign, foreign_json(&r->last->foreign[i]));
+		json_object_set_new(o, "foreign_stages", foreign);
+	}
 	return o;
 }
 
@@ -140,6 +149,13 @@ static json_t *stage_json(const struct obs_fleet *f, const struct obs_stage *s, 
 	return o;
 }
 
+static json_t *foreign_json(const struct obs_foreign *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "fleet", s->fleet, "arn", s->arn,
+			 "name", s->name, "role", "foreign-managed", "origin", s->origin,
+			 "owner", s->owner, "legacy", s->legacy);
+}
+
 json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet)
 {
 	json_t *a = json_array();
@@ -150,6 +166,12 @@ json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet)
 		json_array_append_new(a, stage_json(f, &f->origin, "origin"));
 		for (size_t s = 0; s < f->n_replicas; s++)
 			json_array_append_new(a, stage_json(f, &f->replicas[s], "replica"));
+	}
+	/* Stages another deployment manages, listed so nobody mistakes them for ours. */
+	for (size_t i = 0; r->last != NULL && i < r->last->n_foreign; i++) {
+		const struct obs_foreign *s = &r->last->foreign[i];
+		if (fleet == NULL || strcmp(fleet, s->fleet) == 0)
+			json_array_append_new(a, foreign_json(s));
 	}
 	return a;
 }

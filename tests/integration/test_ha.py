@@ -294,3 +294,99 @@ def test_redis_down_nobody_mutates(tmpdir_path, redis, sim2, daemons):
     assert not mutations(sim2, after=down_at + LEASE_S)
     redis.start()
     wait_until(lambda: role(a) == ("leader", "host-a"), 30, what="a leads again")
+
+
+# ---- 5: two deployments in one account: same fleet name, own origins and prefixes ------------
+
+def test_two_deployments_same_fleet_name(tmpdir_path, redis, sim2, daemons):
+    prod = origin_fleet(sim2, origin_id="OriginProd1")
+    staging = origin_fleet(sim2, origin_id="OriginStaging1")
+    pid_prod = sim2.add_host(prod["origin_stage_arn"], user_id="prod-host")["participantId"]
+    pid_staging = sim2.add_host(staging["origin_stage_arn"], user_id="staging-host")["participantId"]
+    set_viewers(redis, prod["origin_stage_arn"], 250, prefix="ivs:prod:")
+    set_viewers(redis, staging["origin_stage_arn"], 150, prefix="ivs:staging:")
+    a = ha_daemon(daemons, tmpdir_path, redis, sim2, [prod], "prod-a", prefix="ivs:prod:",
+                  extra_lines=[])
+    b = ha_daemon(daemons, tmpdir_path, redis, sim2, [staging], "staging-a", KEY_B, SECRET_B,
+                  prefix="ivs:staging:", extra_lines=[])
+
+    def mine(fleet):
+        """Replica stages carrying this fleet's origin tag."""
+        origin_id = fleet["origin_stage_arn"].rsplit("/", 1)[1]
+        return sorted(s["arn"] for s in sim2.stages()
+                      if s.get("tags", {}).get("ivs-autoscaler:origin") == origin_id)
+
+    def fed_own(fleet, pid, n):
+        arns = mine(fleet)
+        reps = sorted(r["destinationStageArn"] for r in sim2.state().get("replications", [])
+                      if r["sourceStageArn"] == fleet["origin_stage_arn"] and r["replicationState"] == "ACTIVE")
+        return len(arns) == n and reps == arns
+
+    wait_until(lambda: (nudge(a, b), fed_own(prod, pid_prod, 2) and fed_own(staging, pid_staging, 1))[1],
+               40, interval=0.2, what="both deployments converged")
+    prod_stages, staging_stages = mine(prod), mine(staging)
+    # Several more passes each: nothing changes, neither drains the other's "surplus".
+    for d in (a, b):
+        d.wait_passes(2)
+    assert mine(prod) == prod_stages and mine(staging) == staging_stages
+    # Every stage was created by its own deployment, and nobody stopped or deleted anything.
+    muts = mutations(sim2)
+    assert not [m for m in muts if m["operation"] in ("DeleteStage", "StopParticipantReplication")]
+    creates = {k: len([m for m in muts if m["operation"] == "CreateStage" and m["accessKeyId"] == k])
+               for k in (ACCESS_KEY, KEY_B)}
+    assert creates == {ACCESS_KEY: 2, KEY_B: 1}, creates
+    # Each lists the other's stages as foreign-managed, and plans only on its own.
+    for d, own, other in ((a, prod_stages, staging_stages), (b, staging_stages, prod_stages)):
+        stages = d.ctl_json("stages")["data"]
+        assert sorted(s["arn"] for s in stages if s["role"] == "replica") == own
+        assert sorted(s["arn"] for s in stages if s["role"] == "foreign-managed") == other
+        assert sorted(f["arn"] for f in d.status()["foreign_stages"]) == other
+        plan = json.dumps(d.ctl_json("plan")["data"])
+        assert not any(arn in plan for arn in other)
+        rc, out, err = d.ctl("drain", other[0])
+        assert rc == 1 and "not a replica stage this daemon owns" in out + err
+        assert d.log().count("is managed by another deployment") == len(other)
+
+
+# ---- 6: 0.1-style stages: adopted only with a parentStage record naming our origin ------------
+
+def test_legacy_stage_adopted_only_with_parent_record(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    legacy_tags = {"ivs-autoscaler:managed": "true", "ivs-autoscaler:fleet": "main"}
+    adoptable = sim2.create_stage("Legacy1", name="main-replica-old-1", tags=dict(legacy_tags))
+    orphan = sim2.create_stage("Legacy2", name="main-replica-old-2", tags=dict(legacy_tags))
+    redis.cmd("SET", f"{PREFIX}stage:{adoptable}", json.dumps(
+        {"name": "main-replica-old-1", "arn": adoptable, "autoScaled": True,
+         "createdAt": "2025-01-01T00:00:00.000Z", "parentStage": origin}))
+    set_viewers(redis, origin, 250)
+    d = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "host-a",
+                  extra_lines=["  owner: prod"])
+
+    def state():
+        tags = {s["arn"]: s.get("tags", {}) for s in sim2.stages()}
+        reps = sorted(r["destinationStageArn"] for r in sim2.state().get("replications", [])
+                      if r["sourceStageArn"] == origin and r["replicationState"] == "ACTIVE")
+        return tags, reps
+
+    def adopted_and_fed():
+        tags, reps = state()
+        ours = sorted(a for a, t in tags.items() if t.get("ivs-autoscaler:origin") == "OriginMain1")
+        return (tags[adoptable].get("ivs-autoscaler:origin") == "OriginMain1"
+                and tags[adoptable].get("ivs-autoscaler:owner") == "prod"
+                and len(ours) == 2 and reps == ours)
+
+    wait_until(lambda: (nudge(d), adopted_and_fed())[1], 30, interval=0.2,
+               what="the legacy stage adopted, tagged and fed, plus one new stage")
+    tags, reps = state()
+    # The one without a record is left exactly as it was: not tagged, not fed, not counted.
+    assert tags[orphan] == legacy_tags
+    assert orphan not in reps
+    stages = d.ctl_json("stages")["data"]
+    assert [s["legacy"] for s in stages if s["arn"] == orphan] == [True]
+    assert adoptable in [s["arn"] for s in stages if s["role"] == "replica"]
+    assert "adopted replica stage " + adoptable in d.log()
+    assert len(mutations(sim2)) == len([m for m in mutations(sim2) if m["operation"] in
+                                        ("CreateStage", "StartParticipantReplication", "TagResource")])
+    assert len([m for m in mutations(sim2) if m["operation"] == "TagResource"]) == 1

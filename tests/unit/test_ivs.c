@@ -127,7 +127,8 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 	o->kind = err->kind;
 	if (l != NULL) {
 		o->items = l->n;
-		snprintf(o->first, sizeof(o->first), "%s", l->items[0].arn);
+		if (l->n > 0)
+			snprintf(o->first, sizeof(o->first), "%s", l->items[0].arn);
 	}
 }
 
