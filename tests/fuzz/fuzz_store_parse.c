@@ -1,6 +1,6 @@
 /*
  * fuzz_store_parse.c — every Redis value parser over arbitrary bytes. The first byte picks the
- * parser so one corpus covers them all; the rest is the value. Invariants checked: success means
+ * parser so one corpus covers them all (4 mod 10: stage ARN, 9 mod 10: stage record); the rest is the value. Invariants checked: success means
  * the output obeys the documented limits; failure always leaves a NUL-terminated reason.
  */
 #include <stdint.h>
@@ -54,6 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	default:
+		if (data[0] % 10 == 9) {
+			/* stage:{arn} records: a parent is a stage ARN or nothing. */
+			char parent[160];
+			if (store_parse_stage_parent(s, len, parent, sizeof(parent), err, sizeof(err)) == 0 &&
+			    parent[0] != '\0' && !store_is_stage_arn(parent, strlen(parent)))
+				abort();
+			break;
+		}
 		(void)store_is_stage_arn(s, len);
 		break;
 	}
