@@ -46,6 +46,7 @@ struct daemon {
 	struct leader *leader;                  /* ha.enabled; NULL: always the leader */
 	bool started;                           /* reconciler_start ran */
 	bool releasing;                         /* stopping: the lease release is on the wire */
+	sd_event_source *once_timer;            /* --once with ha: start even if Redis never answers */
 	struct command_context commands;
 	sd_event_source *stop_timer;
 	uint64_t started_s;
@@ -201,6 +202,13 @@ static void describe_restart_only_changes(const struct config *old, const struct
 	    strcmp(old->redis.key_prefix, new->redis.key_prefix) != 0)
 		log_warnx("reload: aws, redis and control connection settings take effect only after "
 			  "a restart; fleets and policies changed now");
+	if (old->ha.enabled != new->ha.enabled || strcmp(old->ha.lease_key, new->ha.lease_key) != 0 ||
+	    old->ha.lease_duration_ms != new->ha.lease_duration_ms ||
+	    old->ha.renew_deadline_ms != new->ha.renew_deadline_ms ||
+	    old->ha.retry_period_ms != new->ha.retry_period_ms ||
+	    strcmp(old->controller.instance, new->controller.instance) != 0)
+		log_warnx("reload: ha settings and controller.instance take effect only after a "
+			  "restart; controller.owner changed now");
 }
 
 /* Swap in the pending configuration; only when the reconciler is idle (see on_idle). */
@@ -389,8 +397,24 @@ static void on_leader_changed(void *ud, enum lease_change change)
 			reconciler_wake(d->reconciler, "became leader");
 	}
 	/* --once acts only as the leader: its pass starts once the first acquire answered. */
-	if (d->opts->once)
+	if (d->opts->once && !d->started) {
+		if (!leading) {
+			leader_holder(d->leader, holder, sizeof(holder));
+			log_warnx("--once: the lease is held by %s; this pass observes and plans only",
+				  holder[0] ? holder : "another daemon");
+		}
 		start_reconciler(d);
+	}
+}
+
+static int on_once_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	(void)s; (void)usec;
+	if (!d->started)
+		log_warnx("--once: no answer from Redis about the lease; this pass cannot act");
+	start_reconciler(d);
+	return 0;
 }
 
 /* The AWS client's gate: reads always, mutating operations only while leading. */
@@ -569,6 +593,10 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 		d.started = true;
 		if (reconciler_start(d.reconciler) < 0)
 			goto out;
+	} else if (sd_event_add_time_relative(d.event, &d.once_timer, CLOCK_MONOTONIC,
+					      d.config->ha.lease_duration_ms * 1000u, 1000,
+					      on_once_deadline, &d) < 0) {
+		goto out;
 	}
 	log_event(LOG_NOTICE, MSGID_STARTED, NULL, "ivs-autoscaler %s started: %zu fleets%s%s",
 		  IVS_AUTOSCALER_VERSION, d.config->n_fleets, opts->dry_run ? ", dry run" : "",
@@ -593,6 +621,7 @@ out:
 	if (d.metrics_ready)
 		ivs_metrics_free(&d.metrics);
 	sd_event_source_disable_unref(d.stop_timer);
+	sd_event_source_disable_unref(d.once_timer);
 	sd_event_unref(d.event);
 	config_free(d.pending_config);
 	config_free(d.config);

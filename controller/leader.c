@@ -72,12 +72,14 @@ static void report(struct leader *l, enum lease_change change)
 static void schedule(struct leader *l);
 static void on_reply(void *ud, redisReply *reply, const char *error);
 
-static void finish_request(struct leader *l, enum lease_outcome outcome, const char *holder)
+/* sent: the request reached the link (its answer, or its failure, came back from redisio). */
+static void finish_request(struct leader *l, enum lease_outcome outcome, const char *holder,
+			   bool sent)
 {
-	bool first = !l->first_answered;
+	bool first = !l->first_answered && sent;
 	enum lease_change change = lease_done(&l->lease, outcome, holder, mono_us());
 
-	l->first_answered = true;
+	l->first_answered = l->first_answered || sent;
 	report(l, change);
 	if (first && change == LEASE_UNCHANGED && l->hooks.changed != NULL)
 		l->hooks.changed(l->hooks.ud, LEASE_UNCHANGED);
@@ -116,7 +118,7 @@ static void send_request(struct leader *l, enum lease_request req)
 	if (rc < 0) {
 		log_debug("lease %s not sent: %s", req == LEASE_REQ_ACQUIRE ? "acquire" : "renewal",
 			  strerror(-rc));
-		finish_request(l, LEASE_OUTCOME_UNKNOWN, NULL);
+		finish_request(l, LEASE_OUTCOME_UNKNOWN, NULL, false);
 	}
 }
 
@@ -133,7 +135,7 @@ static void on_get_reply(void *ud, redisReply *reply, const char *error)
 		buf[reply->len] = '\0';
 		holder = buf;
 	}
-	finish_request(l, LEASE_OUTCOME_REFUSED, holder);
+	finish_request(l, LEASE_OUTCOME_REFUSED, holder, true);
 }
 
 static void on_reply(void *ud, redisReply *reply, const char *error)
@@ -167,7 +169,7 @@ static void on_reply(void *ud, redisReply *reply, const char *error)
 			return;
 		l->acquire_get = false;
 	}
-	finish_request(l, outcome, NULL);
+	finish_request(l, outcome, NULL, true);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud)

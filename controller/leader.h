@@ -26,8 +26,8 @@ struct leader;
 
 struct leader_hooks {
 	/*
-	 * The role changed (change != LEASE_UNCHANGED), or the first acquire answered
-	 * (LEASE_UNCHANGED, once: the role is now known). From the loop; may be NULL.
+	 * The role changed (change != LEASE_UNCHANGED), or the first acquire that reached Redis
+	 * answered (LEASE_UNCHANGED, once: the role is now known). From the loop; may be NULL.
 	 */
 	void (*changed)(void *ud, enum lease_change change);
 	void *ud;

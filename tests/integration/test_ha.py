@@ -390,3 +390,29 @@ def test_legacy_stage_adopted_only_with_parent_record(tmpdir_path, redis, sim2, 
     assert len(mutations(sim2)) == len([m for m in mutations(sim2) if m["operation"] in
                                         ("CreateStage", "StartParticipantReplication", "TagResource")])
     assert len([m for m in mutations(sim2) if m["operation"] == "TagResource"]) == 1
+
+
+# ---- --once takes part in the election --------------------------------------------------------
+
+def test_once_acts_only_with_the_lease(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    sim2.add_host(origin)
+    set_viewers(redis, origin, 150)
+    # Alone: it takes the lease, acts, and gives the lease back on exit.
+    one = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "cron-a", start=False)
+    rc, log = one.run("--once")
+    assert rc == 0, log
+    assert len(owned(sim2)) == 1 and "leader lease released" in log
+    assert redis.cmd("EXISTS", f"{PREFIX}autoscaler:leader") == 0
+    # While another daemon leads: it observes only, and says so.
+    lead = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "host-a")
+    wait_until(lambda: role(lead) == ("leader", "host-a"), 20, what="host-a leads")
+    set_viewers(redis, origin, 250)
+    other = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "cron-b", KEY_B, SECRET_B,
+                      start=False)
+    before = time.time()
+    rc, log = other.run("--once")
+    assert "the lease is held by host-a" in log, log
+    assert not mutations(sim2, KEY_B, after=before)
+    assert redis.cmd("GET", f"{PREFIX}autoscaler:leader").startswith("host-a:")
