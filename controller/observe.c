@@ -422,10 +422,14 @@ static void on_legacy_record(void *ud, redisReply *reply, const char *error)
 	struct obs_fleet *f = &p->fleets[op->fleet];
 	struct obs_stage *s = &f->legacy[op->index];
 	char parent[IVS_ARN_MAX + 1] = "", why[STORE_ERR_MAX] = "no stage record";
+	bool unknown = reply == NULL || reply->type == REDIS_REPLY_ERROR;
 
-	if (reply == NULL)
-		snprintf(why, sizeof(why), "redis: %s", error != NULL ? error : "?");
-	else if (reply->type == REDIS_REPLY_STRING &&
+	if (unknown) {
+		/* Unknown, not "no": the fleet's stage list counts as incomplete this pass. */
+		f->legacy_unknown = true;
+		snprintf(why, sizeof(why), "redis: %s", reply != NULL && reply->str != NULL ? reply->str
+			 : error != NULL ? error : "?");
+	} else if (reply->type == REDIS_REPLY_STRING &&
 		 store_parse_stage_parent(reply->str, reply->len, parent, sizeof(parent), why,
 					  sizeof(why)) == 0 && parent[0] == '\0')
 		snprintf(why, sizeof(why), "its stage record names no parentStage");
@@ -451,10 +455,14 @@ static void on_legacy_record(void *ud, redisReply *reply, const char *error)
 		st.ntags = 2;
 		if (parent[0] != '\0')
 			snprintf(why, sizeof(why), "its parentStage is %s", parent);
-		if (first_warning(r, s->arn))
-			log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", s->arn),
-			  "stage %s has fleet %s's tag but no origin tag, and %s: left alone", s->arn,
-			  f->cfg->name, why);
+		if (unknown)
+			log_debug("stage %s: its record could not be read (%s); left alone this pass",
+				  s->arn, why);
+		else if (first_warning(r, s->arn))
+			log_event(LOG_WARNING, NULL,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", s->arn),
+				  "stage %s has fleet %s's tag but no origin tag, and %s: left alone",
+				  s->arn, f->cfg->name, why);
 		if (add_foreign(p, &st, true) < 0)
 			p->stages_ok = false;
 	}
@@ -493,6 +501,7 @@ static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
 		struct ivs_stage st = { 0 };
 		snprintf(st.arn, sizeof(st.arn), "%s", f->legacy[i].arn);
 		snprintf(st.name, sizeof(st.name), "%s", f->legacy[i].name);
+		f->legacy_unknown = true;
 		if (add_foreign(p, &st, true) < 0)
 			p->stages_ok = false;
 	}

@@ -264,7 +264,7 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 	}
 	in->manual = s->manual;
 	in->n_manual = nm;
-	in->stages_ok = p->stages_ok && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
+	in->stages_ok = p->stages_ok && !f->legacy_unknown && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
 	in->hosts_ok = f->hosts_ok;
 	in->viewers_ok = f->redis_ok && f->viewers_ok;
 	in->override = f->override;

@@ -111,6 +111,8 @@ struct obs_fleet {
 	 * record names our origin as parentStage. Until then observe_fleet waits. */
 	struct obs_stage *legacy;
 	size_t n_legacy, legacy_pending;
+	bool legacy_unknown;                     /* a candidate could not be checked: the stage
+						    list is incomplete for this fleet */
 };
 
 struct pass {

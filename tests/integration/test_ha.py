@@ -416,3 +416,23 @@ def test_once_acts_only_with_the_lease(tmpdir_path, redis, sim2, daemons):
     assert "the lease is held by host-a" in log, log
     assert not mutations(sim2, KEY_B, after=before)
     assert redis.cmd("GET", f"{PREFIX}autoscaler:leader").startswith("host-a:")
+
+
+def test_legacy_stage_with_unreadable_record_blocks_creates(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    pid = sim2.add_host(origin)["participantId"]
+    legacy = sim2.create_stage("Legacy1", name="old", tags={"ivs-autoscaler:managed": "true",
+                                                           "ivs-autoscaler:fleet": "main"})
+    # A record of the wrong type: GET answers an error, so nobody knows whose stage it is.
+    redis.cmd("HSET", f"{PREFIX}stage:{legacy}", "parentStage", origin)
+    set_viewers(redis, origin, 250)
+    d = ha_daemon(daemons, tmpdir_path, redis, sim2, [fleet], "host-a", extra_lines=[])
+    start = d.passes()
+    wait_until(lambda: (nudge(d), d.passes() >= start + 3)[1], 20, interval=0.2, what="passes")
+    # Not knowing whether the fleet already has that stage, it creates none.
+    assert not [m for m in mutations(sim2) if m["operation"] == "CreateStage"]
+    redis.cmd("DEL", f"{PREFIX}stage:{legacy}")
+    redis.cmd("SET", f"{PREFIX}stage:{legacy}", json.dumps({"parentStage": origin}))
+    converge(sim2, fleet, pid, 2, d)
+    assert len([m for m in mutations(sim2) if m["operation"] == "CreateStage"]) == 1
