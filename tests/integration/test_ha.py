@@ -189,14 +189,16 @@ def test_sigkill_leader_mid_scale_up(tmpdir_path, redis, sim2, daemons):
     fleet = origin_fleet(sim2)
     origin = fleet["origin_stage_arn"]
     pid = sim2.add_host(origin)["participantId"]
-    set_viewers(redis, origin, 150)
+    set_viewers(redis, origin, 50)
     a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
     leader, standby = wait_until(lambda: one_leader(a, b), 20, what="one leader")
-    converge(sim2, fleet, pid, 1, leader)
-    # A scale-up to 5 replicas; the simulator holds every request once the first CreateStage
-    # has answered, so the leader dies with the rest of its scale-up undone or on the wire.
+    leader.wait_passes(1)
+    assert owned(sim2) == []
+    # A scale-up from the origin alone to 5 replicas takes two passes (at most 4 new stages per
+    # pass). The simulator holds every request once the first CreateStage has answered, so the
+    # leader dies with its first pass on the wire and its second never made.
     sim2.call("POST", "/_sim/pause", {"operation": "CreateStage", "afterCalls": 1})
-    set_viewers(redis, origin, 550)
+    set_viewers(redis, origin, 650)         # 7 stages' worth: capped at 1 + 5
     nudge(leader)
     wait_until(lambda: sim2.call("GET", "/_sim/pause")["held"] >= 1, 20,
                what="the scale-up to be under way")
@@ -212,7 +214,12 @@ def test_sigkill_leader_mid_scale_up(tmpdir_path, redis, sim2, daemons):
     print(f"\ntakeover after SIGKILL: leading seen {leading_at - killed_at:.3f}s, first mutating "
           f"call answered {when(first) - killed_at:.3f}s after the kill (lease_duration + "
           f"retry_period = {LEASE_S + RETRY_S:.2f}s)")
-    converge(sim2, fleet, pid, 5, standby)
+    try:
+        converge(sim2, fleet, pid, 5, standby)
+    except AssertionError:
+        print(owned(sim2), sim2.state().get("replications"), standby.ctl("plan")[1],
+              standby.ctl("stages")[1], standby.log()[-3000:])
+        raise
     assert len(owned(sim2)) == 5
     # Of the dead leader, only what was on the wire when it died.
     assert len(mutations(sim2, leader.key, after=killed_at)) <= held
