@@ -67,6 +67,17 @@ static void deliver(struct ivs_call *call, const struct aws_error *err, const vo
 static void on_aws_done(void *ud, const struct aws_error *aerr, int status, const char *body,
 			size_t len);
 
+enum ivs_conflict ivs_conflict_of(const struct aws_error *err)
+{
+	if (err == NULL || err->kind != AWS_ERR_CONFLICT)
+		return IVS_CONFLICT_NONE;
+	if (strstr(err->message, "already") != NULL)
+		return IVS_CONFLICT_ALREADY_REPLICATING;
+	if (strstr(err->message, "not publishing") != NULL)
+		return IVS_CONFLICT_NOT_PUBLISHING;
+	return IVS_CONFLICT_OTHER;
+}
+
 static int send_call(struct ivs_call *call)
 {
 	char *body = json_dumps(call->request, JSON_COMPACT);

@@ -49,6 +49,20 @@ typedef void (*ivs_participants_fn)(void *ud, const struct aws_error *err,
 typedef void (*ivs_replicas_fn)(void *ud, const struct aws_error *err,
 				const struct ivs_replica_list *replicas);
 
+/*
+ * What a 409 ConflictException of StartParticipantReplication means. IVS says it only in the
+ * message text ("participant <id> is already replicating to stage <arn>", "participant <id> is
+ * not publishing"); this is the one place that reads it. IVS_CONFLICT_NONE for anything that is
+ * not such a conflict (success included).
+ */
+enum ivs_conflict {
+	IVS_CONFLICT_NONE = 0,
+	IVS_CONFLICT_ALREADY_REPLICATING,   /* the replication exists: as good as started */
+	IVS_CONFLICT_NOT_PUBLISHING,        /* the host stopped publishing: retry later */
+	IVS_CONFLICT_OTHER,                 /* another conflict */
+};
+enum ivs_conflict ivs_conflict_of(const struct aws_error *err);
+
 /* stage is NULL on error. tags: ntags pairs (0..50). name may be NULL. */
 int ivs_create_stage(struct aws_client *c, const char *name, const struct ivs_kv *tags,
 		     size_t ntags, ivs_stage_fn cb, void *ud);

@@ -53,6 +53,29 @@ int store_key(char *buf, size_t size, const char *prefix, const char *tmpl, cons
 	return (int)len;
 }
 
+int store_stage_key(char *buf, size_t size, const char *prefix, enum store_stage_key which,
+                    const char *arn)
+{
+	static const char *const tmpl[] = {
+		[STORE_KEY_STAGE] = "stage:{arn}",
+		[STORE_KEY_DRAINING] = "stage:{arn}:draining",
+		[STORE_KEY_DRAINED_BY] = "stage:{arn}:drained_by",
+		[STORE_KEY_REPLICATION] = "replication:{arn}",
+	};
+	int r;
+
+	if ((unsigned)which >= sizeof(tmpl) / sizeof(tmpl[0]) || arn == NULL)
+		return -EINVAL;
+	r = store_key(buf, size, prefix, tmpl[which], arn, NULL);
+	return r < 0 ? r : 0;
+}
+
+int store_status_key(char *buf, size_t size, const char *prefix)
+{
+	int r = store_key(buf, size, prefix, "autoscaler:status", NULL, NULL);
+	return r < 0 ? r : 0;
+}
+
 /* ---- writes ---------------------------------------------------------------------------------- */
 
 /* Which reply types a command of a write may legitimately get. */

@@ -127,4 +127,17 @@ int store_put_status(struct redisio *rio, const char *key, size_t n, const char 
 int store_key(char *buf, size_t size, const char *prefix, const char *tmpl, const char *arn,
               const char *fleet);
 
+/* The keys of ours that are not configurable templates (§3); their spelling lives in store.c. */
+enum store_stage_key {
+	STORE_KEY_STAGE,          /* stage:{arn}              the stage record (HASH) */
+	STORE_KEY_DRAINING,       /* stage:{arn}:draining     drain mark, ms since the epoch */
+	STORE_KEY_DRAINED_BY,     /* stage:{arn}:drained_by   "operator" for an operator's drain */
+	STORE_KEY_REPLICATION,    /* replication:{arn}        the replication into the stage (HASH) */
+};
+/* buf = prefix + the key of stage arn. 0, -ENAMETOOLONG, -EINVAL. */
+int store_stage_key(char *buf, size_t size, const char *prefix, enum store_stage_key which,
+                    const char *arn);
+/* buf = prefix + "autoscaler:status". 0, -ENAMETOOLONG. */
+int store_status_key(char *buf, size_t size, const char *prefix);
+
 #endif

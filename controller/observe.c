@@ -1,6 +1,7 @@
 /*
  * observe.c — the observe phase of a reconcile pass: ListStages (ownership from tags), then per
- * fleet the Redis read and ListParticipants → ListParticipantReplicas, into struct pass.
+ * fleet the Redis read and ListParticipants → ListParticipantReplicas. It only fills struct pass;
+ * pass.c decides what happens next.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +14,8 @@
 #include "ivs.h"
 #include "log.h"
 #include "plan.h"
+#include "ownership.h"
+#include "pass.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
 #include "store.h"
@@ -117,13 +120,13 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 	}
 out:
 	redis_read_free(rr);
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
-	struct op *op = rec_op_new(r, p, fi);
+	struct op *op = pass_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
 	size_t n_all = f->n_replicas + 1, n = 0;
 	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
@@ -146,9 +149,9 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 		struct obs_stage *s = i == 0 ? &f->origin : &f->replicas[i - 1];
 		if (config_expand_key(f->cfg->redis_keys.viewers, f->cfg->name, s->arn, keys[n][0],
 				      sizeof(keys[n][0])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":draining", keys[n][1],
+		    rec_stage_key(r, STORE_KEY_DRAINING, s->arn, keys[n][1],
 				  sizeof(keys[n][1])) < 0 ||
-		    rec_stage_key(r, "stage:", s->arn, ":drained_by", keys[n][2],
+		    rec_stage_key(r, STORE_KEY_DRAINED_BY, s->arn, keys[n][2],
 				  sizeof(keys[n][2])) < 0) {
 			set_viewers_invalid(f, s, "viewers key too long");
 			continue;
@@ -178,7 +181,7 @@ fail:
 	redis_read_free(rr);
 	redis_read_failed(f, p);
 	if (op != NULL)
-		rec_op_done(op);
+		pass_op_done(op);
 }
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */
@@ -221,7 +224,7 @@ static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_
 	}
 	h->replicas_ok = true;
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static void on_participants(void *ud, const struct aws_error *err,
@@ -259,7 +262,7 @@ static void on_participants(void *ud, const struct aws_error *err,
 		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
 	}
 	for (size_t i = 0; i < f->n_hosts; i++) {
-		struct op *rop = rec_op_new(r, op->pass, op->fleet);
+		struct op *rop = pass_op_new(r, op->pass, op->fleet);
 		if (rop == NULL) {
 			f->hosts[i].replicas_ok = false;
 			continue;
@@ -269,11 +272,11 @@ static void on_participants(void *ud, const struct aws_error *err,
 						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
 			f->hosts[i].replicas_ok = false;
 			op->pass->reads_failed++;
-			rec_op_done(rop);
+			pass_op_done(rop);
 		}
 	}
 out:
-	rec_op_done(op);
+	pass_op_done(op);
 }
 
 static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
@@ -295,7 +298,7 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 }
 
 /* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
-static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+static void observe_fleet_reads(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
@@ -311,14 +314,14 @@ static void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 		f->hosts_ok = true;             /* no session: no hosts, truthfully */
 		return;
 	}
-	hop = rec_op_new(r, p, fi);
+	hop = pass_op_new(r, p, fi);
 	if (hop == NULL)
 		return;
 	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
 				  &filter, on_participants, hop) < 0) {
 		f->hosts_ok = false;
 		p->reads_failed++;
-		rec_op_done(hop);
+		pass_op_done(hop);
 	}
 }
 
@@ -467,13 +470,13 @@ static void on_legacy_record(void *ud, redisReply *reply, const char *error)
 			p->stages_ok = false;
 	}
 	if (--f->legacy_pending == 0)
-		observe_fleet(r, p, op->fleet);
-	rec_op_done(op);
+		observe_fleet_reads(r, p, op->fleet);
+	pass_op_done(op);
 }
 
 /*
  * Ask Redis about each 0.1-style candidate of a fleet. true when the fleet waits for the
- * answers (the last one starts observe_fleet); false: nothing to ask (or Redis down: the
+ * answers (the last one starts observe_fleet_reads); false: nothing to ask (or Redis down: the
  * candidates are left alone this pass) and the caller observes the fleet now.
  */
 static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
@@ -486,8 +489,8 @@ static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
 		char key[KEY_MAX];
 		const char *argv[2] = { "GET", key };
 		struct op *op = NULL;
-		if (redis_up && rec_stage_key(r, "stage:", f->legacy[i].arn, "", key, sizeof(key)) == 0)
-			op = rec_op_new(r, p, fi);
+		if (redis_up && rec_stage_key(r, STORE_KEY_STAGE, f->legacy[i].arn, key, sizeof(key)) == 0)
+			op = pass_op_new(r, p, fi);
 		if (op != NULL) {
 			/* The fleet is observed when the last answer is in; a candidate that Redis
 			 * cannot vouch for this pass is left alone. */
@@ -496,7 +499,7 @@ static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
 			if (redisio_command_argv(r->redis, 2, argv, NULL, on_legacy_record, op) == 0)
 				continue;
 			f->legacy_pending--;
-			rec_op_done(op);
+			pass_op_done(op);
 		}
 		struct ivs_stage st = { 0 };
 		snprintf(st.arn, sizeof(st.arn), "%s", f->legacy[i].arn);
@@ -508,10 +511,16 @@ static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
 	return --f->legacy_pending > 0;
 }
 
+/* One fleet's reads, once its 0.1-style candidates (if any) have been checked. */
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	if (!check_legacy(r, p, fi))
+		observe_fleet_reads(r, p, fi);
+}
+
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
 {
 	struct op *op = ud;
-	struct reconciler *r = op->r;
 	struct pass *p = op->pass;
 
 	if (err != NULL && err->kind != AWS_OK) {
@@ -541,10 +550,11 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 				}
 			}
 			/* Origins are configured, not owned, whatever their tags say. */
-			if (!origin && classify_stage(r, p, fleets, st) < 0)
+			if (!origin && classify_stage(op->r, p, fleets, st) < 0)
 				p->stages_ok = false;
 		}
 		free(fleets);
+		warn_foreign(op->r, p);
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];
@@ -558,57 +568,18 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			}
 		}
 	}
-	warn_foreign(r, p);
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		/* 0.1-style candidates first: adopted ones are observed like the others. */
-		if (!check_legacy(r, p, fi))
-			observe_fleet(r, p, fi);
-		/* The fleet's reads are sent: it goes on by itself once they have answered. */
-		rec_fleet_release(r, p, fi);
-	}
-	rec_op_done(op);
+	/* The machine sends each fleet's own reads next (observe_fleet). */
+	pass_op_done(op);
 }
 
-void rec_pass_begin(struct reconciler *r)
+/* The pass's own call: ListStages. Its answer fills the pass; pass.c then observes each fleet. */
+int observe_pass(struct reconciler *r, struct pass *p)
 {
-	struct pass *p = calloc(1, sizeof(*p));
-	struct op *op;
+	struct op *op = pass_op_new(r, p, PASS_WHOLE);
 
-	if (p == NULL)
-		return;
-	p->fleets = calloc(r->config->n_fleets ? r->config->n_fleets : 1, sizeof(*p->fleets));
-	if (p->fleets == NULL) {
-		free(p);
-		return;
-	}
-	p->n_fleets = r->config->n_fleets;
-	p->id = ++r->next_pass_id;
-	p->started_ms = rec_wall_ms();
-	p->started_us = rec_mono_us();
-	for (size_t i = 0; i < p->n_fleets; i++) {
-		p->fleets[i].cfg = &r->config->fleets[i];
-		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
-			 r->config->fleets[i].origin_stage_arn);
-		/* Held until ListStages has answered and the fleet's own reads are sent. */
-		p->fleets[i].outstanding = 1;
-		p->outstanding++;
-	}
-	r->current = p;
-	r->wake_pending = false;
-	r->last_pass_start_us = p->started_us;
-	log_debug("reconcile pass %" PRIu64 " begins", p->id);
-	op = rec_op_new(r, p, SIZE_MAX);
-	if (op == NULL) {
-		/* Out of memory before anything was sent: drop the pass; the next resync retries. */
-		r->current = NULL;
-		rec_pass_free(p);
-		return;
-	}
-	/* Keep the pass open until ListStages answers. */
-	if (ivs_list_stages(r->aws, on_stages, op) < 0) {
-		struct aws_error e = { .kind = AWS_ERR_LOCAL };
-		snprintf(e.message, sizeof(e.message), "could not queue the request");
-		on_stages(op, &e, NULL);
-	}
+	if (op == NULL)
+		return -ENOMEM;
+	if (ivs_list_stages(r->aws, on_stages, op) < 0)
+		on_stages(op, &pass_not_queued, NULL);
+	return 0;
 }
-

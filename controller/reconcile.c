@@ -1,13 +1,10 @@
 /*
- * reconcile.c — the pass state machine, wake-ups, life cycle and admin steering; see
- * reconcile.h for the shape of a pass and reconcile_internal.h for how the work is divided
- * between reconcile.c, observe.c, act.c and views.c.
+ * reconcile.c — the reconciler object: life cycle, wake-ups (resync timer, debounce, idle), and
+ * admin steering (pause, operator drain, manual replications). A pass itself is pass.c's; see
+ * reconcile.h for its shape and pass.h for how its phases are divided between observe.c,
+ * act.c and record.c.
  *
- * Memory: each pass builds a fresh observation (struct pass) and, once the pass is recorded,
- * it replaces the previous one, which the admin views read. Strings handed to the planner point
- * into that observation, so a plan is valid exactly as long as its pass.
- *
- * Safety rules kept here (the planner keeps the rest, see common/plan.h):
+ * Safety rules kept by the controller (the planner keeps the rest, see common/plan.h):
  *   - ownership comes from IVS tags only; a stage without our tags never reaches the planner;
  *   - a pass whose reads failed may create and replicate but never drain, stop or delete;
  *   - the single "may I mutate now?" check is rec_may_mutate();
@@ -24,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "ivs.h"
 #include "leader.h"
@@ -61,8 +59,6 @@ void rec_iso_time(int64_t ms, char *buf, size_t len)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-/* Our own ISO-8601 "created" tag back to ms; 0 when it does not parse (treated as old). */
-
 struct fleet_state *rec_fleet_state(const struct reconciler *r, const char *name)
 {
 	for (size_t i = 0; i < r->n_fleets; i++)
@@ -79,12 +75,11 @@ size_t rec_fleet_index(const struct reconciler *r, const char *name)
 	return SIZE_MAX;
 }
 
-/* Full Redis key: prefix + "stage:" + arn + suffix (keys of ours not covered by templates). */
-int rec_stage_key(const struct reconciler *r, const char *what, const char *arn,
-		     const char *suffix, char *out, size_t len)
+/* The Redis key of a stage of ours, under the configured prefix. 0 or -ENAMETOOLONG. */
+int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const char *arn,
+		  char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s%s%s%s", r->config->redis.key_prefix, what, arn, suffix);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	return store_stage_key(out, len, r->config->redis.key_prefix, which, arn);
 }
 
 /*
@@ -118,75 +113,6 @@ int reconciler_check_leader(const struct reconciler *r, char *err, size_t errlen
 	return -EBUSY;
 }
 
-/* ---- pass lifetime ----------------------------------------------------------------------- */
-
-static void obs_fleet_clear(struct obs_fleet *f)
-{
-	for (size_t h = 0; h < f->n_hosts; h++) {
-		free(f->hosts[h].replications);
-		free(f->hosts[h].dest);
-	}
-	free(f->hosts);
-	free(f->replicas);
-	free(f->actions);
-	free(f->open);
-	free(f->created);
-	free(f->legacy);
-	memset(f, 0, sizeof(*f));
-}
-
-void rec_pass_free(struct pass *p)
-{
-	if (p == NULL)
-		return;
-	for (size_t i = 0; i < p->n_fleets; i++)
-		obs_fleet_clear(&p->fleets[i]);
-	free(p->fleets);
-	free(p->stops_done);
-	free(p->foreign);
-	free(p);
-}
-
-struct op *rec_op_new(struct reconciler *r, struct pass *p, size_t fleet)
-{
-	struct op *op = calloc(1, sizeof(*op));
-	if (op == NULL)
-		return NULL;
-	op->r = r;
-	op->pass = p;
-	op->fleet = fleet;
-	p->outstanding++;
-	if (fleet < p->n_fleets)
-		p->fleets[fleet].outstanding++;
-	r->in_flight++;
-	return op;
-}
-
-static void pass_end_if_done(struct reconciler *r, struct pass *p);
-static void fleet_step(struct reconciler *r, struct pass *p, size_t fi);
-
-/* Every completion ends here: one outstanding operation fewer; maybe the next phase. */
-void rec_op_done(struct op *op)
-{
-	struct reconciler *r = op->r;
-	struct pass *p = op->pass;
-	size_t fleet = op->fleet;
-	free(op);
-	r->in_flight--;
-	if (fleet < p->n_fleets)
-		rec_fleet_release(r, p, fleet);
-	else if (--p->outstanding == 0)
-		pass_end_if_done(r, p);
-	rec_check_idle(r);
-}
-
-void rec_fleet_release(struct reconciler *r, struct pass *p, size_t fleet)
-{
-	p->outstanding--;
-	if (--p->fleets[fleet].outstanding == 0)
-		fleet_step(r, p, fleet);
-}
-
 static int on_idle_defer(sd_event_source *s, void *ud)
 {
 	struct reconciler *r = ud;
@@ -200,137 +126,6 @@ void rec_check_idle(struct reconciler *r)
 {
 	if (r->idle_defer != NULL && r->hooks.idle != NULL && reconciler_idle(r))
 		sd_event_source_set_enabled(r->idle_defer, SD_EVENT_ONESHOT);
-}
-
-/* ---- plan -------------------------------------------------------------------------------- */
-
-static void fleet_policy_from_config(const struct config_fleet *c, struct fleet_policy *out)
-{
-	*out = (struct fleet_policy){
-		.viewers_per_stage = c->viewers_per_stage,
-		.target_utilization = c->target_utilization,
-		.min_replicas = c->min_replicas,
-		.max_replicas = c->max_replicas,
-		.scale_down_delay_ms = (int64_t)c->scale_down_delay_ms,
-		.drain_timeout_ms = (int64_t)c->drain_timeout_ms,
-	};
-}
-
-/*
- * Build the planner's input from an observation. The arrays live in *scratch (freed by the
- * caller with free()), strings point into the observation.
- */
-
-void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
-			     const struct obs_fleet *f, struct plan_scratch *s, struct plan_input *in)
-{
-	size_t nm = 0;
-
-	memset(in, 0, sizeof(*in));
-	in->fleet = f->cfg->name;
-	in->origin_arn = f->cfg->origin_stage_arn;
-	in->origin_seen = f->origin_seen;
-	in->origin_session_id = f->origin_session;
-	in->origin_viewers_known = f->origin.viewers_known;
-	in->origin_viewers = f->origin.viewers;
-	for (size_t i = 0; i < f->n_replicas && i < PLAN_MAX_REPLICA_STAGES; i++) {
-		const struct obs_stage *st = &f->replicas[i];
-		s->replicas[i] = (struct plan_replica_stage){
-			.arn = st->arn, .name = st->name, .created_ms = st->created_ms,
-			.viewers_known = st->viewers_known, .viewers = st->viewers,
-			.draining = st->draining, .draining_since_ms = st->draining_since_ms,
-			.operator_drain = st->operator_drain,
-		};
-	}
-	in->replicas = s->replicas;
-	in->n_replicas = f->n_replicas < PLAN_MAX_REPLICA_STAGES ? f->n_replicas : PLAN_MAX_REPLICA_STAGES;
-	for (size_t i = 0; i < f->n_hosts; i++) {
-		s->hosts[i] = (struct plan_host){
-			.participant_id = f->hosts[i].participant_id,
-			.replicas_ok = f->hosts[i].replicas_ok,
-			.replications = f->hosts[i].replications,
-			.n_replications = f->hosts[i].n_replications,
-		};
-	}
-	in->hosts = s->hosts;
-	in->n_hosts = f->n_hosts;
-	for (size_t i = 0; i < r->n_manual; i++) {
-		if (strcmp(r->manual[i].src, f->cfg->origin_stage_arn) != 0)
-			continue;
-		s->manual[nm++] = (struct plan_manual_replication){
-			.source_arn = r->manual[i].src, .destination_arn = r->manual[i].dst,
-			.participant_id = r->manual[i].participant,
-		};
-	}
-	in->manual = s->manual;
-	in->n_manual = nm;
-	in->stages_ok = p->stages_ok && !f->legacy_unknown && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
-	in->hosts_ok = f->hosts_ok;
-	in->viewers_ok = f->redis_ok && f->viewers_ok;
-	in->override = f->override;
-	in->override_stages = f->override_stages;
-	fleet_policy_from_config(f->cfg, &in->policy);
-}
-
-/*
- * Stopping with the observation complete but nothing decided: there is nothing to act on or
- * record, so the pass ends here and the owner hears of it (it may be waiting to exit).
- */
-static void pass_abandon(struct reconciler *r, struct pass *p)
-{
-	if (r->current == p)
-		r->current = NULL;
-	rec_pass_free(p);
-	if (r->hooks.pass_done != NULL)
-		r->hooks.pass_done(r->hooks.ud, false);
-	rec_check_idle(r);
-}
-
-/*
- * Move one fleet through its phases while nothing of the current one is outstanding. The
- * phase runs under a hold, so a completion that happens inside it (a request that could not
- * be queued answers at once) cannot re-enter and start the next phase early: stops must have
- * answered before deletes are sent.
- */
-static void fleet_step(struct reconciler *r, struct pass *p, size_t fi)
-{
-	struct obs_fleet *f = &p->fleets[fi];
-
-	while (f->outstanding == 0 && f->phase != FLEET_DONE) {
-		enum fleet_phase finished = f->phase++;
-		if (finished == FLEET_DELETING) {
-			p->fleets_done++;
-			break;
-		}
-		p->outstanding++;
-		f->outstanding++;
-		if (finished == FLEET_OBSERVING && !r->stopping)
-			rec_fleet_act(r, p, fi);
-		else if (finished == FLEET_ACTING && !r->stopping)
-			rec_fleet_deletes(r, p, fi);
-		p->outstanding--;
-		f->outstanding--;
-	}
-	if (p->outstanding == 0)
-		pass_end_if_done(r, p);
-}
-
-/* Record the pass once every fleet is done and nothing is outstanding. May free p. */
-static void pass_end_if_done(struct reconciler *r, struct pass *p)
-{
-	bool planned = false;
-
-	if (p->ended || p->outstanding != 0 || p->fleets_done != p->n_fleets)
-		return;
-	p->ended = true;
-	for (size_t i = 0; i < p->n_fleets; i++)
-		planned = planned || p->fleets[i].planned;
-	/* Stopped before anything was decided: nothing to record. */
-	if (r->stopping && !planned) {
-		pass_abandon(r, p);
-		return;
-	}
-	rec_pass_record(r, p);
 }
 
 /* ---- wake-ups ---------------------------------------------------------------------------- */
@@ -357,24 +152,54 @@ static int on_defer(sd_event_source *s, void *ud)
 	struct reconciler *r = ud;
 	(void)s;
 	if (r->current == NULL && !r->stopping)
-		rec_pass_begin(r);
+		pass_begin(r);
 	return 0;
 }
 
-void reconciler_wake(struct reconciler *r, const char *reason)
+/* What woke the reconciler, counted per reason (the status view shows them). */
+const struct rec_wake_reason rec_wake_reasons[REC_WAKE_REASONS] = {
+	{ "start", "start" },
+	{ "resync", "resync" },
+	{ "reload", "reload" },
+	{ "redis connected", "redis_connected" },
+	{ "wake channel", "wake_channel" },
+	{ "keyspace", "keyspace" },                /* an input key changed (before debouncing) */
+	{ "admin", "admin" },
+	{ "resume", "resume" },
+	{ "drain", "drain" },
+	{ "manual replication", "manual_replication" },
+	{ NULL, "other" },
+};
+
+static void count_wake(struct reconciler *r, const char *reason)
 {
-	if (r->stopping)
-		return;
+	size_t i = 0;
+	while (i + 1 < REC_WAKE_REASONS &&
+	       (reason == NULL || strcmp(rec_wake_reasons[i].reason, reason) != 0))
+		i++;
+	r->wakes[i]++;
+}
+
+static void wake(struct reconciler *r, const char *reason)
+{
 	log_debug("wake: %s", reason ? reason : "?");
 	r->wake_pending = true;
 	if (r->current == NULL)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 }
 
+void reconciler_wake(struct reconciler *r, const char *reason)
+{
+	if (r->stopping)
+		return;
+	count_wake(r, reason);
+	wake(r, reason);
+}
+
 static int on_debounce(sd_event_source *s, uint64_t usec, void *ud)
 {
 	(void)s; (void)usec;
-	reconciler_wake(ud, "keyspace");
+	wake(ud, "keyspace");                    /* counted when the change arrived */
 	return 0;
 }
 
@@ -387,8 +212,9 @@ void reconciler_wake_debounced(struct reconciler *r, const char *reason)
 
 	if (r->stopping)
 		return;
+	count_wake(r, "keyspace");
 	if (now >= due && r->current == NULL) {
-		reconciler_wake(r, reason);
+		wake(r, reason);
 		return;
 	}
 	if (r->debounce != NULL && sd_event_source_get_enabled(r->debounce, &enabled) >= 0 &&
@@ -473,7 +299,8 @@ struct reconciler *reconciler_new(sd_event *event, const struct config *config,
 	if (hooks != NULL)
 		r->hooks = *hooks;
 	srandom((unsigned)(rec_mono_us() ^ (uint64_t)getpid()));
-	if (fleets_from_config(r, config) < 0 ||
+	r->backoff = backoff_new();
+	if (r->backoff == NULL || fleets_from_config(r, config) < 0 ||
 	    sd_event_add_defer(event, &r->defer, on_defer, r) < 0) {
 		reconciler_free(r);
 		return NULL;
@@ -498,8 +325,9 @@ void reconciler_free(struct reconciler *r)
 	sd_event_source_disable_unref(r->debounce);
 	sd_event_source_disable_unref(r->idle_defer);
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
-	rec_pass_free(r->current);
-	rec_pass_free(r->last);
+	pass_free(r->current);
+	pass_free(r->last);
+	backoff_free(r->backoff);
 	free(r->fleets);
 	free(r->foreign_warned);
 	free(r);
@@ -513,7 +341,7 @@ int reconciler_set_config(struct reconciler *r, const struct config *config)
 		return rc;
 	r->config = config;
 	/* The last observation refers to the old config's fleets: drop it. */
-	rec_pass_free(r->last);
+	pass_free(r->last);
 	r->last = NULL;
 	reconciler_wake(r, "reload");
 	return 0;
@@ -563,8 +391,8 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 			 "unowned stages are never drained)", stage_arn);
 		return -EPERM;
 	}
-	if (rec_stage_key(r, "stage:", stage_arn, ":draining", key, sizeof(key)) < 0 ||
-	    rec_stage_key(r, "stage:", stage_arn, ":drained_by", by, sizeof(by)) < 0) {
+	if (rec_stage_key(r, STORE_KEY_DRAINING, stage_arn, key, sizeof(key)) < 0 ||
+	    rec_stage_key(r, STORE_KEY_DRAINED_BY, stage_arn, by, sizeof(by)) < 0) {
 		snprintf(err, errlen, "stage ARN too long");
 		return -EINVAL;
 	}

@@ -49,7 +49,7 @@ void reconciler_free(struct reconciler *r);
 /* A new configuration (after SIGHUP); fleets are matched by name, state is kept. */
 int reconciler_set_config(struct reconciler *r, const struct config *config);
 
-/* Start a pass now, or right after the running one. fleet may be NULL (all). */
+/* Start a pass (over all fleets) now, or right after the running one. */
 void reconciler_wake(struct reconciler *r, const char *reason);
 /* Like reconciler_wake, but at most one such pass per second (keyspace events can be many). */
 void reconciler_wake_debounced(struct reconciler *r, const char *reason);

@@ -80,7 +80,7 @@ static void leader_status_json(const struct reconciler *r, json_t *o)
 
 json_t *reconciler_status_json(const struct reconciler *r)
 {
-	json_t *o = json_object(), *fleets = json_array();
+	json_t *o = json_object(), *fleets = json_array(), *wakes = json_object();
 	char at[40] = "";
 	if (r->last != NULL)
 		rec_iso_time(r->last->finished_ms, at, sizeof(at));
@@ -90,6 +90,10 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
 	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
 	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
+	json_object_set_new(o, "wakes", wakes);
+	for (size_t i = 0; i < REC_WAKE_REASONS; i++)
+		json_object_set_new(wakes, rec_wake_reasons[i].name,
+				    json_integer((json_int_t)r->wakes[i]));
 	if (r->last != NULL) {
 		json_object_set_new(o, "last_pass", json_pack("{s:s, s:s, s:I, s:i, s:i, s:i}",
 			"at", at, "result", r->last->ok ? "ok" : "error",

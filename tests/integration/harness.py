@@ -352,3 +352,44 @@ class LineTail:
             return []
         self.offset += end + 1
         return data[:end].decode(errors="replace").splitlines()
+
+
+# ---- helpers shared by the scenario tests ----------------------------------------------------
+
+def start_daemon(daemons, tmpdir, redis, sim, fleets, prefix="ivs:test:", aws_timeout=None, **kw):
+    """A daemon for fleets, registered in daemons (stopped by the fixture), READY. aws_timeout
+    replaces the configuration's aws timeout; the other keywords go to Daemon."""
+    d = Daemon(tmpdir, redis, sim, fleets, prefix=prefix, **kw)
+    if aws_timeout is not None:
+        with open(d.config) as fh:
+            text = fh.read()
+        assert "  timeout: 5s\n" in text
+        with open(d.config, "w") as fh:
+            fh.write(text.replace("  timeout: 5s\n", f"  timeout: {aws_timeout}\n", 1))
+    daemons.append(d)
+    d.start()
+    d.wait_ready()
+    return d
+
+
+def viewers_key(arn, prefix="ivs:test:"):
+    return f"{prefix}stage:{arn}:viewers"
+
+
+def set_viewers(redis, arn, n, prefix="ivs:test:"):
+    """The viewer count of stage arn as the application keeps it (no key: nobody watches)."""
+    redis.cmd("DEL", viewers_key(arn, prefix))
+    if n:
+        redis.cmd("SET", viewers_key(arn, prefix), n)
+
+
+def owned_stages(sim, fleet=None):
+    """The stages carrying our tags (of fleet, when given), in the simulator's order."""
+    return [s for s in sim.stages()
+            if s.get("tags", {}).get("ivs-autoscaler:managed") == "true"
+            and (fleet is None or s.get("tags", {}).get("ivs-autoscaler:fleet") == fleet)]
+
+
+def owned(sim, fleet=None):
+    """The ARNs of owned_stages(sim, fleet)."""
+    return [s["arn"] for s in owned_stages(sim, fleet)]

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import BUILD, Daemon, wait_until
+from harness import BUILD, owned, set_viewers, start_daemon, wait_until
 
 PREFIX = "ivs:test:"
 CTL = os.path.join(BUILD, "ivs-autoscalerctl")
@@ -56,34 +56,11 @@ def make_fleet(sim, name="main", **policy):
     return fleet
 
 
-def set_viewers(redis, arn, n):
-    redis.cmd("SET", f"{PREFIX}stage:{arn}:viewers", n)
-
-
 def set_publisher(redis, host, origin, user="broadcaster-1", key="publisher:info"):
     info = {"participantId": host["participantId"], "stageArn": origin, "userId": user,
             "joinedAt": "2025-01-02T03:04:05.000Z"}
     redis.cmd("SET", f"{PREFIX}{key}", json.dumps(info))
     return info
-
-
-def start(daemons, tmpdir, redis, sim, fleets, control=None, aws_timeout=None):
-    d = Daemon(tmpdir, redis, sim, fleets, prefix=PREFIX, control_extra=control)
-    if aws_timeout is not None:
-        with open(d.config) as fh:
-            text = fh.read()
-        assert "  timeout: 5s\n" in text
-        with open(d.config, "w") as fh:
-            fh.write(text.replace("  timeout: 5s\n", f"  timeout: {aws_timeout}\n", 1))
-    daemons.append(d)
-    d.start()
-    d.wait_ready()
-    return d
-
-
-def owned(sim, fleet="main"):
-    return [s["arn"] for s in sim.stages()
-            if s.get("tags", {}).get("ivs-autoscaler:fleet") == fleet]
 
 
 def sim_replications(sim, src, pid, state="ACTIVE"):
@@ -194,13 +171,13 @@ def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
     host = sim.add_host(origin)
     set_viewers(redis, origin, 150)                      # two stages: origin + one replica
     info = set_publisher(redis, host, origin)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     wait_until(lambda: len(sim_replications(sim, origin, host["participantId"])) == 1, 20,
                what="the host replicated into one replica stage")
     d.wait_passes(1)
     wait_until(lambda: d.status()["fleets"][0].get("replications_active") == 1, 20,
                what="status to see the active replication")
-    replica = owned(sim)[0]
+    replica = owned(sim, "main")[0]
     pid = host["participantId"]
 
     st = ok_json(d, "status")
@@ -269,7 +246,7 @@ def test_pause_resume_reconcile_and_log_level(tmpdir_path, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     host = sim.add_host(origin)
     set_viewers(redis, origin, 50)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     d.wait_passes(1)
 
     # reconcile: a pass runs now (the resync interval is 2 s, so wait for more than one)
@@ -289,14 +266,14 @@ def test_pause_resume_reconcile_and_log_level(tmpdir_path, redis, sim, daemons):
     d.reconcile_now()
     d.wait_passes(2)
     assert mutating_calls(sim) == calls
-    assert owned(sim) == []
+    assert owned(sim, "main") == []
     plan = ok_json(d, "plan", "main")[0]
     assert plan["desired"] == 4 and [a["action"] for a in plan["actions"]].count("create") == 3
     assert "  create " in ok(d, "plan", "main")
 
     assert ok(d, "resume") == "all fleets resumed\n"
     assert ok_json(d, "status")["fleets"][0]["paused"] is False
-    wait_until(lambda: len(owned(sim)) == 3, 20, what="three replica stages after resume")
+    wait_until(lambda: len(owned(sim, "main")) == 3, 20, what="three replica stages after resume")
     wait_until(lambda: len(sim_replications(sim, origin, host["participantId"])) == 3, 20,
                what="the host fed into the new stages")
 
@@ -320,9 +297,9 @@ def test_drain_owned_stage_and_refuse_origin_or_unowned(tmpdir_path, redis, sim,
     sim.add_host(origin)
     set_viewers(redis, origin, 150)
     stranger = sim.create_stage("Stranger1", name="not-ours")
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
-    replica = owned(sim)[0]
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(owned(sim, "main")) == 1, 20, what="one replica stage")
+    replica = owned(sim, "main")[0]
     wait_until(lambda: any(s["arn"] == replica for s in ok_json(d, "stages")), 10,
                what="the replica in the snapshot")
 
@@ -346,9 +323,9 @@ def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons
     origin = fleet["origin_stage_arn"]
     sim.add_host(origin)
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
-    replica = owned(sim)[0]
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(owned(sim, "main")) == 1, 20, what="one replica stage")
+    replica = owned(sim, "main")[0]
     # viewers keep the drained stage busy, so only the operator's mark can end its service
     set_viewers(redis, replica, 30)
     wait_until(lambda: any(s["arn"] == replica for s in ok_json(d, "stages")), 10,
@@ -359,11 +336,11 @@ def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons
     assert redis.cmd("GET", by_key) == "operator"
     assert redis.cmd("GET", draining_key).isdigit()      # still a plain ms timestamp
     # expected: a replacement is created and the drained stage goes once empty
-    wait_until(lambda: len(owned(sim)) == 2, 20, what="a replacement for the drained stage")
+    wait_until(lambda: len(owned(sim, "main")) == 2, 20, what="a replacement for the drained stage")
     # the drain sticks: later passes do not put the stage back in service
     d.reconcile_now()
     d.wait_passes(2)
-    assert replica in owned(sim)
+    assert replica in owned(sim, "main")
     assert redis.cmd("EXISTS", draining_key) == 1
     stage = next(s for s in ok_json(d, "stages") if s["arn"] == replica)
     assert stage["draining"] is True and stage["operator_drain"] is True
@@ -372,10 +349,10 @@ def test_operator_drain_replaces_a_needed_stage(tmpdir_path, redis, sim, daemons
     assert "back in service" not in d.log()
     # once empty, the stage is deleted and its keys with it
     set_viewers(redis, replica, 0)
-    wait_until(lambda: replica not in owned(sim), 20, what="the drained stage deleted")
+    wait_until(lambda: replica not in owned(sim, "main"), 20, what="the drained stage deleted")
     wait_until(lambda: redis.cmd("EXISTS", draining_key, by_key) == 0, 10,
                what="the drained stage's keys removed")
-    assert len(owned(sim)) == 1
+    assert len(owned(sim, "main")) == 1
 
 
 # ---- authorisation ---------------------------------------------------------------------------
@@ -398,7 +375,7 @@ def test_non_admin_uid_may_read_but_not_mutate(tmpdir_path, redis, sim, daemons)
     except KeyError:
         pytest.skip("group users missing")
     fleet = make_fleet(sim)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], control={"admin_group": "users"})
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], control_extra={"admin_group": "users"})
     # The daemon creates its socket 0660 and gives it to the admin group; the test opens it to
     # everyone (the directory is 0755) so that authorisation, not file mode, is what refuses.
     assert os.stat(d.socket).st_mode & 0o777 == 0o660
@@ -435,7 +412,7 @@ def test_non_admin_uid_may_read_but_not_mutate(tmpdir_path, redis, sim, daemons)
 
 def test_hostile_clients_do_not_disturb_status(tmpdir_path, redis, sim, daemons):
     fleet = make_fleet(sim)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], control={"max_clients": 256})
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], control_extra={"max_clients": 256})
     d.wait_passes(1)
     path = d.socket
     held = []
@@ -502,8 +479,8 @@ def test_status_answers_while_ivs_hangs(tmpdir_path, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     sim.add_host(origin)
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], aws_timeout="60s")
-    wait_until(lambda: len(owned(sim)) == 1, 20, what="one replica stage")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], aws_timeout="60s")
+    wait_until(lambda: len(owned(sim, "main")) == 1, 20, what="one replica stage")
     d.wait_passes(1)
     # hold every IVS request from now on (as a 30 s+ latency would), and start a pass
     sim.call("POST", "/_sim/pause", {"operation": "ListStages", "afterCalls": 0})
@@ -547,7 +524,7 @@ def test_metrics_from_start_up_and_after_a_pass(tmpdir_path, redis, sim, daemons
     # IVS held from the start: the first scrape shows every series before any pass is done
     sim.call("POST", "/_sim/pause", {"operation": "ListStages", "afterCalls": 0})
     try:
-        d = start(daemons, tmpdir_path, redis, sim, [main, eu], aws_timeout="60s")
+        d = start_daemon(daemons, tmpdir_path, redis, sim, [main, eu], aws_timeout="60s")
         first = ok(d, "metrics")
     finally:
         sim.call("POST", "/_sim/resume", {})
@@ -599,9 +576,9 @@ def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
     set_viewers(redis, origin, 150)                           # the controller wants one replica
     info = set_publisher(redis, host, origin)
     side = sim.create_stage("SideStage1", name="out-of-band")  # not the controller's
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     wait_until(lambda: len(sim_replications(sim, origin, pid)) == 1, 20, what="controller replica")
-    replica = owned(sim)[0]
+    replica = owned(sim, "main")[0]
     wait_until(lambda: ok_json(d, "publisher")[0]["publishing"], 10, what="publisher observed")
 
     # publisher: what the Node server stored, plus what IVS says
@@ -672,7 +649,7 @@ def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
 
 def test_ctl_exit_codes_against_the_daemon(tmpdir_path, redis, sim, daemons):
     fleet = make_fleet(sim)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     assert d.ctl("status")[0] == 0
     assert d.ctl("stages", "nosuch")[0] == 1
     rc, out, err = d.ctl()                         # no command

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from harness import Daemon, wait_until
+from harness import Daemon, owned_stages, set_viewers, start_daemon, viewers_key, wait_until
 
 PREFIX = "ivs:test:"
 MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
@@ -45,22 +45,6 @@ def origin_fleet(sim, name="main", origin_id=None, **policy):
     return fleet
 
 
-def viewers_key(arn):
-    return f"{PREFIX}stage:{arn}:viewers"
-
-
-def set_viewers(redis, arn, n):
-    redis.cmd("DEL", viewers_key(arn))
-    if n:
-        redis.cmd("SET", viewers_key(arn), n)
-
-
-def owned_stages(sim, fleet="main"):
-    return [s for s in sim.stages()
-            if s.get("tags", {}).get("ivs-autoscaler:managed") == "true"
-            and s.get("tags", {}).get("ivs-autoscaler:fleet") == fleet]
-
-
 def owned_arns(sim, fleet="main"):
     return sorted(s["arn"] for s in owned_stages(sim, fleet))
 
@@ -77,14 +61,6 @@ def fed(sim, fleet, pids, n):
     if len(arns) != n:
         return False
     return all(replications(sim, fleet["origin_stage_arn"], pid) == arns for pid in pids)
-
-
-def start(daemons, tmpdir, redis, sim, fleets, **kw):
-    d = Daemon(tmpdir, redis, sim, fleets, prefix=PREFIX, **kw)
-    daemons.append(d)
-    d.start()
-    d.wait_ready()
-    return d
 
 
 def full_pass(d, timeout=30):
@@ -112,7 +88,7 @@ def two_fed_replicas(tmpdir, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 2), what="two fed replicas")
     return d, fleet, origin, pid
 
@@ -160,9 +136,9 @@ def test_scale_up_creates_and_feeds_replicas(tmpdir_path, redis, sim, daemons):
     fleet = origin_fleet(sim)
     host = sim.add_host(fleet["origin_stage_arn"])
     set_viewers(redis, fleet["origin_stage_arn"], 250)          # 2.5 stages' worth
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
-    wait_until(lambda: len(owned_stages(sim)) == 2, 20, what="two replica stages")
-    stages = owned_stages(sim)
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
+    wait_until(lambda: len(owned_stages(sim, "main")) == 2, 20, what="two replica stages")
+    stages = owned_stages(sim, "main")
     wait_until(lambda: fed(sim, fleet, [host["participantId"]], 2), 20,
                what="host replicated into both")
     for s in stages:
@@ -192,8 +168,8 @@ def test_replication_deferred_until_host_publishes(tmpdir_path, redis, sim, daem
     origin = fleet["origin_stage_arn"]
     host = sim.add_host(origin, publish=False)
     set_viewers(redis, origin, 250)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
-    converge(d, lambda: len(owned_stages(sim)) == 2, what="two replica stages")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
+    converge(d, lambda: len(owned_stages(sim, "main")) == 2, what="two replica stages")
     full_pass(d)
     full_pass(d)
     assert replications(sim, origin, host["participantId"]) == []
@@ -216,7 +192,7 @@ def test_replication_restarted_after_reconnect_window(tmpdir_path, redis, sim, d
     host = sim.add_host(origin)
     pid = host["participantId"]
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
     (dest,) = owned_arns(sim)
     sim.disconnect(origin, pid)
@@ -240,7 +216,7 @@ def test_replication_record_follows_ivs(tmpdir_path, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
     (dest,) = owned_arns(sim)
     key = f"{PREFIX}replication:{dest}"
@@ -270,7 +246,7 @@ def test_deleted_replica_recreated_and_foreign_stages_untouched(tmpdir_path, red
     set_viewers(redis, stray, 0)
     set_viewers(redis, other, 500)
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
     (old,) = owned_arns(sim)
     old_keys = [f"{PREFIX}stage:{old}", f"{PREFIX}replication:{old}",
@@ -336,7 +312,7 @@ def test_no_delete_while_a_stop_is_unconfirmed(tmpdir_path, redis, sim, daemons)
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
     (replica,) = owned_arns(sim)
     sim.faults(failOperations=["StopParticipantReplication"])
@@ -363,7 +339,7 @@ def test_drain_timeout_deletes_a_stage_that_keeps_viewers(tmpdir_path, redis, si
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 1), what="one fed replica")
     (rep,) = owned_arns(sim)
     set_viewers(redis, origin, 30)
@@ -382,7 +358,7 @@ def test_demand_beyond_one_host_is_capped(tmpdir_path, redis, sim, daemons):
     origin = fleet["origin_stage_arn"]
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 800)                    # 8 stages' worth
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d, lambda: fed(sim, fleet, [pid], 5), what="five fed replicas")
     for _ in range(3):
         full_pass(d)
@@ -405,12 +381,12 @@ def test_crash_after_create_stage_adopts_the_stage(tmpdir_path, redis, sim, daem
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)
     sim.call("POST", "/_sim/pause", {"operation": "CreateStage", "afterCalls": 1})
-    d = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     wait_until(lambda: sim.call("GET", "/_sim/pause")["paused"], 20, what="simulator paused")
     assert d.kill() == -9
     sim.call("POST", "/_sim/resume")
     (created,) = owned_arns(sim)
-    d2 = start(daemons, tmpdir_path, redis, sim, [fleet])
+    d2 = start_daemon(daemons, tmpdir_path, redis, sim, [fleet])
     converge(d2, lambda: fed(sim, fleet, [pid], 1), what="adopted stage fed")
     for _ in range(2):
         full_pass(d2)
@@ -482,7 +458,7 @@ def test_converges_at_two_tps_with_faults(tmpdir_path, redis, sim, daemons):
     pid = sim.add_host(origin)["participantId"]
     set_viewers(redis, origin, 250)
     sim.faults(tps=2, failRate=0.1, seed=42, hangSeconds=1)
-    d = start(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [fleet], resync="1s")
     wait_until(lambda: fed(sim, fleet, [pid], 2) and converged(d), 60, interval=0.2,
                what="convergence under faults")
     assert owned_arns(sim) and len(sim.stages()) == 3      # no duplicate stage from retries
@@ -503,7 +479,7 @@ def test_two_fleets_every_host_into_every_replica(tmpdir_path, redis, sim, daemo
     set_viewers(redis, a["origin_stage_arn"], 250)
     set_viewers(redis, b["origin_stage_arn"], 150)
     redis.cmd("SET", f"{PREFIX}desired_stages:beta", 3)        # beta's override: 3 stages
-    d = start(daemons, tmpdir_path, redis, sim, [a, b])
+    d = start_daemon(daemons, tmpdir_path, redis, sim, [a, b])
     converge(d, lambda: fed(sim, a, [a1, a2], 2) and fed(sim, b, [b1], 2), what="both fleets fed")
     assert not set(owned_arns(sim, "alpha")) & set(owned_arns(sim, "beta"))
     assert replications(sim, b["origin_stage_arn"], a1) == []

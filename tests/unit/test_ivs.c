@@ -571,6 +571,31 @@ static void test_queue_cap_fifo_signed_when_sent(void **state)
 	teardown(f);
 }
 
+/* The 409s of StartParticipantReplication, classified from the response as IVS sends it. */
+static void test_conflict_of_start_replication(void **state)
+{
+	struct aws_error e;
+	static const char already[] = "{\"exceptionMessage\":\"participant p1 is already "
+				      "replicating to stage arn:aws:ivs:us-east-1:1:stage/b\"}";
+	static const char quiet[] = "{\"exceptionMessage\":\"participant p1 is not publishing\"}";
+	static const char other[] = "{\"exceptionMessage\":\"participant p1 is a replica and "
+				    "cannot be replicated again\"}";
+	(void)state;
+
+	aws_error_from_response(&e, 409, "ConflictException", NULL, already, sizeof(already) - 1);
+	assert_int_equal(ivs_conflict_of(&e), IVS_CONFLICT_ALREADY_REPLICATING);
+	aws_error_from_response(&e, 409, "ConflictException", NULL, quiet, sizeof(quiet) - 1);
+	assert_int_equal(ivs_conflict_of(&e), IVS_CONFLICT_NOT_PUBLISHING);
+	aws_error_from_response(&e, 409, "ConflictException", NULL, other, sizeof(other) - 1);
+	assert_int_equal(ivs_conflict_of(&e), IVS_CONFLICT_OTHER);
+	/* The same words in another kind of error are not a conflict. */
+	aws_error_from_response(&e, 400, "ValidationException", NULL, quiet, sizeof(quiet) - 1);
+	assert_int_equal(ivs_conflict_of(&e), IVS_CONFLICT_NONE);
+	aws_error_from_response(&e, 200, NULL, NULL, "{}", 2);
+	assert_int_equal(ivs_conflict_of(&e), IVS_CONFLICT_NONE);
+	assert_int_equal(ivs_conflict_of(NULL), IVS_CONFLICT_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +609,7 @@ int main(void)
 		cmocka_unit_test(test_repeated_token_and_bad_body),
 		cmocka_unit_test(test_cancel_on_free_and_bad_args),
 		cmocka_unit_test(test_queue_cap_fifo_signed_when_sent),
+		cmocka_unit_test(test_conflict_of_start_replication),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -511,13 +512,65 @@ static void test_summary_details(void **unused)
 	assert_int_equal(out.summary.hosts, 1);
 }
 
-/* Same input, same plan; and the input order of hosts only changes the order of starts. */
+/* One action as render_actions writes it. */
+static void render_action(const struct plan_action *a, char *buf, size_t size)
+{
+	struct plan_output one = { .n_actions = 1 };
+
+	one.actions[0] = *a;
+	render_actions(&one, buf, size);
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static int compare_string_ptrs(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The actions of o as sorted rendered lines (into lines[], a CREATE's hosts sorted too; count
+ * returned), and the sequence of their kinds in plan order into kinds.
+ */
+static size_t sorted_actions(const struct plan_output *o, char lines[][128], char *kinds,
+			     size_t kinds_size)
+{
+	kinds[0] = '\0';
+	for (size_t i = 0; i < o->n_actions; i++) {
+		struct plan_action a = o->actions[i];
+		qsort(a.hosts, a.n_hosts, sizeof(a.hosts[0]), compare_string_ptrs);
+		render_action(&a, lines[i], 128);
+		append(kinds, kinds_size, plan_action_kind_name(a.kind));
+		append(kinds, kinds_size, " ");
+	}
+	qsort(lines, o->n_actions, 128, compare_strings);
+	return o->n_actions;
+}
+
+/*
+ * Same input, same plan; and the input order of hosts only changes the order of the per-host
+ * actions (starts, stops, the hosts a create carries), never which actions, the sequence of
+ * their kinds (stops before deletes) or the summary: every case is planned again with its
+ * hosts in every order (at most 4 hosts: 24 orders).
+ */
 static void test_deterministic(void **unused)
 {
+	static const size_t perms[24][4] = {
+		{0,1,2,3},{0,1,3,2},{0,2,1,3},{0,2,3,1},{0,3,1,2},{0,3,2,1},
+		{1,0,2,3},{1,0,3,2},{1,2,0,3},{1,2,3,0},{1,3,0,2},{1,3,2,0},
+		{2,0,1,3},{2,0,3,1},{2,1,0,3},{2,1,3,0},{2,3,0,1},{2,3,1,0},
+		{3,0,1,2},{3,0,2,1},{3,1,0,2},{3,1,2,0},{3,2,0,1},{3,2,1,0},
+	};
 	struct policy_state s1, s2;
 	struct plan_output *o1, *o2;
 	struct built b;
-	size_t i;
+	struct plan_host hosts[4];
+	static char lines1[PLAN_MAX_ACTIONS][128], lines2[PLAN_MAX_ACTIONS][128];
+	char kinds1[2048], kinds2[2048];
+	size_t i, permuted = 0;
 
 	(void)unused;
 	o1 = test_malloc(sizeof(*o1));
@@ -531,7 +584,40 @@ static void test_deterministic(void **unused)
 		assert_int_equal(o1->n_actions, o2->n_actions);
 		assert_memory_equal(o1->actions, o2->actions, o1->n_actions * sizeof(o1->actions[0]));
 		assert_memory_equal(&o1->summary, &o2->summary, sizeof(o1->summary));
+
+		print_message("case: %s, hosts in every order\n", cases[i].name);
+		size_t n1 = sorted_actions(o1, lines1, kinds1, sizeof(kinds1));
+		memcpy(hosts, b.hosts, sizeof(hosts));
+		for (size_t k = 0; k < 24; k++) {
+			size_t n = 0;
+			/* The orders of the case's hosts: the permutation's entries below n_hosts. */
+			for (size_t j = 0; j < 4; j++)
+				if (perms[k][j] < b.in.n_hosts)
+					b.hosts[n++] = hosts[perms[k][j]];
+			assert_int_equal(n, b.in.n_hosts);
+			policy_state_init(&s2);
+			assert_int_equal(plan_fleet(&b.in, &s2, NOW, o2), 0);
+			assert_int_equal(o2->n_actions, o1->n_actions);
+			size_t n2 = sorted_actions(o2, lines2, kinds2, sizeof(kinds2));
+			assert_int_equal(n2, n1);
+			for (size_t j = 0; j < n1; j++)
+				assert_string_equal(lines2[j], lines1[j]);
+			assert_string_equal(kinds2, kinds1);
+			assert_int_equal(o2->summary.desired_stages, o1->summary.desired_stages);
+			assert_int_equal(o2->summary.serving_stages, o1->summary.serving_stages);
+			assert_int_equal(o2->summary.capped, o1->summary.capped);
+			assert_int_equal(o2->summary.fail_static, o1->summary.fail_static);
+			assert_int_equal(o2->summary.draining_stages, o1->summary.draining_stages);
+			assert_int_equal(o2->summary.hosts, o1->summary.hosts);
+			assert_int_equal(o2->summary.expected_replications,
+					 o1->summary.expected_replications);
+			assert_int_equal(o2->summary.active_replications,
+					 o1->summary.active_replications);
+			permuted += b.in.n_hosts > 1;
+		}
+		memcpy(b.hosts, hosts, sizeof(hosts));
 	}
+	assert_true(permuted > 0);      /* some case has hosts to permute */
 	test_free(o1);
 	test_free(o2);
 }

@@ -153,6 +153,28 @@ static void test_store_key(void **state)
 	assert_int_equal(store_key(buf, sizeof(buf), "", "{ar}{arn", NULL, NULL), 8);
 }
 
+/* The fixed keys of §3, spelled once in store.c. */
+static void test_stage_keys(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(store_stage_key(buf, sizeof(buf), "ivs:", STORE_KEY_STAGE, "s/a"), 0);
+	assert_string_equal(buf, "ivs:stage:s/a");
+	assert_int_equal(store_stage_key(buf, sizeof(buf), "ivs:", STORE_KEY_DRAINING, "s/a"), 0);
+	assert_string_equal(buf, "ivs:stage:s/a:draining");
+	assert_int_equal(store_stage_key(buf, sizeof(buf), "ivs:", STORE_KEY_DRAINED_BY, "s/a"), 0);
+	assert_string_equal(buf, "ivs:stage:s/a:drained_by");
+	assert_int_equal(store_stage_key(buf, sizeof(buf), "", STORE_KEY_REPLICATION, "s/a"), 0);
+	assert_string_equal(buf, "replication:s/a");
+	assert_int_equal(store_stage_key(buf, 12, "ivs:", STORE_KEY_DRAINING, "s/a"),
+	                 -ENAMETOOLONG);
+	assert_int_equal(store_stage_key(buf, sizeof(buf), "ivs:", STORE_KEY_STAGE, NULL), -EINVAL);
+	assert_int_equal(store_status_key(buf, sizeof(buf), "ivs:prod:"), 0);
+	assert_string_equal(buf, "ivs:prod:autoscaler:status");
+	assert_int_equal(store_status_key(buf, 12, "ivs:prod:"), -ENAMETOOLONG);
+}
+
 static void test_read_fleet(void **state)
 {
 	static const struct store_stage_keys stages[] = {
@@ -482,6 +504,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store_key),
+		cmocka_unit_test(test_stage_keys),
 		cmocka_unit_test(test_read_fleet),
 		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_writes_nx),

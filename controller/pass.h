@@ -1,0 +1,175 @@
+/*
+ * pass.h — one reconcile pass: what it observed and decided (filled by the phase files), and
+ * the machine that drives it (pass.c, its one owner). Not for use outside controller/.
+ *
+ * A pass begins (pass_begin), is stepped fleet by fleet as its callbacks answer, and ends
+ * (recorded, or abandoned when stopping before anything was decided). Its whole bookkeeping is
+ * ONE counter per fleet, obs_fleet.pending: the fleet's callbacks owed plus the hold the
+ * machine takes while a phase issues its work. When it drops to zero the fleet takes its next
+ * phase (observing → acting → deleting → done); when every fleet is done, and the pass's own
+ * ListStages has answered, the pass ends.
+ *
+ * Phases (called only by pass.c; they fill or read the pass, never advance it):
+ *   observe.c  observe_pass: ListStages; observe_fleet: one fleet's Redis read and hosts;
+ *   act.c      act_fleet: plan the fleet and send its actions; act_fleet_deletes: its deletes;
+ *   record.c   record_pass: Redis write-backs, metrics, journald events, the pass log line.
+ */
+#ifndef IVS_PASS_H
+#define IVS_PASS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "awserr.h"
+#include "config.h"
+#include "ivs.h"
+#include "plan.h"
+#include "store_parse.h"
+
+struct reconciler;
+
+enum fleet_phase { FLEET_OBSERVING, FLEET_ACTING, FLEET_DELETING, FLEET_DONE };
+
+struct obs_host {
+	char participant_id[IVS_PARTICIPANT_ID_MAX + 1];
+	char user_id[IVS_USER_ID_MAX + 1];
+	bool replicas_ok;
+	struct plan_replication *replications;  /* destinations point into dest[] */
+	char (*dest)[IVS_ARN_MAX + 1];
+	size_t n_replications;
+};
+
+struct obs_stage {
+	char arn[IVS_ARN_MAX + 1];
+	char name[IVS_STAGE_NAME_MAX + 1];
+	int64_t created_ms;
+	bool viewers_known;
+	uint64_t viewers;
+	bool draining;
+	int64_t draining_since_ms;
+	bool operator_drain;                     /* drained_by "operator": never put back */
+	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
+	bool adopted;                            /* 0.1-style, adopted this pass: tag it (leader) */
+};
+
+/* A managed stage that is not ours (common/ownership.h): shown, never touched. */
+struct obs_foreign {
+	char arn[IVS_ARN_MAX + 1];
+	char name[IVS_STAGE_NAME_MAX + 1];
+	char fleet[129];                         /* its tags (cut at 128 bytes), "" when absent */
+	char origin[129];
+	char owner[129];
+	bool legacy;                             /* 0.1-style, no parentStage record naming our origin */
+};
+
+struct obs_fleet {
+	const struct config_fleet *cfg;
+	bool origin_seen;
+	char origin_session[IVS_SESSION_ID_MAX + 1];
+	struct obs_stage origin;                 /* viewers of the origin */
+	struct obs_stage *replicas;
+	size_t n_replicas, cap_replicas;
+	struct obs_host *hosts;
+	size_t n_hosts;
+	bool hosts_ok;
+	bool viewers_ok;
+	bool redis_ok;
+	enum plan_override override;
+	uint32_t override_stages;
+	char override_error[STORE_ERR_MAX];
+	bool publisher_present;
+	struct store_publisher publisher;
+	char publisher_error[STORE_ERR_MAX];
+	char viewers_error[STORE_ERR_MAX];
+	/* The machine's (pass.c): callbacks owed plus holds; the phase moves on at zero. */
+	unsigned pending;
+	int phase;                               /* FLEET_OBSERVING .. FLEET_DONE */
+	/*
+	 * What is kept of the plan (a struct plan_output is 20 KB, mostly unused: one per fleet
+	 * per pass made up most of the daemon's memory). Valid when planned; the arrays are
+	 * right-sized heap copies (NULL when empty) whose strings point into this observation.
+	 * open[] is only needed until the pass is recorded and is freed then.
+	 */
+	bool planned;
+	struct plan_summary summary;
+	struct plan_action *actions;
+	size_t n_actions;
+	struct plan_open_stage *open;
+	size_t n_open;
+	unsigned actions_failed;
+	unsigned not_publishing;
+	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
+	char (*created)[IVS_ARN_MAX + 1];        /* heap, n_created entries */
+	size_t n_created;
+	/* 0.1-style stages (no origin tag) naming this fleet: adopted once their stage:{arn}
+	 * record names our origin as parentStage. The fleet's reads wait for those answers. */
+	struct obs_stage *legacy;
+	size_t n_legacy, legacy_pending;
+	bool legacy_unknown;                     /* a candidate could not be checked: the stage
+						    list is incomplete for this fleet */
+};
+
+struct pass {
+	uint64_t id;
+	int64_t started_ms;                      /* wall clock */
+	uint64_t started_us;                     /* monotonic */
+	bool stages_ok;
+	char stages_error[300];
+	struct obs_foreign *foreign;             /* foreign-managed stages seen by ListStages */
+	size_t n_foreign;
+	struct obs_fleet *fleets;
+	size_t n_fleets;
+	bool listing;                            /* the machine's: ListStages not answered yet */
+	size_t fleets_done;
+	bool ended;                              /* recorded or abandoned */
+	unsigned reads_failed, actions_failed, actions_done;
+	/* Stops IVS confirmed this pass; a delete needs every stop into its stage in here. */
+	struct pass_stop_done {
+		char arn[IVS_ARN_MAX + 1];
+		char participant[IVS_PARTICIPANT_ID_MAX + 1];
+	} *stops_done;
+	size_t n_stops_done;
+	int64_t finished_ms;
+	uint64_t duration_us;
+	bool ok;
+};
+
+/* Each callback owed to a pass carries one of these, so that it finds its pass and fleet. */
+struct op {
+	struct reconciler *r;
+	struct pass *pass;
+	size_t fleet;                            /* PASS_WHOLE: the pass's own ListStages */
+	size_t index;                            /* host / action index */
+	struct plan_action action;               /* copy; strings point into the pass */
+	char created_arn[IVS_ARN_MAX + 1];
+};
+
+#define PASS_WHOLE SIZE_MAX
+
+/* ---- the machine (pass.c) ---------------------------------------------------------------- */
+
+/* Begin a pass (r->current) and send its ListStages; it advances itself from then on. */
+void pass_begin(struct reconciler *r);
+/*
+ * One callback owed to pass p by fleet (PASS_WHOLE: the pass's ListStages). pass_op_done, called
+ * exactly once from that callback, frees op and may step the fleet and end the pass, which may
+ * free p: nothing may touch p after it.
+ */
+struct op *pass_op_new(struct reconciler *r, struct pass *p, size_t fleet);
+void pass_op_done(struct op *op);
+void pass_free(struct pass *p);
+/* The error a call that could not be queued completes with (its callback runs at once). */
+extern const struct aws_error pass_not_queued;
+/* record.c: the last record-phase Redis write answered (the pass_done hook waits for it). */
+void pass_record_written(struct reconciler *r);
+
+/* ---- phases ------------------------------------------------------------------------------ */
+
+int observe_pass(struct reconciler *r, struct pass *p);        /* 0, or -ENOMEM: nothing sent */
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
+void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
+void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
+void record_pass(struct reconciler *r, struct pass *p);
+
+#endif
