@@ -13,6 +13,7 @@ import time
 import pytest
 
 from harness import ACCESS_KEY, Daemon, Sim, wait_until
+from test_notify import NotifySocket
 
 PREFIX = "ivs:test:"
 MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
@@ -58,10 +59,12 @@ def set_viewers(redis, arn, n, prefix=PREFIX):
 
 
 def ha_daemon(daemons, tmpdir, redis, sim, fleets, instance, key=ACCESS_KEY, secret=None,
-              prefix=PREFIX, extra_lines=HA, start=True):
+              prefix=PREFIX, extra_lines=HA, start=True, notify=None):
     d_dir = os.path.join(tmpdir, instance)
     os.makedirs(d_dir, exist_ok=True)
     env = {"AWS_ACCESS_KEY_ID": key}
+    if notify is not None:
+        env["NOTIFY_SOCKET"] = notify.path
     if secret:
         env["AWS_SECRET_ACCESS_KEY"] = secret
     d = Daemon(d_dir, redis, sim, fleets, prefix=prefix, env=env)
@@ -76,9 +79,9 @@ def ha_daemon(daemons, tmpdir, redis, sim, fleets, instance, key=ACCESS_KEY, sec
     return d
 
 
-def pair(daemons, tmpdir, redis, sim, fleets):
-    a = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-a")
-    b = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-b", KEY_B, SECRET_B)
+def pair(daemons, tmpdir, redis, sim, fleets, notify=(None, None)):
+    a = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-a", notify=notify[0])
+    b = ha_daemon(daemons, tmpdir, redis, sim, fleets, "host-b", KEY_B, SECRET_B, notify=notify[1])
     return a, b
 
 
@@ -268,9 +271,26 @@ def test_sigterm_releases_lease(tmpdir_path, redis, sim2, daemons):
     origin = fleet["origin_stage_arn"]
     pid = sim2.add_host(origin)["participantId"]
     set_viewers(redis, origin, 150)
-    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    for n in ("notify-a", "notify-b"):
+        os.makedirs(os.path.join(tmpdir_path, n))
+    sockets = {n: NotifySocket(os.path.join(tmpdir_path, "notify-" + n)) for n in ("a", "b")}
+    try:
+        run_sigterm_scenario(tmpdir_path, redis, sim2, daemons, fleet, pid, sockets)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def run_sigterm_scenario(tmpdir_path, redis, sim2, daemons, fleet, pid, sockets):
+    origin = fleet["origin_stage_arn"]
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet], (sockets["a"], sockets["b"]))
     old, new = wait_until(lambda: one_leader(a, b), 20, what="one leader")
     converge(sim2, fleet, pid, 1, old)
+    notify_new = sockets["a" if new is a else "b"]
+    # STATUS= names the role; the standby's names the leader.
+    notify_new.wait(lambda ls: any(x.startswith(f"STATUS=standby (leader: {old.instance}); ")
+                                   for x in ls), what="standby STATUS=")
+    mark = notify_new.mark()
     t0 = time.monotonic()
     assert old.stop(signal.SIGTERM) == 0
     stopped = time.monotonic()
@@ -278,6 +298,10 @@ def test_sigterm_releases_lease(tmpdir_path, redis, sim2, daemons):
     holder = redis.cmd("GET", f"{PREFIX}autoscaler:leader")
     assert holder is None or holder.startswith(new.instance + ":"), holder
     wait_until(lambda: role(new) == ("leader", new.instance), 20, what="standby leads")
+    notify_new.wait(lambda ls: any(x.startswith("STATUS=leader; ") for x in ls), mark,
+                    what="leader STATUS=")
+    assert "MESSAGE_ID=fa1828038cfc4239af96a356a862acdb IVS_ROLE=leader IVS_INSTANCE=" + \
+        new.instance in new.log()
     print(f"\nafter SIGTERM: exit {stopped - t0:.3f}s, standby leading {time.monotonic() - stopped:.3f}s "
           f"after the exit (retry_period {RETRY_S:.2f}s, lease_duration {LEASE_S:.2f}s)")
     set_viewers(redis, origin, 250)
