@@ -19,12 +19,12 @@ PYTHON      ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo
 B           ?= build
 SANITIZE    ?=
 
-PKGS        := libcurl openssl hiredis yaml-0.1 jansson libsystemd
+PKGS        := libcurl openssl hiredis yaml-0.1 jansson libsystemd expat libmicrohttpd
 TEST_PKGS   := cmocka
 
 # Debian 12 packages that build and test the project (make deps).
 DEB_BUILD   := gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libhiredis-dev \
-               libyaml-dev libjansson-dev libsystemd-dev libcmocka-dev
+               libyaml-dev libjansson-dev libsystemd-dev libexpat1-dev libmicrohttpd-dev libcmocka-dev
 DEB_TEST    := redis-server python3 python3-pytest python3-botocore prometheus mandoc groff-base \
                systemd procps iproute2 util-linux
 DEB_ALL     := $(DEB_BUILD) $(DEB_TEST)

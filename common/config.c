@@ -30,6 +30,7 @@
 
 #include <yaml.h>
 
+#include "listen_addr.h"
 #include "log.h"
 #include "util.h"
 
@@ -1370,6 +1371,33 @@ static void custom_reconcile(struct loader *l, const struct node *n, const char 
 	}
 }
 
+/* metrics: the optional scrape endpoint (controller/metrics_http.c). */
+static const char *check_metrics_listen(const char *s)
+{
+	struct sockaddr_storage addr;
+	socklen_t len;
+	const char *why = NULL;
+
+	if (s[0] == '\0')
+		return NULL;
+	if (listen_addr_parse(s, &addr, &len, &why) < 0)
+		return why;
+	if (listen_addr_port(&addr) == 0)
+		return "the port must be from 1 to 65535";
+	return NULL;
+}
+
+static const struct field metrics_fields[] = {
+	STR(struct config_metrics, listen, check_metrics_listen),
+};
+
+static void custom_metrics(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(metrics_fields)];
+	(void)base;
+	walk_mapping(l, n, path, metrics_fields, NFIELDS(metrics_fields), &l->cfg->metrics, seen);
+}
+
 static void custom_fleets(struct loader *l, const struct node *n, const char *path, void *base)
 {
 	(void)base;
@@ -1470,6 +1498,7 @@ static const struct field top_fields[] = {
 	{ .key = "reconcile", .type = F_CUSTOM, .custom = custom_reconcile },
 	{ .key = "controller", .type = F_CUSTOM, .custom = custom_controller },
 	{ .key = "ha", .type = F_CUSTOM, .custom = custom_ha },
+	{ .key = "metrics", .type = F_CUSTOM, .custom = custom_metrics },
 	{ .key = "fleets", .type = F_CUSTOM, .custom = custom_fleets, .required = true },
 };
 
@@ -1495,6 +1524,7 @@ static int config_set_defaults(struct config *c)
 		{ &c->control.admin_group, "" },
 		{ &c->controller.owner, "" }, { &c->controller.instance, "" },
 		{ &c->ha.lease_key, "autoscaler:leader" },
+		{ &c->metrics.listen, "" },
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
@@ -1536,6 +1566,22 @@ static int resolve_secret_path(const char *config_name, const char *file, char *
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/*
+ * Appended to the error about a relative *_file that could not be read outside systemd's
+ * LoadCredential= (no $CREDENTIALS_DIRECTORY): where it was looked for and how systemd would
+ * provide it.
+ */
+static const char *relative_secret_hint(const char *file)
+{
+	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+
+	if (file[0] == '/' || (credentials != NULL && credentials[0] != '\0'))
+		return "";
+	return " (a relative path is looked up in $CREDENTIALS_DIRECTORY, which systemd sets for "
+	       "LoadCredential=NAME:/path/to/file in the unit; without it, next to the "
+	       "configuration file)";
+}
+
 static void load_secret_files(struct loader *l)
 {
 	struct config_redis *r = &l->cfg->redis;
@@ -1559,7 +1605,8 @@ static void load_secret_files(struct loader *l)
 		if (resolve_secret_path(l->name, r->password_file, resolved, sizeof(resolved)) < 0) {
 			node_error(l, l->password_file_node, "redis.password_file", "path is too long");
 		} else if (read_file_secret(resolved, &secret, err, sizeof(err)) < 0) {
-			node_error(l, l->password_file_node, "redis.password_file", "%s", err);
+			node_error(l, l->password_file_node, "redis.password_file", "%s%s", err,
+				   relative_secret_hint(r->password_file));
 		} else if (secret[0] == '\0') {
 			node_error(l, l->password_file_node, "redis.password_file", "%s is empty", resolved);
 		} else {
@@ -1584,7 +1631,8 @@ static void load_secret_files(struct loader *l)
 		if (resolve_secret_path(l->name, a->credentials_file, resolved, sizeof(resolved)) < 0) {
 			node_error(l, l->credentials_file_node, "aws.credentials_file", "path is too long");
 		} else if (read_file_secret(resolved, &secret, err, sizeof(err)) < 0) {
-			node_error(l, l->credentials_file_node, "aws.credentials_file", "%s", err);
+			node_error(l, l->credentials_file_node, "aws.credentials_file", "%s%s", err,
+				   relative_secret_hint(a->credentials_file));
 		} else {
 			explicit_bzero(secret, strlen(secret));
 			free(secret);
@@ -1789,6 +1837,7 @@ void config_free(struct config *c)
 	free(c->controller.owner);
 	free(c->controller.instance);
 	free(c->ha.lease_key);
+	free(c->metrics.listen);
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		struct config_fleet *f = &c->fleets[i];
 		free(f->name);
@@ -2041,6 +2090,9 @@ void config_print(const struct config *c, FILE *f)
 	put_duration(f, 2, "lease_duration", c->ha.lease_duration_ms);
 	put_duration(f, 2, "renew_deadline", c->ha.renew_deadline_ms);
 	put_duration(f, 2, "retry_period", c->ha.retry_period_ms);
+
+	fprintf(f, "metrics:\n");
+	put_string(f, 2, "listen", c->metrics.listen);
 
 	fprintf(f, "fleets:\n");
 	for (size_t i = 0; i < c->n_fleets; i++) {

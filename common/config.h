@@ -79,6 +79,11 @@ struct config_control {
 	uint64_t idle_timeout_ms;
 };
 
+/* The optional Prometheus scrape endpoint. */
+struct config_metrics {
+	char *listen;            /* "HOST:PORT" (numeric), "" = no HTTP endpoint */
+};
+
 struct config_reconcile {
 	uint64_t resync_interval_ms;
 	uint64_t backoff_initial_ms;
@@ -133,6 +138,7 @@ struct config {
 	struct config_reconcile reconcile;
 	struct config_controller controller;
 	struct config_ha ha;
+	struct config_metrics metrics;
 	struct config_fleet *fleets;
 	size_t n_fleets;
 };

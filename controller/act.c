@@ -503,7 +503,7 @@ static void tag_adopted(struct reconciler *r, struct pass *p, size_t fi)
 	struct obs_fleet *f = &p->fleets[fi];
 
 	for (size_t i = 0; i < f->n_replicas; i++) {
-		struct ivs_kv tags[2];
+		struct ivs_kv tags[3];
 		size_t nt = 0;
 		struct op *op;
 
@@ -515,6 +515,9 @@ static void tag_adopted(struct reconciler *r, struct pass *p, size_t fi)
 		snprintf(op->created_arn, sizeof(op->created_arn), "%s", f->replicas[i].arn);
 		op->action.kind = PLAN_CREATE_STAGE;   /* for the failure log's backoff key only */
 		op->action.stage_arn = f->replicas[i].arn;
+		/* managed=true again: IAM policies that allow TagResource only with that request tag
+		 * (docs/examples/iam-policy.json) allow this one too. */
+		tags[nt++] = (struct ivs_kv){ TAG_MANAGED, "true" };
 		tags[nt++] = (struct ivs_kv){ TAG_ORIGIN, ownership_origin_id(f->cfg->origin_stage_arn) };
 		if (r->config->controller.owner[0] != '\0')
 			tags[nt++] = (struct ivs_kv){ TAG_OWNER, r->config->controller.owner };

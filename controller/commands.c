@@ -44,20 +44,67 @@ static long long jint(const json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+/*
+ * Per-fleet flags, in this order, from boolean keys of the fleet's JSON object (status, fleets
+ * and plan all carry them). Work that adds a per-fleet condition (ownership conflicts, standby)
+ * adds its key and flag here, and every text table shows it.
+ */
+static const struct {
+	const char *key;
+	const char *flag;
+} fleet_flags[] = {
+	{ "paused", "paused" },
+	{ "capped", "capped" },
+	{ "fail_static", "fail-static" },
+	{ "origin_missing", "origin-missing" },
+	{ "override_invalid", "override-invalid" },
+};
+
+/* "capped,paused" or "-" when no flag applies. */
+static void put_fleet_flags(const json_t *f, struct strbuf *out)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < sizeof(fleet_flags) / sizeof(fleet_flags[0]); i++) {
+		if (!json_is_true(json_object_get(f, fleet_flags[i].key)))
+			continue;
+		strbuf_printf(out, "%s%s", any ? "," : "", fleet_flags[i].flag);
+		any = 1;
+	}
+	if (!any)
+		strbuf_putc(out, '-');
+}
+
+#define FLEET_ROW "%-12s %-15s %-8s %-5s %-16s %-28s %s\n"
+
+static void render_fleet_header(struct strbuf *out)
+{
+	strbuf_printf(out, FLEET_ROW, "FLEET", "STAGES(SRV/DES)", "DRAINING", "HOSTS",
+		      "REPLICAS(ACT/EXP)", "FLAGS", "DECISION");
+}
+
+/* One row of the fleets table: stages serving/desired, replications active/expected. */
 static void render_fleet_line(const json_t *f, struct strbuf *out)
 {
+	struct strbuf flags;
+	char stages[48], hosts[24], draining[24], reps[48];
+
+	strbuf_init(&flags, 256);
+	put_fleet_flags(f, &flags);
 	if (!json_is_true(json_object_get(f, "observed"))) {
-		strbuf_printf(out, "%-12s not observed yet%s\n", jstr(f, "name"),
-			      json_is_true(json_object_get(f, "paused")) ? " (paused)" : "");
+		strbuf_printf(out, FLEET_ROW, jstr(f, "name"), "-", "-", "-", "-",
+			      strbuf_str(&flags), "not observed yet");
+		strbuf_free(&flags);
 		return;
 	}
-	strbuf_printf(out, "%-12s stages %lld/%lld  draining %lld  hosts %lld  replicas %lld/%lld  %s%s%s%s\n",
-		      jstr(f, "name"), jint(f, "serving"), jint(f, "desired"), jint(f, "draining"),
-		      jint(f, "hosts"), jint(f, "replications_active"),
-		      jint(f, "replications_expected"), jstr(f, "decision"),
-		      json_is_true(json_object_get(f, "capped")) ? "  CAPPED" : "",
-		      json_is_true(json_object_get(f, "fail_static")) ? "  FAIL-STATIC" : "",
-		      json_is_true(json_object_get(f, "paused")) ? "  PAUSED" : "");
+	snprintf(stages, sizeof(stages), "%lld/%lld", jint(f, "serving"), jint(f, "desired"));
+	snprintf(draining, sizeof(draining), "%lld", jint(f, "draining"));
+	snprintf(hosts, sizeof(hosts), "%lld", jint(f, "hosts"));
+	snprintf(reps, sizeof(reps), "%lld/%lld", jint(f, "replications_active"),
+		 jint(f, "replications_expected"));
+	strbuf_printf(out, FLEET_ROW, jstr(f, "name"), stages, draining, hosts, reps,
+		      strbuf_str(&flags), jstr(f, "decision")[0] ? jstr(f, "decision") : "-");
+	strbuf_free(&flags);
 }
 
 static void render_status(const json_t *d, struct strbuf *out)
@@ -66,8 +113,9 @@ static void render_status(const json_t *d, struct strbuf *out)
 	size_t i;
 	json_t *f;
 
-	strbuf_printf(out, "ivs-autoscaler %s, uptime %llds, %s%s\n", jstr(d, "version"),
-		      jint(d, "uptime_s"), json_is_true(json_object_get(d, "leader")) ? "leader" : "standby",
+	strbuf_printf(out, "ivs-autoscaler %s, pid %lld, uptime %llds, %s%s\n", jstr(d, "version"),
+		      jint(d, "pid"), jint(d, "uptime_s"),
+		      json_is_true(json_object_get(d, "leader")) ? "leader" : "standby",
 		      json_is_true(json_object_get(d, "dry_run")) ? ", dry run" : "");
 	if (json_is_true(json_object_get(d, "ha")))
 		strbuf_printf(out, "ha: instance %s, leader %s, lease until %s, %lld transitions\n",
@@ -76,11 +124,15 @@ static void render_status(const json_t *d, struct strbuf *out)
 	strbuf_printf(out, "redis: %s\n",
 		      json_is_true(json_object_get(d, "redis_connected")) ? "connected" : "DOWN");
 	if (json_is_object(last))
-		strbuf_printf(out, "last pass: %s at %s in %lld ms (%lld done, %lld failed)\n",
+		strbuf_printf(out, "last pass: %s at %s in %lld ms (actions: %lld done, %lld failed; "
+			      "reads failed: %lld)\n",
 			      jstr(last, "result"), jstr(last, "at"), jint(last, "duration_ms"),
-			      jint(last, "actions_done"), jint(last, "actions_failed"));
+			      jint(last, "actions_done"), jint(last, "actions_failed"),
+			      jint(last, "reads_failed"));
 	else
 		strbuf_printf(out, "last pass: none yet\n");
+	strbuf_printf(out, "passes: %lld\n", jint(d, "passes"));
+	render_fleet_header(out);
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
 	json_array_foreach(json_object_get(d, "foreign_stages"), i, f)
@@ -94,10 +146,13 @@ static void render_fleets(const json_t *d, struct strbuf *out)
 {
 	size_t i;
 	json_t *f;
+	if (json_array_size(d) == 0) {
+		strbuf_puts(out, "no fleets\n");
+		return;
+	}
+	render_fleet_header(out);
 	json_array_foreach(d, i, f)
 		render_fleet_line(f, out);
-	if (json_array_size(d) == 0)
-		strbuf_puts(out, "no fleets\n");
 }
 
 static void render_stages(const json_t *d, struct strbuf *out)
@@ -139,18 +194,19 @@ static void render_plan(const json_t *d, struct strbuf *out)
 	size_t i, k;
 	json_t *p, *a;
 	json_array_foreach(d, i, p) {
-		strbuf_printf(out, "fleet %s: desired %lld, serving %lld%s%s\n", jstr(p, "fleet"),
-			      jint(p, "desired"), jint(p, "serving"),
-			      json_is_true(json_object_get(p, "capped")) ? ", capped" : "",
-			      json_is_true(json_object_get(p, "fail_static")) ? ", fail-static" : "");
-		json_array_foreach(json_object_get(p, "actions"), k, a)
-			strbuf_printf(out, "  %s %s%s%s (%s)\n", jstr(a, "action"),
-				      json_object_get(a, "stage") ? jstr(a, "stage") : "",
-				      json_object_get(a, "participant") ? " participant " : "",
-				      json_object_get(a, "participant") ? jstr(a, "participant") : "",
-				      jstr(a, "reason"));
-		if (json_array_size(json_object_get(p, "actions")) == 0)
+		strbuf_printf(out, "fleet %s: stages desired %lld, serving %lld; flags ", jstr(p, "fleet"),
+			      jint(p, "desired"), jint(p, "serving"));
+		put_fleet_flags(p, out);
+		strbuf_putc(out, '\n');
+		if (json_array_size(json_object_get(p, "actions")) == 0) {
 			strbuf_puts(out, "  nothing to do\n");
+			continue;
+		}
+		strbuf_printf(out, "  %-16s %-58s %-20s %s\n", "ACTION", "STAGE", "PARTICIPANT",
+			      "REASON");
+		json_array_foreach(json_object_get(p, "actions"), k, a)
+			strbuf_printf(out, "  %-16s %-58s %-20s %s\n", jstr(a, "action"),
+				      jstr(a, "stage"), jstr(a, "participant"), jstr(a, "reason"));
 	}
 	if (json_array_size(d) == 0)
 		strbuf_puts(out, "no observation yet\n");
@@ -172,30 +228,36 @@ static void render_publisher(const json_t *d, struct strbuf *out)
 	size_t i;
 	json_t *p;
 	json_array_foreach(d, i, p) {
-		const json_t *info = json_object_get(p, "publisherInfo");
+		const json_t *info = json_object_get(p, "publisher_info");
 		strbuf_printf(out, "fleet %s: %s\n", jstr(p, "fleet"),
-			      json_is_true(json_object_get(p, "hasPublisher")) ? "publisher known" : "no publisher info");
+			      json_is_true(json_object_get(p, "has_publisher")) ? "publisher known" : "no publisher info");
 		if (json_is_object(info))
-			strbuf_printf(out, "  participantId %s\n  stageArn %s\n  userId %s\n  joinedAt %s\n",
-				      jstr(info, "participantId"), jstr(info, "stageArn"),
-				      jstr(info, "userId"), jstr(info, "joinedAt"));
+			strbuf_printf(out, "  participant_id %s\n  stage_arn %s\n  user_id %s\n  joined_at %s\n",
+				      jstr(info, "participant_id"), jstr(info, "stage_arn"),
+				      jstr(info, "user_id"), jstr(info, "joined_at"));
 		strbuf_printf(out, "  publishing now: %s\n",
 			      json_is_true(json_object_get(p, "publishing")) ? "yes" : "no");
 		if (json_object_get(p, "error"))
 			strbuf_printf(out, "  error: %s\n", jstr(p, "error"));
 	}
+	if (json_array_size(d) == 0)
+		strbuf_puts(out, "no observation yet\n");
 }
 
 static void render_replication_status(const json_t *d, struct strbuf *out)
 {
 	size_t i;
 	json_t *r;
-	json_array_foreach(d, i, r)
-		strbuf_printf(out, "%s -> %s participant %s: %s%s\n", jstr(r, "sourceStageArn"),
-			      jstr(r, "destStageArn"), jstr(r, "participantId"), jstr(r, "state"),
-			      json_is_true(json_object_get(r, "manual")) ? " (manual)" : "");
-	if (json_array_size(d) == 0)
+	if (json_array_size(d) == 0) {
 		strbuf_puts(out, "no replication known for that stage\n");
+		return;
+	}
+	strbuf_printf(out, "%-58s %-58s %-20s %-8s %s\n", "SOURCE", "DESTINATION", "PARTICIPANT",
+		      "STATE", "STARTED_BY");
+	json_array_foreach(d, i, r)
+		strbuf_printf(out, "%-58s %-58s %-20s %-8s %s\n", jstr(r, "source_stage_arn"),
+			      jstr(r, "dest_stage_arn"), jstr(r, "participant_id"), jstr(r, "state"),
+			      json_is_true(json_object_get(r, "manual")) ? "operator" : "autoscaler");
 }
 
 static void render_pause(const json_t *d, struct strbuf *out)
@@ -222,8 +284,8 @@ static void render_log_level(const json_t *d, struct strbuf *out)
 static void render_replication_change(const json_t *d, struct strbuf *out)
 {
 	strbuf_printf(out, "replication %s requested: %s -> %s participant %s\n",
-		      jstr(d, "request"), jstr(d, "sourceStageArn"), jstr(d, "destStageArn"),
-		      jstr(d, "participantId"));
+		      jstr(d, "request"), jstr(d, "source_stage_arn"), jstr(d, "dest_stage_arn"),
+		      jstr(d, "participant_id"));
 }
 
 /* ---- handlers ------------------------------------------------------------------------------ */
@@ -363,8 +425,8 @@ static int replication_change(void *ud, const struct control_request *req, json_
 				   err, errlen) < 0)
 		return -1;
 	*data = json_pack("{s:s, s:s, s:s, s:s}", "request", start ? "start" : "stop",
-			  "sourceStageArn", req->argv[0], "destStageArn", req->argv[1],
-			  "participantId", req->argv[2]);
+			  "source_stage_arn", req->argv[0], "dest_stage_arn", req->argv[1],
+			  "participant_id", req->argv[2]);
 	return 0;
 }
 

@@ -143,17 +143,24 @@ static void reply_error(struct client *c, int json, const char *message)
 		control_frame_text_error(&c->out, message);
 }
 
-static void log_admin_command(const struct client *c, const char *line, int allowed)
+/*
+ * The audit record of a mutating command: who, what, and how it ended. ADMIN_RESULT is
+ * "denied" (not authorised, not run), "failed" (run, refused with ADMIN_ERROR) or
+ * "succeeded". Logged once per command, after it ran.
+ */
+static void log_admin_command(const struct client *c, const char *line, const char *result,
+			      const char *error)
 {
 	char uid[24], pid[24];
+	int ok = strcmp(result, "succeeded") == 0;
 
 	snprintf(uid, sizeof(uid), "%lu", (unsigned long)c->uid);
 	snprintf(pid, sizeof(pid), "%ld", (long)c->pid);
-	log_event(allowed ? LOG_NOTICE : LOG_WARNING, MSGID_ADMIN_COMMAND,
+	log_event(ok ? LOG_NOTICE : LOG_WARNING, MSGID_ADMIN_COMMAND,
 		  LOG_FIELDS("ADMIN_UID", uid, "ADMIN_PID", pid, "ADMIN_COMMAND", line,
-			     "ADMIN_RESULT", allowed ? "allowed" : "denied"),
-		  "admin command \"%s\" from uid %s pid %s %s", line, uid, pid,
-		  allowed ? "allowed" : "denied: permission denied");
+			     "ADMIN_RESULT", result, "ADMIN_ERROR", error),
+		  "admin command \"%s\" from uid %s pid %s %s%s%s", line, uid, pid, result,
+		  error != NULL ? ": " : "", error != NULL ? error : "");
 }
 
 static void reply_unknown(struct client *c, int json, const char *word)
@@ -167,8 +174,9 @@ static void reply_unknown(struct client *c, int json, const char *word)
 	strbuf_free(&msg);
 }
 
-static void run_command(struct client *c, const struct control_command *cmd, int json,
-			int argc, char **argv)
+/* Run and frame the reply. 0, or -1 with the error that was sent in err_out. */
+static int run_command(struct client *c, const struct control_command *cmd, int json,
+		       int argc, char **argv, char *err_out, size_t err_len)
 {
 	struct control_request req = {
 		.argc = argc, .argv = argv, .uid = c->uid, .gid = c->gid, .pid = c->pid,
@@ -180,9 +188,10 @@ static void run_command(struct client *c, const struct control_command *cmd, int
 	int r;
 
 	if (cmd->handler(c->ctl->ud, &req, &data, err, sizeof(err)) < 0) {
-		reply_error(c, json, err[0] != '\0' ? err : "command failed");
+		snprintf(err_out, err_len, "%s", err[0] != '\0' ? err : "command failed");
+		reply_error(c, json, err_out);
 		json_decref(data);
-		return;
+		return -1;
 	}
 	if (json) {
 		r = control_frame_json(&c->out, data);
@@ -198,8 +207,12 @@ static void run_command(struct client *c, const struct control_command *cmd, int
 		strbuf_free(&text);
 	}
 	json_decref(data);
-	if (r < 0)
-		reply_error(c, json, "reply too large");
+	if (r < 0) {
+		snprintf(err_out, err_len, "reply too large");
+		reply_error(c, json, err_out);
+		return -1;
+	}
+	return 0;
 }
 
 /* One complete line: validate, tokenize, authorise, dispatch; the reply lands in c->out. */
@@ -250,17 +263,25 @@ static void client_line(struct client *c, const char *raw, size_t len)
 	}
 	if (cmd->mutating) {
 		/* Log the validated original text, not the tokenized copy. */
-		char shown[CONTROL_LINE_CAP + 1];
+		char shown[CONTROL_LINE_CAP + 1], err[ERRLEN];
 
 		memcpy(shown, raw, len);
 		shown[len] = '\0';
-		log_admin_command(c, shown, c->admin);
 		if (!c->admin) {
+			log_admin_command(c, shown, "denied", "permission denied");
 			reply_error(c, json, "permission denied");
 			return;
 		}
+		if (run_command(c, cmd, json, nargs, argv + words, err, sizeof(err)) < 0)
+			log_admin_command(c, shown, "failed", err);
+		else
+			log_admin_command(c, shown, "succeeded", NULL);
+		return;
 	}
-	run_command(c, cmd, json, nargs, argv + words);
+	{
+		char err[ERRLEN];
+		run_command(c, cmd, json, nargs, argv + words, err, sizeof(err));
+	}
 }
 
 /*

@@ -2,6 +2,7 @@
  * ivs-autoscalerctl — query and steer ivs-autoscaler over its admin socket.
  *
  *   ivs-autoscalerctl [-s PATH] [-j] [-t SECONDS] COMMAND [ARGS...]
+ *   ivs-autoscalerctl help [COMMAND]
  *
  * Sends one command line and prints the reply: text replies as they are (without the empty line
  * that ends them), JSON replies (-j) as their one line. Exit status: 0 ok, 1 the daemon
@@ -31,6 +32,65 @@ enum { EXIT_OK = 0, EXIT_DAEMON_ERROR = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
 static const char *progname = "ivs-autoscalerctl";
 
+/*
+ * What `help` prints. The daemon's command table (controller/commands.c) is the authority on
+ * what it accepts; tests/integration/test_cli.py checks that this list names exactly those
+ * commands, so the two cannot drift apart. Kept here so that help works without a daemon.
+ */
+static const struct ctl_help {
+	const char *name;
+	const char *args;
+	int admin;
+	const char *summary;
+	const char *details;     /* what the text reply holds; may be NULL */
+} commands[] = {
+	{ "status", "", 0, "daemon, Redis and last pass, then one row per fleet",
+	  "Lines: version, pid, uptime and leader/standby; redis connected or DOWN; the last pass\n"
+	  "(result, time, duration, actions done/failed, reads failed); passes so far. Then the\n"
+	  "fleets table (see `help fleets`)." },
+	{ "fleets", "", 0, "one row per fleet: stage and replication counts, flags, decision",
+	  "Columns: FLEET; STAGES(SRV/DES) stages serving viewers (origin included, draining\n"
+	  "excluded) / stages the sizing policy wants; DRAINING stages being drained; HOSTS hosts\n"
+	  "publishing in the origin; REPLICAS(ACT/EXP) replications ACTIVE now / replications\n"
+	  "wanted (hosts x replica stages); FLAGS: paused, capped (demand above the replication\n"
+	  "cap), fail-static (an input could not be read: nothing is removed), origin-missing (the\n"
+	  "origin stage is not in the stage list), override-invalid (the desired-stages key does\n"
+	  "not parse), or -; DECISION the sizing policy's reason." },
+	{ "stages", "[FLEET]", 0, "every stage of the last pass with its viewers and replications",
+	  "Columns: FLEET, ROLE (origin|replica), ARN, VIEWERS (? when unknown), DRAINING (yes|no),\n"
+	  "REPLICATION (participant=ACTIVE|STOPPED|none|unknown per host); last line: the count." },
+	{ "replicas", "[FLEET]", 0, "the replications IVS reports for each host",
+	  "Columns: FLEET, PARTICIPANT, DESTINATION stage ARN, STATE (ACTIVE|STOPPED); last line:\n"
+	  "the count." },
+	{ "plan", "[FLEET]", 0, "what the next pass would do, computed on the last observation",
+	  "Per fleet: stages desired and serving, flags (as in `help fleets`), then the actions:\n"
+	  "ACTION (create|start|stop|mark-draining|unmark-draining|delete), STAGE, PARTICIPANT,\n"
+	  "REASON; or \"nothing to do\"." },
+	{ "metrics", "", 0, "every metric in the Prometheus text format 0.0.4", NULL },
+	{ "publisher", "[FLEET]", 0, "the host the application recorded, and whether IVS sees it",
+	  "From the publisher key in Redis: participant_id, stage_arn, user_id, joined_at; then\n"
+	  "whether that participant is publishing in the origin now." },
+	{ "replication status", "STAGE_ARN", 0, "replications into a stage (or all of a fleet's)",
+	  "Columns: SOURCE, DESTINATION, PARTICIPANT, STATE, STARTED_BY (autoscaler|operator).\n"
+	  "Given a fleet's origin stage, every replication of that fleet." },
+	{ "reconcile", "[FLEET]", 1, "start a pass now (over every fleet; FLEET is only checked)",
+	  NULL },
+	{ "pause", "[FLEET]", 1, "keep observing and planning, take no action until resume",
+	  "In memory only: a restart resumes every fleet." },
+	{ "resume", "[FLEET]", 1, "undo pause and start a pass", NULL },
+	{ "drain", "STAGE_ARN", 1, "drain one owned replica stage now; it is deleted once empty",
+	  "The stage leaves the open-stages set and is deleted when its viewers reach 0 or after\n"
+	  "drain_timeout. It is never taken back into service; never the origin." },
+	{ "log-level", "debug|info|notice|warning", 1, "set the log level", NULL },
+	{ "replication start", "SRC DST PARTICIPANT", 1, "start a replication by hand",
+	  "The daemon never stops a replication started this way (until it restarts)." },
+	{ "replication stop", "SRC DST PARTICIPANT", 1, "stop a replication",
+	  "Refused for a stage the fleet feeds unless the fleet is paused or the stage drains." },
+	{ "help", "[COMMAND]", 0, "this list, or one command in detail (answered locally)", NULL },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -41,12 +101,53 @@ static void usage(FILE *f)
 		"  -t, --timeout SEC   give up waiting for the reply after SEC seconds (default %d)\n"
 		"  -h, --help          this help\n"
 		"  -V, --version       print the version\n"
-		"Commands: status, fleets, stages [FLEET], replicas [FLEET], plan [FLEET], metrics,\n"
-		"  reconcile [FLEET], pause [FLEET], resume [FLEET], drain STAGE_ARN,\n"
-		"  log-level debug|info|notice|warning, publisher [FLEET], replication status STAGE_ARN,\n"
-		"  replication start SRC DST PARTICIPANT, replication stop SRC DST PARTICIPANT\n"
-		"  (`%s help` or an unknown command lists what the running daemon accepts).\n",
-		progname, DEFAULT_TIMEOUT_S, progname);
+		"Run `%s help` for the commands, `%s help COMMAND` for one of them.\n",
+		progname, DEFAULT_TIMEOUT_S, progname, progname);
+}
+
+static void help_list(void)
+{
+	usage(stdout);
+	for (int admin = 0; admin <= 1; admin++) {
+		printf("\n%s\n", admin ? "Commands that change something (root, the daemon's user or "
+			"control.admin_group):" : "Commands that only read:");
+		for (size_t i = 0; i < N_COMMANDS; i++) {
+			char synopsis[64];
+
+			if (commands[i].admin != admin)
+				continue;
+			snprintf(synopsis, sizeof(synopsis), "%s%s%s", commands[i].name,
+				 commands[i].args[0] ? " " : "", commands[i].args);
+			printf("  %-38s %s\n", synopsis, commands[i].summary);
+		}
+	}
+}
+
+/* `help WORDS...`: 0, or EXIT_USAGE for a command that does not exist. */
+static int help_command(int argc, char **argv)
+{
+	char name[128] = "";
+	size_t used = 0;
+
+	for (int i = 0; i < argc && used < sizeof(name); i++)
+		used += (size_t)snprintf(name + used, sizeof(name) - used, "%s%s", i ? " " : "",
+					 argv[i]);
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const struct ctl_help *h = &commands[i];
+
+		if (strcmp(h->name, name) != 0)
+			continue;
+		printf("usage: %s %s%s%s\n%s%s.\n", progname, h->name, h->args[0] ? " " : "",
+		       h->args, h->admin ? "(admin) " : "", h->summary);
+		if (h->details != NULL)
+			printf("%s\n", h->details);
+		printf("With -j: {\"ok\":true,\"data\":...}, keys in snake_case; see "
+		       "ivs-autoscalerctl(8).\n");
+		return EXIT_OK;
+	}
+	fprintf(stderr, "%s: no command \"%s\"; `%s help` lists them\n", progname, name,
+		progname);
+	return EXIT_USAGE;
 }
 
 /* The protocol has no quoting: an argument must be one non-empty word of printable text. */
@@ -297,6 +398,13 @@ int main(int argc, char **argv)
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 == argc) {
+			help_list();
+			return EXIT_OK;
+		}
+		return help_command(argc - optind - 1, argv + optind + 1);
 	}
 	strbuf_init(&line, LINE_CAP);
 	strbuf_init(&reply, REPLY_CAP);

@@ -28,6 +28,7 @@
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "reconcile.h"
 #include "redisio.h"
 
@@ -40,6 +41,7 @@ struct daemon {
 	struct aws_client *aws;
 	struct redisio *redis;
 	struct control *control;
+	struct metrics_http *metrics_http;
 	struct ivs_metrics metrics;
 	bool metrics_ready;
 	struct reconciler *reconciler;
@@ -88,6 +90,9 @@ static void refresh_metrics(void *ud)
 
 	if (d->aws == NULL || !d->metrics_ready)
 		return;
+	if (d->creds != NULL)
+		metric_set(d->metrics.credentials_expiry, NULL,
+			   (double)creds_provider_expiration(d->creds));
 	st = aws_client_stats(d->aws, &n);
 	for (size_t i = 0; i < n && i < AWS_MAX_OPERATIONS; i++) {
 		const char *op[1] = { st[i].operation };
@@ -195,6 +200,8 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 
 static void describe_restart_only_changes(const struct config *old, const struct config *new)
 {
+	if (strcmp(old->metrics.listen, new->metrics.listen) != 0)
+		log_warnx("reload: metrics.listen takes effect only after a restart");
 	if (strcmp(old->aws.endpoint, new->aws.endpoint) != 0 ||
 	    strcmp(old->aws.region, new->aws.region) != 0 ||
 	    strcmp(old->redis.url, new->redis.url) != 0 ||
@@ -260,6 +267,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		log_errorx("reload: %s is invalid; keeping the running configuration",
 			   d->opts->config_path);
 		config_errors_free(&errs);
+		if (d->metrics_ready)
+			metric_add(d->metrics.config_reload_failures_total, NULL, 1);
 	} else {
 		config_errors_free(&errs);
 		config_free(d->pending_config);
@@ -453,7 +462,8 @@ static int setup_signals(struct daemon *d)
 static int setup_aws(struct daemon *d)
 {
 	struct creds_options co = { .profile = d->config->aws.profile,
-				    .credentials_file = d->config->aws.credentials_file };
+				    .credentials_file = d->config->aws.credentials_file,
+				    .region = d->region };
 	char err[512];
 	int rc;
 
@@ -467,7 +477,9 @@ static int setup_aws(struct daemon *d)
 		log_errorx("%s", err);
 		return -EINVAL;
 	}
-	log_info("AWS credentials from %s, region %s", creds_provider_source(d->creds), d->region);
+	/* The provider has logged where the credentials come from; say where they go. */
+	log_info("AWS region %s, endpoint %s", d->region,
+		 d->config->aws.endpoint[0] ? d->config->aws.endpoint : "the regional IVS endpoint");
 	struct aws_client_options ao = {
 		.region = d->region,
 		.endpoint = d->config->aws.endpoint,
@@ -532,6 +544,33 @@ static int setup_control(struct daemon *d)
 	return d->control != NULL ? 0 : -errno;
 }
 
+static int render_metrics_http(void *ud, struct strbuf *out)
+{
+	struct daemon *d = ud;
+
+	refresh_metrics(d);
+	return metrics_render(d->metrics.reg, out);
+}
+
+/* The optional scrape endpoint (metrics.listen); only for the service, like the admin socket. */
+static int setup_metrics_http(struct daemon *d)
+{
+	struct metrics_http_options o = { .listen = d->config->metrics.listen };
+	char err[256];
+	int rc;
+
+	if (d->config->metrics.listen[0] == '\0')
+		return 0;
+	rc = metrics_http_new(d->event, &o, render_metrics_http, d, &d->metrics_http, err,
+			      sizeof(err));
+	if (rc < 0) {
+		log_errorx("metrics endpoint: %s", err);
+		return rc;
+	}
+	log_info("metrics endpoint listening on http://%s/metrics", d->config->metrics.listen);
+	return 0;
+}
+
 static int setup_metrics(struct daemon *d)
 {
 	const char **names = calloc(d->config->n_fleets + 1, sizeof(*names));
@@ -566,11 +605,17 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 		log_errorx("out of memory");
 		goto out;
 	}
+	/* A wake during the one pass (Redis connecting, say) must not start a second one that
+	 * the exit would cancel half-way and report as a failed read. */
+	if (!service)
+		reconciler_one_pass(d.reconciler);
 	/* --once and --dry-run leave the admin socket to the running service. */
 	if (service && setup_control(&d) < 0) {
 		log_errorx("cannot open the admin socket %s", d.config->control.socket);
 		goto out;
 	}
+	if (service && setup_metrics_http(&d) < 0)
+		goto out;
 	if (service)
 		sd_event_set_watchdog(d.event, true);
 	if (d.config->ha.enabled && !opts->dry_run) {
@@ -615,6 +660,7 @@ out:
 	redisio_free(d.redis);         /* pending Redis callbacks run while the reconciler lives */
 	leader_free(d.leader);         /* after redisio_free: that answered its pending requests */
 	control_free(d.control);
+	metrics_http_free(d.metrics_http);
 	reconciler_free(d.reconciler);
 	aws_client_free(d.aws);
 	creds_provider_free(d.creds);

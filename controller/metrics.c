@@ -631,11 +631,10 @@ const size_t ivs_metrics_reconcile_nbuckets =
 const char *const ivs_metrics_results[] = { "success", "error", "requeue", "requeue_after" };
 const size_t ivs_metrics_nresults = 4;
 
+/* Only the operations the daemon calls: a series for an operation it never sends is noise. */
 const char *const ivs_metrics_operations[] = {
-	"CreateStage", "DeleteStage", "GetStage", "ListStages", "UpdateStage",
-	"ListParticipants", "GetParticipant", "DisconnectParticipant",
-	"StartParticipantReplication", "StopParticipantReplication", "ListParticipantReplicas",
-	"TagResource", "UntagResource", "ListTagsForResource",
+	"ListStages", "CreateStage", "DeleteStage", "ListParticipants", "ListParticipantReplicas",
+	"StartParticipantReplication", "StopParticipantReplication", "TagResource",
 };
 const size_t ivs_metrics_noperations =
 	sizeof(ivs_metrics_operations) / sizeof(ivs_metrics_operations[0]);
@@ -696,11 +695,26 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	im->fleet_fail_static = metrics_register(reg, METRIC_GAUGE, P "fleet_fail_static",
 		"1 when the fleet is frozen because its inputs are missing or stale.", &fleet, 1,
 		NULL, 0);
+	im->origin_missing = metrics_register(reg, METRIC_GAUGE, P "origin_missing",
+		"1 when the last complete stage list did not contain the fleet's origin stage.",
+		&fleet, 1, NULL, 0);
+	im->override_invalid = metrics_register(reg, METRIC_GAUGE, P "override_invalid",
+		"1 when the fleet's desired-stages override key holds a value that does not parse.",
+		&fleet, 1, NULL, 0);
+	im->config_reload_failures_total = metrics_register(reg, METRIC_COUNTER,
+		P "config_reload_failures_total",
+		"Reloads (SIGHUP) refused because the new configuration was invalid.", NULL, 0,
+		NULL, 0);
 	im->redis_up = metrics_register(reg, METRIC_GAUGE, P "redis_up",
 		"1 when the Redis connection is established.", NULL, 0, NULL, 0);
 	im->last_success_timestamp = metrics_register(reg, METRIC_GAUGE,
-		P "last_successful_reconcile_timestamp_seconds",
-		"Unix time of the last successful reconcile pass.", NULL, 0, NULL, 0);
+		P "last_pass_success_timestamp_seconds",
+		"Unix time of the last successful reconcile pass; 0 before the first.", NULL, 0,
+		NULL, 0);
+	im->credentials_expiry = metrics_register(reg, METRIC_GAUGE,
+		P "aws_credentials_expiry_timestamp_seconds",
+		"Unix time at which the AWS credentials in use expire; 0 when they do not expire.",
+		NULL, 0, NULL, 0);
 	im->leader = metrics_register(reg, METRIC_GAUGE, P "leader",
 		"1 while this daemon holds the leader lease (always 1 without ha.enabled).", NULL, 0,
 		NULL, 0);
@@ -713,8 +727,10 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	    im->aws_retries_total == NULL || im->aws_rate_limit_waits_total == NULL ||
 	    im->desired_stages == NULL || im->actual_stages == NULL ||
 	    im->replications_active == NULL || im->fleet_capped == NULL ||
-	    im->fleet_fail_static == NULL || im->redis_up == NULL ||
-	    im->last_success_timestamp == NULL || im->build_info == NULL ||
+	    im->fleet_fail_static == NULL || im->origin_missing == NULL ||
+	    im->override_invalid == NULL || im->config_reload_failures_total == NULL ||
+	    im->redis_up == NULL || im->last_success_timestamp == NULL ||
+	    im->credentials_expiry == NULL || im->build_info == NULL ||
 	    im->leader == NULL || im->leader_transitions == NULL) {
 		r = errno != 0 ? -errno : -ENOMEM;
 		ivs_metrics_free(im);

@@ -88,7 +88,7 @@ extern const double ivs_metrics_reconcile_buckets[];
 extern const size_t ivs_metrics_reconcile_nbuckets;
 extern const char *const ivs_metrics_results[];      /* success error requeue requeue_after */
 extern const size_t ivs_metrics_nresults;
-extern const char *const ivs_metrics_operations[];   /* IVS API operation names */
+extern const char *const ivs_metrics_operations[];   /* the IVS operations the daemon calls */
 extern const size_t ivs_metrics_noperations;
 extern const char *const ivs_metrics_outcomes[];     /* success throttled not_found ... */
 extern const size_t ivs_metrics_noutcomes;
@@ -106,8 +106,12 @@ struct ivs_metrics {
 	struct metric *replications_active;      /* gauge {fleet} */
 	struct metric *fleet_capped;             /* gauge {fleet}, 0/1 */
 	struct metric *fleet_fail_static;        /* gauge {fleet}, 0/1 */
+	struct metric *origin_missing;           /* gauge {fleet}, 0/1 */
+	struct metric *override_invalid;         /* gauge {fleet}, 0/1 */
+	struct metric *config_reload_failures_total; /* counter */
 	struct metric *redis_up;                 /* gauge, 0/1 */
-	struct metric *last_success_timestamp;   /* gauge, unix seconds */
+	struct metric *last_success_timestamp;   /* gauge, unix seconds (last_pass_success_...) */
+	struct metric *credentials_expiry;       /* gauge, unix seconds, 0 = never */
 	struct metric *build_info;               /* gauge {version} = 1 */
 	struct metric *leader;                   /* gauge, 0/1 */
 	struct metric *leader_transitions;       /* counter */

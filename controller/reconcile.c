@@ -151,9 +151,14 @@ static int on_defer(sd_event_source *s, void *ud)
 {
 	struct reconciler *r = ud;
 	(void)s;
-	if (r->current == NULL && !r->stopping)
+	if (r->current == NULL && !r->stopping && !(r->one_pass && r->passes > 0))
 		pass_begin(r);
 	return 0;
+}
+
+void reconciler_one_pass(struct reconciler *r)
+{
+	r->one_pass = true;
 }
 
 /* What woke the reconciler, counted per reason (the status view shows them). */

@@ -57,6 +57,8 @@ void reconciler_wake_debounced(struct reconciler *r, const char *reason);
 int reconciler_start(struct reconciler *r);
 /* No new passes or actions; true once nothing is in flight. */
 bool reconciler_stop(struct reconciler *r);
+/* --once / --dry-run: run the first pass only; wakes after it start nothing. */
+void reconciler_one_pass(struct reconciler *r);
 bool reconciler_idle(const struct reconciler *r);
 
 void reconciler_set_redis_up(struct reconciler *r, bool up);

@@ -57,6 +57,7 @@ struct reconciler {
 	struct redisio *redis;
 	struct ivs_metrics *metrics;
 	bool dry_run;
+	bool one_pass;           /* --once / --dry-run: no pass after the first */
 	struct reconciler_hooks hooks;
 	struct leader *leader;                   /* NULL: ha off, always the leader */
 

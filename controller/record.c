@@ -319,6 +319,10 @@ static void record_metrics(struct reconciler *r, const struct pass *p)
 		metric_set(m->replications_active, fleet, s->active_replications);
 		metric_set(m->fleet_capped, fleet, s->capped);
 		metric_set(m->fleet_fail_static, fleet, s->fail_static);
+		metric_set(m->override_invalid, fleet, f->override == PLAN_OVERRIDE_INVALID);
+		/* Only a complete stage list can tell that the origin is gone. */
+		if (p->stages_ok)
+			metric_set(m->origin_missing, fleet, !f->origin_seen);
 	}
 }
 

@@ -20,6 +20,12 @@
 
 static json_t *foreign_json(const struct obs_foreign *s);
 
+/* Only a complete stage list can tell that the origin is gone (plan.h rule 9). */
+static bool origin_missing(const struct reconciler *r, const struct obs_fleet *f)
+{
+	return r->last != NULL && r->last->stages_ok && !f->origin_seen;
+}
+
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
 	const struct obs_fleet *f = fs->last;
@@ -45,6 +51,7 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	json_object_set_new(o, "decision", json_string(s->decision.reason ? s->decision.reason : ""));
 	json_object_set_new(o, "note", s->note ? json_string(s->note) : json_null());
 	json_object_set_new(o, "override_invalid", json_boolean(f->override == PLAN_OVERRIDE_INVALID));
+	json_object_set_new(o, "origin_missing", json_boolean(origin_missing(r, f)));
 	if (f->override_error[0])
 		json_object_set_new(o, "override_error", json_string(f->override_error));
 	if (f->publisher_error[0])
@@ -199,7 +206,8 @@ json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet)
 	return a;
 }
 
-static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
+static json_t *plan_json(const struct reconciler *r, const struct fleet_state *fs,
+			 const struct obs_fleet *f, const struct plan_output *o)
 {
 	json_t *acts = json_array();
 	for (size_t i = 0; i < o->n_actions; i++) {
@@ -212,10 +220,11 @@ static json_t *plan_json(const struct obs_fleet *f, const struct plan_output *o)
 			json_object_set_new(j, "participant", json_string(a->participant_id));
 		json_array_append_new(acts, j);
 	}
-	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:o}", "fleet", f->cfg->name, "desired",
-			 o->summary.desired_stages, "serving", o->summary.serving_stages,
+	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name,
+			 "desired", o->summary.desired_stages, "serving", o->summary.serving_stages,
 			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
-			 "actions", acts);
+			 "paused", fs->paused, "origin_missing", origin_missing(r, f),
+			 "override_invalid", f->override == PLAN_OVERRIDE_INVALID, "actions", acts);
 }
 
 /* What the next pass would do, computed now on the last observation, without acting. */
@@ -236,7 +245,7 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 		if (scratch != NULL && out != NULL) {
 			rec_plan_input_build(r, r->last, f, scratch, &in);
 			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
-				json_array_append_new(a, plan_json(f, out));
+				json_array_append_new(a, plan_json(r, fs, f, out));
 		}
 		free(scratch);
 		free(out);
@@ -251,23 +260,23 @@ json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet)
 		const struct obs_fleet *f = r->fleets[i].last;
 		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
 			continue;
-		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "hasPublisher",
+		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "has_publisher",
 				      f->publisher_present);
 		if (f->publisher_present)
-			json_object_set_new(o, "publisherInfo", json_pack("{s:s, s:s, s:s, s:s}",
-				"participantId", f->publisher.participant_id,
-				"stageArn", f->publisher.stage_arn, "userId", f->publisher.user_id,
-				"joinedAt", f->publisher.joined_at));
+			json_object_set_new(o, "publisher_info", json_pack("{s:s, s:s, s:s, s:s}",
+				"participant_id", f->publisher.participant_id,
+				"stage_arn", f->publisher.stage_arn, "user_id", f->publisher.user_id,
+				"joined_at", f->publisher.joined_at));
 		else
-			json_object_set_new(o, "publisherInfo", json_null());
+			json_object_set_new(o, "publisher_info", json_null());
 		if (f->publisher_error[0])
 			json_object_set_new(o, "error", json_string(f->publisher_error));
 		/* What IVS says: is the stored participant publishing in the origin right now? */
 		bool live = false;
 		json_t *hosts = json_array();
 		for (size_t h = 0; h < f->n_hosts; h++) {
-			json_array_append_new(hosts, json_pack("{s:s, s:s}", "participantId",
-				f->hosts[h].participant_id, "userId", f->hosts[h].user_id));
+			json_array_append_new(hosts, json_pack("{s:s, s:s}", "participant_id",
+				f->hosts[h].participant_id, "user_id", f->hosts[h].user_id));
 			if (f->publisher_present &&
 			    strcmp(f->hosts[h].participant_id, f->publisher.participant_id) == 0)
 				live = true;
@@ -298,9 +307,9 @@ json_t *reconciler_replication_status_json(const struct reconciler *r, const cha
 					    strcmp(r->manual[m].participant, f->hosts[h].participant_id) == 0)
 						manual = true;
 				json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}",
-					"sourceStageArn", f->cfg->origin_stage_arn,
-					"destStageArn", rep->destination_arn,
-					"participantId", f->hosts[h].participant_id,
+					"source_stage_arn", f->cfg->origin_stage_arn,
+					"dest_stage_arn", rep->destination_arn,
+					"participant_id", f->hosts[h].participant_id,
 					"state", rep->state == PLAN_REPLICATION_ACTIVE ? "ACTIVE" : "STOPPED",
 					"manual", manual));
 			}
@@ -329,7 +338,8 @@ void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
 			n = snprintf(buf + used, len - used, "%s%s: not observed yet", i ? "; " : "",
 				     r->fleets[i].name);
 		else
-			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages, %u/%u replicas%s%s%s",
+			n = snprintf(buf + used, len - used, "%s%s: %u/%u stages serving/desired, "
+				     "%u/%u replications active/expected%s%s%s",
 				     i ? "; " : "", r->fleets[i].name, f->summary.serving_stages,
 				     f->summary.desired_stages, f->summary.active_replications,
 				     f->summary.expected_replications,

@@ -74,6 +74,23 @@ def mutating_calls(sim):
     return sum(ops.get(op, {}).get("calls", 0) for op in MUTATING_OPS)
 
 
+def snake(record):
+    """The admin JSON spells the Node server's camelCase record keys in snake_case."""
+    return {"".join("_" + c.lower() if c.isupper() else c for c in k): v for k, v in record.items()}
+
+
+def fleet_rows(text):
+    """The fleets table of `status`/`fleets` text: one dict per row, keyed by the header."""
+    lines = text.splitlines()
+    i = next(n for n, l in enumerate(lines) if l.startswith("FLEET "))
+    header = lines[i].split()
+    rows = []
+    for line in lines[i + 1:]:
+        parts = line.split(None, len(header) - 1)
+        rows.append(dict(zip(header, parts)))
+    return rows
+
+
 def ok(d, *args):
     """Run ctl in text mode; assert exit 0 and return stdout."""
     rc, out, err = d.ctl(*args)
@@ -187,13 +204,15 @@ def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
     assert (f["name"], f["desired"], f["serving"], f["hosts"], f["paused"]) == ("main", 2, 2, 1, False)
     assert f["capped"] is False and f["fail_static"] is False
     text = ok(d, "status")
-    assert text.startswith(f"ivs-autoscaler {st['version']}, uptime ")
+    assert text.startswith(f"ivs-autoscaler {st['version']}, pid {d.proc.pid}, uptime ")
     assert "redis: connected\n" in text and "last pass: ok at " in text
-    assert "main" in text and "stages 2/2" in text and "hosts 1" in text and "replicas 1/1" in text
+    assert fleet_rows(text) == [{"FLEET": "main", "STAGES(SRV/DES)": "2/2", "DRAINING": "0",
+                                 "HOSTS": "1", "REPLICAS(ACT/EXP)": "1/1", "FLAGS": "-",
+                                 "DECISION": fleet_rows(text)[0]["DECISION"]}]
 
     fl = ok_json(d, "fleets")
     assert [x["name"] for x in fl] == ["main"] and fl[0]["origin"] == origin
-    assert "stages 2/2" in ok(d, "fleets")
+    assert fleet_rows(ok(d, "fleets"))[0]["STAGES(SRV/DES)"] == "2/2"
 
     stages = ok_json(d, "stages")
     by_role = {s["role"]: s for s in stages}
@@ -212,19 +231,23 @@ def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
 
     plan = ok_json(d, "plan")
     assert plan == [{"fleet": "main", "desired": 2, "serving": 2, "capped": False,
-                     "fail_static": False, "actions": []}]
-    assert ok(d, "plan", "main") == "fleet main: desired 2, serving 2\n  nothing to do\n"
+                     "fail_static": False, "paused": False, "origin_missing": False,
+                     "override_invalid": False, "actions": []}]
+    assert ok(d, "plan", "main") == \
+        "fleet main: stages desired 2, serving 2; flags -\n  nothing to do\n"
     pub = ok_json(d, "publisher")
-    assert pub[0]["fleet"] == "main" and pub[0]["hasPublisher"] is True
-    assert pub[0]["publisherInfo"] == info and pub[0]["publishing"] is True
+    assert pub[0]["fleet"] == "main" and pub[0]["has_publisher"] is True
+    assert pub[0]["publisher_info"] == snake(info) and pub[0]["publishing"] is True
     text = ok(d, "publisher", "main")
-    assert f"participantId {pid}\n" in text and "userId broadcaster-1\n" in text
+    assert f"participant_id {pid}\n" in text and "user_id broadcaster-1\n" in text
     assert "publishing now: yes\n" in text
 
     rs = ok_json(d, "replication", "status", replica)
-    assert rs == [{"sourceStageArn": origin, "destStageArn": replica, "participantId": pid,
+    assert rs == [{"source_stage_arn": origin, "dest_stage_arn": replica, "participant_id": pid,
                    "state": "ACTIVE", "manual": False}]
-    assert ok(d, "replication", "status", replica) == f"{origin} -> {replica} participant {pid}: ACTIVE\n"
+    lines = ok(d, "replication", "status", replica).splitlines()
+    assert lines[0].split() == ["SOURCE", "DESTINATION", "PARTICIPANT", "STATE", "STARTED_BY"]
+    assert lines[1].split() == [origin, replica, pid, "ACTIVE", "autoscaler"]
     assert ok_json(d, "replication", "status", sim.create_stage("Nothing1")) == []
     assert "no replication known" in ok(d, "replication", "status", "arn:aws:ivs:us-east-1:1:stage/x")
 
@@ -259,7 +282,7 @@ def test_pause_resume_reconcile_and_log_level(tmpdir_path, redis, sim, daemons):
     assert ok_json(d, "pause") == {"fleet": "*", "paused": True}
     st = ok_json(d, "status")
     assert st["fleets"][0]["paused"] is True
-    assert "PAUSED" in ok(d, "status")
+    assert fleet_rows(ok(d, "status"))[0]["FLAGS"] == "paused"
     # while paused, more viewers are planned for but no pass makes a mutating call
     calls = mutating_calls(sim)
     set_viewers(redis, origin, 350)
@@ -288,7 +311,7 @@ def test_pause_resume_reconcile_and_log_level(tmpdir_path, redis, sim, daemons):
     # every mutating command is logged with the caller's uid and pid
     log = d.log()
     assert 'admin command "pause main" from uid 0 pid ' in log
-    assert "ADMIN_RESULT=allowed" in log
+    assert "ADMIN_RESULT=succeeded" in log
 
 
 def test_drain_owned_stage_and_refuse_origin_or_unowned(tmpdir_path, redis, sim, daemons):
@@ -555,7 +578,7 @@ def test_metrics_from_start_up_and_after_a_pass(tmpdir_path, redis, sim, daemons
     assert s['ivs_autoscaler_replications_active{fleet="main"}'] == 1
     assert s['ivs_autoscaler_desired_stages{fleet="eu"}'] == 1
     assert s["ivs_autoscaler_redis_up"] == 1
-    assert s["ivs_autoscaler_last_successful_reconcile_timestamp_seconds"] > 1.6e9
+    assert s["ivs_autoscaler_last_pass_success_timestamp_seconds"] > 1.6e9
 
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -583,19 +606,20 @@ def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
 
     # publisher: what the Node server stored, plus what IVS says
     pub = ok_json(d, "publisher", "main")[0]
-    assert pub["publisherInfo"] == info and pub["publishing"] is True
-    assert pub["hosts"] == [{"participantId": pid, "userId": "broadcaster-1"}]
+    assert pub["publisher_info"] == snake(info) and pub["publishing"] is True
+    assert pub["hosts"] == [{"participant_id": pid, "user_id": "broadcaster-1"}]
 
     # replication start into the out-of-band stage
     assert ok_json(d, "replication", "start", origin, side, pid) == {
-        "request": "start", "sourceStageArn": origin, "destStageArn": side, "participantId": pid}
+        "request": "start", "source_stage_arn": origin, "dest_stage_arn": side,
+        "participant_id": pid}
     wait_until(lambda: side in sim_replications(sim, origin, pid), 10, what="manual replication")
     d.wait_passes(1)
     wait_until(lambda: ok_json(d, "replication", "status", side) == [
-        {"sourceStageArn": origin, "destStageArn": side, "participantId": pid,
+        {"source_stage_arn": origin, "dest_stage_arn": side, "participant_id": pid,
          "state": "ACTIVE", "manual": True}], 10, what="replication status ACTIVE (manual)")
-    assert ok(d, "replication", "status", side) == \
-        f"{origin} -> {side} participant {pid}: ACTIVE (manual)\n"
+    assert ok(d, "replication", "status", side).splitlines()[1].split() == \
+        [origin, side, pid, "ACTIVE", "operator"]
     # the next passes leave it alone
     stops = sim.calls("StopParticipantReplication")
     d.reconcile_now()
@@ -639,9 +663,9 @@ def test_replication_flow_through_the_cli(tmpdir_path, redis, sim, daemons):
     # and a publisher:info the server wrote badly is reported, not trusted
     redis.cmd("SET", f"{PREFIX}publisher:info", "{not json")
     d.reconcile_now()
-    pub = wait_until(lambda: [p for p in ok_json(d, "publisher") if not p["hasPublisher"]], 10,
+    pub = wait_until(lambda: [p for p in ok_json(d, "publisher") if not p["has_publisher"]], 10,
                      what="the malformed publisher info to be reported")[0]
-    assert pub["publisherInfo"] is None and pub["error"]
+    assert pub["publisher_info"] is None and pub["error"]
     assert "no publisher info" in ok(d, "publisher") and "  error: " in ok(d, "publisher")
 
 

@@ -517,7 +517,7 @@ def test_mutating_commands_are_logged_allowed_or_denied(open_harness):
     log = open_harness.stop()
     allowed = [l for l in log.splitlines() if 'admin command "pause main"' in l]
     denied = [l for l in log.splitlines() if 'admin command "pause eu"' in l]
-    assert len(allowed) == 1 and "ADMIN_UID=0 " in allowed[0] and "ADMIN_RESULT=allowed" in allowed[0]
+    assert len(allowed) == 1 and "ADMIN_UID=0 " in allowed[0] and "ADMIN_RESULT=succeeded" in allowed[0]
     assert "MESSAGE_ID=b587123efcfe42e980c4ee6999e01969" in allowed[0]
     assert len(denied) == 1 and "ADMIN_UID=65534" in denied[0] and "ADMIN_RESULT=denied" in denied[0]
     assert "ADMIN_PID=" in denied[0]

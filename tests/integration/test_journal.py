@@ -181,6 +181,25 @@ def test_events_carry_structured_fields_in_the_journal(journald, tmpdir_path, re
                                               MSGID["REPLICATION_STARTED"]}
     assert journal(f"_PID={pid}", "IVS_FLEET=other") == []
 
+    # The audit trail: one entry per mutating command, saying how it ended.
+    assert d.ctl("pause", "main")[0] == 0
+    bogus = "arn:aws:ivs:us-east-1:123456789012:stage/NotOurs1"
+    rc, _, err = d.ctl("drain", bogus)
+    assert rc == 1 and err.startswith("error: "), err
+    assert d.ctl("resume", "main")[0] == 0
+    wait_until(lambda: len(by_id(mine(), "ADMIN_COMMAND")) >= 3, 10, what="three audit entries")
+    audit = {e["ADMIN_COMMAND"]: e for e in by_id(mine(), "ADMIN_COMMAND")}
+    for line in ("pause main", "resume main"):
+        assert audit[line]["ADMIN_RESULT"] == "succeeded", audit[line]
+        assert audit[line]["PRIORITY"] == "5"
+        assert "ADMIN_ERROR" not in audit[line]
+        assert audit[line]["ADMIN_UID"] == str(os.geteuid())
+    failed = audit[f"drain {bogus}"]
+    assert failed["ADMIN_RESULT"] == "failed" and failed["PRIORITY"] == "4", failed
+    assert failed["ADMIN_ERROR"] == err[len("error: "):].strip()
+    got = journal(f"_PID={pid}", f"MESSAGE_ID={MSGID['ADMIN_COMMAND']}", "ADMIN_RESULT=failed")
+    assert [e["ADMIN_COMMAND"] for e in got] == [f"drain {bogus}"]
+
     # A reload is an event too; the stop is logged before exit 0.
     d.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: by_id(mine(), "CONFIG_RELOADED"), 20, what="a config-reloaded entry")

@@ -60,6 +60,24 @@ def test_daemon_page_documents_contract():
     assert set(re.findall(r"\b[0-9a-f]{32}\b", text)) == ids
 
 
+def test_daemon_page_documents_every_metric_and_label_value():
+    """Every family the daemon registers, and every value its labels can take."""
+    text = rendered("ivs-autoscaler.8")
+    section = text.split("\nMETRICS\n", 1)[1].split("\nLOGGING\n", 1)[0]
+    with open(os.path.join(ROOT, "controller", "metrics.c"), encoding="utf-8") as f:
+        src = f.read()
+    families = [f for f in re.findall(r'P "(\w+)"', src) if f != "ivs_autoscaler_"]
+    assert len(families) >= 18, families
+    for name in families:
+        assert "ivs_autoscaler_" + name in section, name
+    for array in ("ivs_metrics_results", "ivs_metrics_operations", "ivs_metrics_outcomes"):
+        body = re.search(r"const char \*const " + array + r"\[\] = \{(.*?)\};", src, re.S).group(1)
+        values = re.findall(r'"(\w+)"', body)
+        assert values, array
+        for v in values:
+            assert re.search(r"\b" + v + r"\b", section), (array, v)
+
+
 def test_ctl_page_documents_every_command():
     text = rendered("ivs-autoscalerctl.8")
     for command in ["status", "fleets", "stages [fleet]", "replicas [fleet]", "plan [fleet]",
@@ -68,7 +86,7 @@ def test_ctl_page_documents_every_command():
                     "replication status stage",
                     "replication start source destination participant",
                     "replication stop source destination participant",
-                    "--socket", "--json", "IVS_AUTOSCALER_SOCKET"]:
+                    "help [command]", "--socket", "--json", "IVS_AUTOSCALER_SOCKET"]:
         assert command in text, command
     exits = re.search(r"EXIT STATUS(.*?)FILES", text, re.S).group(1)
     assert [int(n) for n in re.findall(r"^ ?(\d) \S", exits, re.M)] == [0, 1, 2, 3]
@@ -94,6 +112,7 @@ def test_config_page_documents_every_key():
         "HA": ["enabled (boolean, default false)", 'lease_key (string, default "autoscaler:leader")',
                "lease_duration (duration, default 15s, 1s..5m)",
                "renew_deadline (duration, default 10s", "retry_period (duration, default 2s"],
+        "METRICS": ["listen (string, default empty)"],
         "FLEETS": ["name (string, required)", "origin_stage_arn (string, required)",
                    "viewers_per_stage (integer, default 10000", "target_utilization (number, default 0.8",
                    "min_replicas (integer, default 0)", "max_replicas (integer, default 5",

@@ -140,7 +140,7 @@ def managed_stages(sim, fleet_name):
 
 
 def is_pass_status(lines):
-    return any(re.match(r"STATUS=.*main: \d+/\d+ stages, \d+/\d+ replicas", ln) for ln in lines)
+    return any(re.match(r"STATUS=.*main: \d+/\d+ stages serving/desired, \d+/\d+ replications active/expected", ln) for ln in lines)
 
 
 def test_ready_status_watchdog_and_stop(tmpdir_path, redis, sim, daemons, notify):

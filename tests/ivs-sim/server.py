@@ -12,6 +12,7 @@ import uuid
 import model as model_mod
 import shapes
 import sigv4
+import sts as sts_mod
 
 ROUTES_POST = {op for op in shapes.INPUTS if op not in
                ("TagResource", "UntagResource", "ListTagsForResource")}
@@ -32,6 +33,7 @@ class Sim:
         self.reset_runtime()
         self.faults.update(failRate=args.fail_rate, latencyMs=args.latency_ms, tps=args.tps)
         self.fault_rng = random.Random(args.seed)
+        self.sts = sts_mod.Sts(self)
 
     def reset_runtime(self):
         self.faults = {"failRate": 0.0, "latencyMs": 0, "tps": self.args.tps,
@@ -110,20 +112,22 @@ class Sim:
             return ("IncompleteSignatureException", "Authorization header requires 'Credential', "
                     "'SignedHeaders' and 'Signature' with the AWS4-HMAC-SHA256 algorithm")
         a = self.args
-        secrets = {a.access_key: a.secret_key}
-        for extra in a.extra_credential or ():
-            key, _, secret = extra.partition(":")
-            secrets[key] = secret
-        if parsed["access_key"] not in secrets:
-            return ("UnrecognizedClientException", "The security token included in the request is invalid.")
+        # --extra-credential keys are plain long-term keys (no session token), told apart in the log.
+        extra = dict(e.partition(":")[::2] for e in (a.extra_credential or ()))
+        if parsed["access_key"] in extra:
+            secret_key, session_token, bad = extra[parsed["access_key"]], None, None
+        else:
+            secret_key, session_token, bad = self.sts.ivs_credentials(parsed["access_key"])
+        if bad is not None:
+            return bad
         token = headers.get("x-amz-security-token")
-        if a.session_token and token != a.session_token or not a.session_token and token:
+        if session_token and token != session_token or not session_token and token:
             return ("UnrecognizedClientException", "The security token included in the request is invalid.")
         if parsed["service"] != "ivs" or parsed["region"] != a.region:
             return ("InvalidSignatureException", f"Credential should be scoped to a valid region and "
                     f"service 'ivs' in '{a.region}'")
         signed = parsed["signed"]
-        need = {"host", "x-amz-date"} | ({"x-amz-security-token"} if a.session_token else set())
+        need = {"host", "x-amz-date"} | ({"x-amz-security-token"} if session_token else set())
         if not need.issubset(signed):
             return ("InvalidSignatureException", "Signed headers must include " + ", ".join(sorted(need)))
         amz_date = headers.get("x-amz-date", "")
@@ -145,7 +149,7 @@ class Sim:
             return ("InvalidSignatureException", f"Signed header {missing} is not present")
         sc = sigv4.scope(parsed["date8"], a.region, "ivs")
         sts = sigv4.string_to_sign(amz_date, sc, creq)
-        if sigv4.signature(secrets[parsed["access_key"]], parsed["date8"], a.region, "ivs", sts) != parsed["signature"]:
+        if sigv4.signature(secret_key, parsed["date8"], a.region, "ivs", sts) != parsed["signature"]:
             return ("InvalidSignatureException", "The request signature we calculated does not match "
                     "the signature you provided. Check your AWS Secret Access Key and signing method.")
         return None
@@ -254,6 +258,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         path, _, query = self.path.partition("?")
+        if path == "/" and self.command == "POST":
+            return sim.sts.handle(self, body)
         if path.startswith("/_sim/"):
             return self.control(sim, path, body)
         self.api(sim, path, query, body)
@@ -361,6 +367,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(status, out)
 
     def control_op(self, sim, method, path, req):
+        if path == "/_sim/sts":
+            return sim.sts.control(method, req)
         m = sim.model
         if method == "GET":
             if path == "/_sim/health":

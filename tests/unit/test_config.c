@@ -78,7 +78,22 @@ static const struct config_case cases[] = {
 
 	/* ---- unknown and duplicate keys at each level ---- */
 	{ "unknown top key", "awz:\n  region: x\n" FLEET,
-	  "t.yaml:1:1: awz: unknown key (expected one of: aws, redis, control, reconcile, controller, ha, fleets)" },
+	  "t.yaml:1:1: awz: unknown key (expected one of: aws, redis, control, reconcile, controller, ha, metrics, fleets)" },
+	{ "metrics endpoint", "metrics:\n  listen: \"127.0.0.1:9464\"\n" FLEET, NULL },
+	{ "metrics endpoint ipv6", "metrics:\n  listen: \"[::1]:9464\"\n" FLEET, NULL },
+	{ "metrics endpoint off", "metrics:\n  listen: \"\"\n" FLEET, NULL },
+	{ "metrics host name", "metrics:\n  listen: localhost:9464\n" FLEET,
+	  "t.yaml:2:11: metrics.listen: not a numeric IPv4 address (host names are not resolved)" },
+	{ "metrics no port", "metrics:\n  listen: 127.0.0.1\n" FLEET,
+	  "t.yaml:2:11: metrics.listen: expected HOST:PORT (missing the port)" },
+	{ "metrics port 0", "metrics:\n  listen: 127.0.0.1:0\n" FLEET,
+	  "t.yaml:2:11: metrics.listen: the port must be from 1 to 65535" },
+	{ "metrics port range", "metrics:\n  listen: 127.0.0.1:70000\n" FLEET,
+	  "t.yaml:2:11: metrics.listen: the port must be a number from 0 to 65535" },
+	{ "metrics ipv6 unbracketed", "metrics:\n  listen: \"::1:9464\"\n" FLEET,
+	  "t.yaml:2:11: metrics.listen: an IPv6 address goes in brackets: [IPV6]:PORT" },
+	{ "unknown metrics key", "metrics:\n  port: 9464\n" FLEET,
+	  "t.yaml:2:3: metrics.port: unknown key (expected one of: listen)" },
 	{ "unknown aws key", "aws:\n  regoin: x\n" FLEET,
 	  "t.yaml:2:3: aws.regoin: unknown key (expected one of: region, endpoint, profile, "
 	  "credentials_file, max_tps, timeout, connect_timeout)" },

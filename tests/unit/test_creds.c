@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "creds.h"
+#include "creds_source.h"
 
 /* ---- fake HTTP server ---- */
 
@@ -54,13 +55,20 @@ static void serve_one(int c)
 	size_t len = 0;
 	const struct route *rt = NULL;
 
+	/* Headers, then the body when there is a Content-Length (STS form POSTs): closing with
+	 * unread bytes would reset the connection under the client. */
 	while (len < sizeof(req) - 1) {
 		ssize_t k = recv(c, req + len, sizeof(req) - 1 - len, 0);
+		const char *end, *cl;
 		if (k <= 0)
 			break;
 		len += (size_t)k;
 		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n") != NULL)
+		if ((end = strstr(req, "\r\n\r\n")) == NULL)
+			continue;
+		cl = strcasestr(req, "\r\nContent-Length:");
+		if (cl == NULL || cl > end ||
+		    len >= (size_t)(end + 4 - req) + strtoul(cl + 17, NULL, 10))
 			break;
 	}
 	req[len] = '\0';
@@ -185,6 +193,8 @@ static const char *const env_vars[] = {
 	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
 	"AWS_EC2_METADATA_DISABLED", "AWS_REGION", "AWS_DEFAULT_REGION", "HOME",
+	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+	"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL",
 };
 static char *saved_env[sizeof(env_vars) / sizeof(env_vars[0])];
 
@@ -317,10 +327,12 @@ static void test_environment(void **state)
 static void test_nothing_found_names_every_source(void **state)
 {
 	(void)state;
-	expect_error(NULL, "no AWS credentials: environment (AWS_ACCESS_KEY_ID unset), shared "
+	expect_error(NULL, "no AWS credentials: environment (AWS_ACCESS_KEY_ID unset), web identity "
+			   "(AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN unset), shared "
 			   "files (no profile \"default\" in ");
-	expect_error(NULL, "container (AWS_CONTAINER_CREDENTIALS_*_URI unset), IMDS (disabled by "
-			   "AWS_EC2_METADATA_DISABLED)");
+	expect_error(NULL, "container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI unset; "
+			   "EKS Pod Identity sets _FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE), "
+			   "IMDS (disabled by AWS_EC2_METADATA_DISABLED)");
 }
 
 static void test_shared_files_and_profiles(void **state)
@@ -362,7 +374,9 @@ static void test_shared_files_and_profiles(void **state)
 	expect_error("half", "profile \"half\" has aws_access_key_id but not aws_secret_access_key");
 	write_file("credentials", "[role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = d\n",
 		   0600);
-	expect_error("role", "uses role_arn or SSO");
+	expect_error("role", "profile \"d\" (source_profile of \"role\") is in neither");
+	write_file("config", "[profile sso]\nsso_session = corp\n", 0600);
+	expect_error("sso", "uses SSO, which this daemon does not support");
 }
 
 static void test_malformed_files(void **state)
@@ -723,6 +737,373 @@ static void test_parse_time(void **state)
 	assert_int_equal(creds_parse_time(NULL, &(int64_t){ 0 }), -EINVAL);
 }
 
+static void use_fake_sts(void);
+
+/* EKS Pod Identity: FULL_URI and a token file that the agent rotates, read at every call. */
+static void test_pod_identity_reads_the_token_file_at_every_call(void **state)
+{
+	struct creds_provider *p;
+	struct aws_credentials c;
+	char err[512], url[128];
+
+	(void)state;
+	route("GET", "/v1/credentials", 200,
+	      "{\"AccessKeyId\": \"ASIAPOD\", \"SecretAccessKey\": \"sp\", \"Token\": \"tp\", "
+	      "\"Expiration\": \"2027-01-15T09:00:00Z\", \"AccountId\": \"111111111111\"}");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/credentials", srv.port);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+	write_file("eks-pod-identity-token", "pod-token-1\n", 0644);
+	set_path_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "eks-pod-identity-token");
+	p = new_provider(NULL, NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(creds_provider_source(p), "container");
+	assert_true(log_contains("Authorization: pod-token-1\r\n"));
+	write_file("eks-pod-identity-token", "pod-token-2\n", 0644);
+	set_fake_now(1800003600 - 60);
+	(void)creds_provider_get(p, &c);
+	aws_credentials_clear(&c);
+	for (int i = 0; i < 1000 && !log_contains("Authorization: pod-token-2"); i++)
+		usleep(10000);
+	assert_true(log_contains("Authorization: pod-token-2\r\n"));
+	creds_provider_free(p);
+}
+
+static size_t requests_seen(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.nrequests;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+/* Throttling and server errors are retried inside one fetch; AccessDenied is not. */
+static void test_sts_retries_only_what_can_pass(void **state)
+{
+	static const struct {
+		int status;
+		const char *body;
+		size_t attempts;
+		const char *err;
+	} cases[] = {
+		{ 400, "<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message>"
+		       "</Error></ErrorResponse>", 3, "Throttling: Rate exceeded" },
+		{ 503, "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>", 3,
+		  "ServiceUnavailable" },
+		{ 403, "<ErrorResponse><Error><Code>RegionDisabledException</Code><Message>STS is not "
+		       "activated</Message></Error></ErrorResponse>", 1, "STS is not activated in this "
+		       "region for the account" },
+		{ 400, "<ErrorResponse><Error><Code>ExpiredToken</Code></Error></ErrorResponse>", 1,
+		  "the source credentials have expired" },
+		{ 200, "<html>captive portal</html>", 3, "answer that is not STS XML" },
+	};
+
+	(void)state;
+	use_fake_sts();
+	write_file("config", "[profile role]\nrole_arn = arn:aws:iam::111111111111:role/A\n"
+			     "source_profile = base\n[profile base]\naws_access_key_id = AKIABASE\n"
+			     "aws_secret_access_key = basesecret\n", 0600);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct creds_options o = { .region = "eu-west-1" };
+		struct creds_source src = { 0 };
+		struct aws_credentials c;
+		char why[1024] = "";
+		size_t before;
+
+		assert_int_equal(creds_profile_source(&o, "role", &src, why, sizeof(why)), 1);
+		route("POST", "/", cases[i].status, cases[i].body);
+		before = requests_seen();
+		assert_true(creds_sts_fetch(&src, &c, why, sizeof(why)) < 0);
+		assert_int_equal(requests_seen() - before, cases[i].attempts);
+		if (strstr(why, cases[i].err) == NULL ||
+		    strstr(why, "arn:aws:iam::111111111111:role/A") == NULL)
+			fail_msg("\"%s\" lacks \"%s\" or the role", why, cases[i].err);
+		assert_null(strstr(why, "basesecret"));
+		creds_source_clear(&src);
+	}
+}
+
+/* ---- roles: profile resolution (no I/O) ---- */
+
+/* "assume-role arn <- shared-files" etc.: the chain of sources as a string. */
+static void describe_chain(const struct creds_source *src, char *out, size_t n)
+{
+	out[0] = '\0';
+	for (const struct creds_source *s = src; s != NULL; s = s->base) {
+		size_t used = strlen(out);
+		snprintf(out + used, n - used, "%s%s%s%s", used ? " <- " : "",
+			 creds_source_name(s->kind), s->role_arn ? " " : "",
+			 s->role_arn ? s->role_arn : "");
+	}
+}
+
+static void test_profile_resolution_table(void **state)
+{
+	static const char config[] =
+		"[profile a]\nrole_arn = arn:aws:iam::111111111111:role/A\nsource_profile = b\n"
+		"[profile b]\nrole_arn = arn:aws:iam::222222222222:role/B\nsource_profile = base\n"
+		"[profile base]\naws_access_key_id = AKIABASE\naws_secret_access_key = s\n"
+		"[profile selfkeys]\nrole_arn = arn:aws:iam::1:role/Self\nsource_profile = selfkeys\n"
+		"aws_access_key_id = AKIASELF\naws_secret_access_key = s\n"
+		"[profile selfnokeys]\nrole_arn = arn:aws:iam::1:role/Self\nsource_profile = selfnokeys\n"
+		"[profile cyc1]\nrole_arn = arn:aws:iam::1:role/C1\nsource_profile = cyc2\n"
+		"[profile cyc2]\nrole_arn = arn:aws:iam::1:role/C2\nsource_profile = cyc1\n"
+		"[profile d1]\nrole_arn = arn:aws:iam::1:role/D1\nsource_profile = d2\n"
+		"[profile d2]\nrole_arn = arn:aws:iam::1:role/D2\nsource_profile = d3\n"
+		"[profile d3]\nrole_arn = arn:aws:iam::1:role/D3\nsource_profile = d4\n"
+		"[profile d4]\nrole_arn = arn:aws:iam::1:role/D4\nsource_profile = d5\n"
+		"[profile d5]\nrole_arn = arn:aws:iam::1:role/D5\nsource_profile = d6\n"
+		"[profile d6]\nrole_arn = arn:aws:iam::1:role/D6\nsource_profile = base\n"
+		"[profile d2ok]\nrole_arn = arn:aws:iam::1:role/D2\nsource_profile = d3\n"
+		"[profile imds]\nrole_arn = arn:aws:iam::1:role/I\ncredential_source = Ec2InstanceMetadata\n"
+		"[profile env]\nrole_arn = arn:aws:iam::1:role/E\ncredential_source = Environment\n"
+		"[profile ecs]\nrole_arn = arn:aws:iam::1:role/C\ncredential_source = EcsContainer\n"
+		"[profile badsrc]\nrole_arn = arn:aws:iam::1:role/X\ncredential_source = Lambda\n"
+		"[profile both]\nrole_arn = arn:aws:iam::1:role/X\ncredential_source = Environment\n"
+		"source_profile = base\n"
+		"[profile neither]\nrole_arn = arn:aws:iam::1:role/X\n"
+		"[profile mfa]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = base\n"
+		"mfa_serial = arn:aws:iam::1:mfa/me\n"
+		"[profile dur]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = base\n"
+		"duration_seconds = 899\n"
+		"[profile durmax]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = base\n"
+		"duration_seconds = 43200\n"
+		"[profile wi]\nrole_arn = arn:aws:iam::1:role/W\nweb_identity_token_file = /t\n"
+		"[profile wiconf]\nrole_arn = arn:aws:iam::1:role/W\nweb_identity_token_file = /t\n"
+		"source_profile = base\n"
+		"[profile nokeys]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = empty\n"
+		"[profile empty]\nregion = us-east-1\n"
+		"[profile missing]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = ghost\n"
+		"[profile badarn]\nrole_arn = role/X\nsource_profile = base\n"
+		"[profile badsession]\nrole_arn = arn:aws:iam::1:role/X\nsource_profile = base\n"
+		"role_session_name = has space\n"
+		"[profile keysandrole]\nrole_arn = arn:aws:iam::1:role/K\n"
+		"aws_access_key_id = AKIAK\naws_secret_access_key = s\nsource_profile = keysandrole\n"
+		"[profile viaproc]\nrole_arn = arn:aws:iam::1:role/P\nsource_profile = proc\n"
+		"[profile proc]\ncredential_process = /bin/true\n";
+	static const struct {
+		const char *profile;
+		int result;
+		const char *expect;   /* the chain, or a substring of the error */
+	} cases[] = {
+		{ "a", 1, "assume-role arn:aws:iam::111111111111:role/A <- assume-role "
+			  "arn:aws:iam::222222222222:role/B <- shared-files" },
+		{ "selfkeys", 1, "assume-role arn:aws:iam::1:role/Self <- shared-files" },
+		{ "keysandrole", 1, "assume-role arn:aws:iam::1:role/K <- shared-files" },
+		{ "selfnokeys", -EINVAL, "is its own source_profile but has no static keys" },
+		{ "cyc1", -ELOOP, "cycle through source_profile: cyc1 -> cyc2 -> cyc1" },
+		{ "d1", -ELOOP, "more than 5 source_profile hops" },
+		{ "d2ok", 1, "assume-role arn:aws:iam::1:role/D2 <- assume-role arn:aws:iam::1:role/D3 "
+			     "<- assume-role arn:aws:iam::1:role/D4 <- assume-role "
+			     "arn:aws:iam::1:role/D5 <- assume-role arn:aws:iam::1:role/D6 <- "
+			     "shared-files" },
+		{ "imds", 1, "assume-role arn:aws:iam::1:role/I <- imds" },
+		{ "env", 1, "assume-role arn:aws:iam::1:role/E <- environment" },
+		{ "ecs", -EINVAL, "EcsContainer but AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" },
+		{ "badsrc", -EINVAL, "credential_source \"Lambda\" is not one of Environment, "
+				     "Ec2InstanceMetadata, EcsContainer" },
+		{ "both", -EINVAL, "source_profile and credential_source cannot both be set" },
+		{ "neither", -EINVAL, "role_arn needs source_profile, credential_source or "
+				      "web_identity_token_file" },
+		{ "mfa", -ENOTSUP, "mfa_serial is set, but a daemon cannot prompt" },
+		{ "dur", -EINVAL, "duration_seconds must be 900 to 43200, not \"899\"" },
+		{ "durmax", 1, "assume-role arn:aws:iam::1:role/X <- shared-files" },
+		{ "wi", 1, "web-identity arn:aws:iam::1:role/W" },
+		{ "wiconf", -EINVAL, "web_identity_token_file cannot be combined with source_profile" },
+		{ "nokeys", -EINVAL, "profile \"empty\" (source_profile of \"nokeys\") holds no "
+				     "credentials" },
+		{ "missing", -ENOENT, "profile \"ghost\" (source_profile of \"missing\") is in neither" },
+		{ "badarn", -EINVAL, "role_arn \"role/X\" is not a role ARN" },
+		{ "badsession", -EINVAL, "role_session_name must be 2 to 64" },
+		{ "viaproc", 1, "assume-role arn:aws:iam::1:role/P <- credential-process" },
+		{ "empty", 0, "" },
+	};
+
+	(void)state;
+	write_file("config", config, 0600);
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct creds_options o = { .region = "eu-west-1" };
+		struct creds_source src = { 0 };
+		char why[512] = "", chain[1024];
+		int r = creds_profile_source(&o, cases[i].profile, &src, why, sizeof(why));
+
+		describe_chain(&src, chain, sizeof(chain));
+		if (r != cases[i].result)
+			fail_msg("profile %s: %d, want %d (%s)", cases[i].profile, r, cases[i].result,
+				 why);
+		if (r > 0 && strcmp(chain, cases[i].expect) != 0)
+			fail_msg("profile %s: chain \"%s\", want \"%s\"", cases[i].profile, chain,
+				 cases[i].expect);
+		if (r < 0 && strstr(why, cases[i].expect) == NULL)
+			fail_msg("profile %s: \"%s\" does not contain \"%s\"", cases[i].profile, why,
+				 cases[i].expect);
+		if (r > 0 && src.kind == CREDS_SRC_ASSUME_ROLE) {
+			assert_string_equal(src.sts_url, "https://sts.eu-west-1.amazonaws.com");
+			assert_string_equal(src.sts_region, "eu-west-1");
+			assert_int_equal(src.duration_seconds,
+					 strcmp(cases[i].profile, "durmax") == 0 ? 43200 : 3600);
+			assert_int_equal(strncmp(src.session_name, "ivs-autoscaler-", 15), 0);
+		}
+		creds_source_clear(&src);
+	}
+}
+
+static void test_sts_endpoint(void **state)
+{
+	struct creds_source src = { 0 };
+	char why[256];
+
+	(void)state;
+	assert_int_equal(creds_sts_configure(&src, NULL, why, sizeof(why)), 0);
+	assert_string_equal(src.sts_url, "https://sts.amazonaws.com");
+	assert_string_equal(src.sts_region, "us-east-1");
+	setenv("AWS_ENDPOINT_URL", "https://vpce.example/", 1);
+	assert_int_equal(creds_sts_configure(&src, "eu-west-1", why, sizeof(why)), 0);
+	assert_string_equal(src.sts_url, "https://vpce.example");
+	setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/", 1);
+	assert_int_equal(creds_sts_configure(&src, "eu-west-1", why, sizeof(why)), 0);
+	assert_string_equal(src.sts_url, "http://127.0.0.1:9");
+	assert_string_equal(src.sts_region, "eu-west-1");
+	setenv("AWS_ENDPOINT_URL_STS", "http://sts.example", 1);
+	assert_int_equal(creds_sts_configure(&src, "eu-west-1", why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "AWS_ENDPOINT_URL_STS must be an https:// URL"));
+	creds_source_clear(&src);
+}
+
+/* ---- roles against the fake server as STS ---- */
+
+static const char assume_role_ok[] =
+	"<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+	"  <AssumeRoleResult>\n"
+	"    <AssumedRoleUser><AssumedRoleId>AROA3XFRBF535PLBIFPI4:s</AssumedRoleId>\n"
+	"      <Arn>arn:aws:sts::111111111111:assumed-role/A/s</Arn></AssumedRoleUser>\n"
+	"    <Credentials>\n"
+	"      <AccessKeyId>ASIAASSUMED</AccessKeyId>\n"
+	"      <SecretAccessKey>assumedsecret</SecretAccessKey>\n"
+	"      <SessionToken>assumedtoken</SessionToken>\n"
+	"      <Expiration>2027-01-15T09:00:00Z</Expiration>\n"
+	"    </Credentials>\n"
+	"  </AssumeRoleResult>\n"
+	"  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>"
+	"</ResponseMetadata>\n"
+	"</AssumeRoleResponse>\n";
+
+static const char access_denied[] =
+	"<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender"
+	"</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::1:user/u is not authorized to "
+	"perform: sts:AssumeRole</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+
+static void use_fake_sts(void)
+{
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	setenv("AWS_ENDPOINT_URL_STS", url, 1);
+}
+
+static void test_assume_role_signed_with_source_keys(void **state)
+{
+	struct creds_provider *p;
+	struct aws_credentials c;
+	char err[1024];
+
+	(void)state;
+	use_fake_sts();
+	write_file("config", "[profile role]\nrole_arn = arn:aws:iam::111111111111:role/A\n"
+			     "source_profile = base\nexternal_id = ext-1\nduration_seconds = 900\n"
+			     "role_session_name = sess\n"
+			     "[profile base]\naws_access_key_id = AKIABASE\n"
+			     "aws_secret_access_key = basesecret\n", 0600);
+	route("POST", "/", 200, assume_role_ok);
+	p = new_provider("role", NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(creds_provider_source(p), "assume-role");
+	assert_int_equal(creds_provider_get(p, &c), 0);
+	assert_string_equal(c.access_key_id, "ASIAASSUMED");
+	assert_string_equal(c.session_token, "assumedtoken");
+	assert_int_equal(c.expiration, 1800003600);
+	aws_credentials_clear(&c);
+	creds_provider_free(p);
+	assert_true(log_contains("Authorization: AWS4-HMAC-SHA256 Credential=AKIABASE/"));
+	assert_true(log_contains("/us-east-1/sts/aws4_request"));
+	assert_true(log_contains("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+				 "111111111111%3Arole%2FA&RoleSessionName=sess&ExternalId=ext-1&"
+				 "DurationSeconds=900"));
+	assert_false(log_contains("X-Amz-Security-Token"));
+}
+
+static void test_assume_role_refused_starts_and_retries(void **state)
+{
+	struct creds_provider *p;
+	struct aws_credentials c;
+	char err[1024];
+
+	(void)state;
+	use_fake_sts();
+	write_file("config", "[profile role]\nrole_arn = arn:aws:iam::111111111111:role/A\n"
+			     "source_profile = base\n[profile base]\naws_access_key_id = AKIABASE\n"
+			     "aws_secret_access_key = basesecret\n", 0600);
+	route("POST", "/", 403, access_denied);
+	p = new_provider("role", NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(creds_provider_get(p, &c), -EKEYEXPIRED);
+	/* The thread retries on its own; once STS agrees the credentials appear. */
+	route("POST", "/", 200, assume_role_ok);
+	for (int i = 0; i < 1000 && creds_provider_get(p, &c) != 0; i++)
+		usleep(10000);
+	assert_non_null(c.access_key_id);
+	assert_string_equal(c.access_key_id, "ASIAASSUMED");
+	aws_credentials_clear(&c);
+	creds_provider_free(p);
+}
+
+static void test_web_identity_from_environment(void **state)
+{
+	struct creds_provider *p;
+	struct aws_credentials c;
+	char err[1024], path[256];
+
+	(void)state;
+	use_fake_sts();
+	write_file("token", "eyJhbGciOi.first-token\n", 0644);
+	snprintf(path, sizeof(path), "%s/token", tmpdir);
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+	expect_error(NULL, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::111111111111:role/W", 1);
+	setenv("AWS_ROLE_SESSION_NAME", "pod-1", 1);
+	route("POST", "/", 200,
+	      "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+	      "<AccessKeyId>ASIAWEB</AccessKeyId><SecretAccessKey>w</SecretAccessKey>"
+	      "<SessionToken>t</SessionToken><Expiration>2027-01-15T09:00:00.000Z</Expiration>"
+	      "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>");
+	p = new_provider(NULL, NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(creds_provider_source(p), "web-identity");
+	assert_int_equal(creds_provider_get(p, &c), 0);
+	assert_string_equal(c.access_key_id, "ASIAWEB");
+	aws_credentials_clear(&c);
+	assert_true(log_contains("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn="));
+	assert_true(log_contains("RoleSessionName=pod-1&WebIdentityToken=eyJhbGciOi.first-token"));
+	assert_false(log_contains("Authorization:"));
+	/* The token file is read again at every refresh (EKS rotates it). */
+	write_file("token", "eyJhbGciOi.second-token\n", 0644);
+	set_fake_now(1800003600 - 60);
+	(void)creds_provider_get(p, &c);
+	aws_credentials_clear(&c);
+	for (int i = 0; i < 1000 && !log_contains("second-token"); i++)
+		usleep(10000);
+	assert_true(log_contains("WebIdentityToken=eyJhbGciOi.second-token"));
+	creds_provider_free(p);
+}
+
 static void test_region(void **state)
 {
 	char region[64], err[512];
@@ -759,6 +1140,26 @@ static void test_region(void **state)
 	assert_non_null(strstr(err, "line 1: unterminated section header"));
 }
 
+/* No region configured anywhere: the instance's own, from IMDSv2 (as the SDKs do on EC2). */
+static void test_region_from_imds(void **state)
+{
+	char region[64], err[512];
+
+	(void)state;
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "IMDS is disabled by AWS_EC2_METADATA_DISABLED"));
+	use_imds();
+	route("GET", "/latest/meta-data/placement/region", 200, "ap-northeast-2\n");
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)), 0);
+	assert_string_equal(region, "ap-northeast-2");
+	assert_true(log_contains("X-aws-ec2-metadata-token: imds-session-token"));
+	route("GET", "/latest/meta-data/placement/region", 200, "not a region\n");
+	assert_int_equal(creds_resolve_region(NULL, NULL, region, sizeof(region), err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "IMDS placement/region is not a region name"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -775,6 +1176,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_and_refresh_failing, setup, teardown),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test_setup_teardown(test_region, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_region_from_imds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pod_identity_reads_the_token_file_at_every_call,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sts_retries_only_what_can_pass, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profile_resolution_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sts_endpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assume_role_signed_with_source_keys, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_assume_role_refused_starts_and_retries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_web_identity_from_environment, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
