@@ -59,7 +59,7 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/%)
 DAEMON      := $(B)/ivs-autoscaler
 CTL         := $(B)/ivs-autoscalerctl
 
-.PHONY: all tests check check-fast check-asan deps have-deps demo bench install uninstall fuzz clean
+.PHONY: all tests check check-fast check-asan deps have-deps demo bench soak install uninstall fuzz clean
 .DELETE_ON_ERROR:
 
 all: $(DAEMON) $(CTL)
@@ -131,6 +131,10 @@ demo: have-deps all
 
 bench: have-deps all
 	$(PYTHON) tests/bench/bench.py --build $(B)
+
+# The soak (tests/soak/soak.py): SOAK_SECONDS (default 600), SOAK_SEED (default 1).
+soak: have-deps all
+	$(PYTHON) tests/soak/soak.py --build $(B)
 
 install: all
 	@sh systemd/install.sh install "$(DESTDIR)" "$(PREFIX)" "$(B)"

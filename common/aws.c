@@ -352,8 +352,10 @@ static int call_send(struct aws_call *call)
 		r = -EINVAL;
 		goto out;
 	}
+	struct http_timeouts t = c->timeouts;
+	t.fresh_connect = call->retry.at_most_once;
 	r = http_request_start(c->http, call->method, url, hh, n + 1, call->body, call->body_len,
-			       &c->timeouts, on_http_done, call, &call->http);
+			       &t, on_http_done, call, &call->http);
 	if (r == 0)
 		c->sending++;
 out:
@@ -505,6 +507,13 @@ static struct aws_op *find_op(struct aws_client *c, const char *name)
 int aws_request(struct aws_client *c, const char *operation, const char *method,
 		const char *path, const char *json_body, aws_done_fn done, void *userdata)
 {
+	return aws_request_flags(c, operation, method, path, json_body, 0, done, userdata);
+}
+
+int aws_request_flags(struct aws_client *c, const char *operation, const char *method,
+		      const char *path, const char *json_body, unsigned flags, aws_done_fn done,
+		      void *userdata)
+{
 	struct aws_call *call;
 	struct aws_op *op;
 	int r;
@@ -536,6 +545,7 @@ int aws_request(struct aws_client *c, const char *operation, const char *method,
 	call->userdata = userdata;
 	call->started_us = now_us(c);
 	retry_state_init(&call->retry);
+	call->retry.at_most_once = (flags & AWS_REQUEST_AT_MOST_ONCE) != 0;
 	call->next = c->calls;
 	if (c->calls)
 		c->calls->prev = call;

@@ -88,6 +88,14 @@ void aws_client_cancel_all(struct aws_client *client);
 int aws_request(struct aws_client *client, const char *operation, const char *method,
 		const char *path, const char *json_body, aws_done_fn done, void *userdata);
 
+/* The request must not take effect twice: retried only when it certainly did not (retry.h). */
+#define AWS_REQUEST_AT_MOST_ONCE 0x1u
+
+/* aws_request with flags (AWS_REQUEST_*). */
+int aws_request_flags(struct aws_client *client, const char *operation, const char *method,
+		      const char *path, const char *json_body, unsigned flags, aws_done_fn done,
+		      void *userdata);
+
 /* The stats table (n entries), valid until the next aws_request or aws_client_free. */
 const struct aws_op_stats *aws_client_stats(const struct aws_client *client, size_t *n);
 

@@ -1265,6 +1265,8 @@ static const struct field fleet_fields[] = {
 	UINTF(struct config_fleet, max_replicas, 0, POLICY_MAX_REPLICAS_PER_HOST),
 	DUR_MAX(struct config_fleet, scale_down_delay, 1, POLICY_MAX_DELAY_MS),
 	DUR_MAX(struct config_fleet, drain_timeout, 1, POLICY_MAX_DELAY_MS),
+	/* 0 allowed: delete a drained stage on its first 0-viewer reading after the mark. */
+	DUR_MAX(struct config_fleet, drain_min, 0, POLICY_MAX_DELAY_MS),
 	{ .key = "reconnect_window", .type = F_DURATION,
 	  .offset = offsetof(struct config_fleet, reconnect_window_ms), .min = 0, .max = 300000,
 	  .whole_seconds = true },
@@ -1311,6 +1313,7 @@ static void walk_fleets(struct loader *l, const struct node *n, const char *path
 		f->max_replicas = 5;
 		f->scale_down_delay_ms = 5 * 60 * 1000;
 		f->drain_timeout_ms = 10 * 60 * 1000;
+		f->drain_min_ms = 30 * 1000;
 		f->reconnect_window_ms = 60 * 1000;
 		l->fleet_nodes[i] = item;
 		l->current_fleet = i;
@@ -2107,6 +2110,7 @@ void config_print(const struct config *c, FILE *f)
 		fprintf(f, "    max_replicas: %u\n", fl->max_replicas);
 		put_duration(f, 4, "scale_down_delay", fl->scale_down_delay_ms);
 		put_duration(f, 4, "drain_timeout", fl->drain_timeout_ms);
+		put_duration(f, 4, "drain_min", fl->drain_min_ms);
 		put_duration(f, 4, "reconnect_window", fl->reconnect_window_ms);
 		if (fl->n_tags == 0)
 			fprintf(f, "    tags: {}\n");

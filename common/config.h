@@ -120,6 +120,7 @@ struct config_fleet {
 	unsigned max_replicas;
 	uint64_t scale_down_delay_ms;
 	uint64_t drain_timeout_ms;
+	uint64_t drain_min_ms;        /* as configured; the planner caps it at drain_timeout */
 	uint64_t reconnect_window_ms;
 	struct config_tag *tags;
 	size_t n_tags;

@@ -430,6 +430,8 @@ int http_request_start(struct http_client *c, const char *method, const char *ur
 	SETOPT(req->easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	SETOPT(req->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	SETOPT(req->easy, CURLOPT_TIMEOUT_MS, total_ms);
+	if (timeouts != NULL && timeouts->fresh_connect)
+		SETOPT(req->easy, CURLOPT_FRESH_CONNECT, 1L);
 	SETOPT(req->easy, CURLOPT_USERAGENT, c->user_agent);
 	SETOPT(req->easy, CURLOPT_HTTPHEADER, req->headers);
 	SETOPT(req->easy, CURLOPT_PRIVATE, (char *)req);

@@ -31,9 +31,16 @@ struct http_header {
 	const char *value;
 };
 
+/* Per-request settings. */
 struct http_timeouts {
 	long connect_ms;                /* 0 → 5000 */
 	long total_ms;                  /* 0 → 10000 */
+	/*
+	 * Use a new connection. On a reused keep-alive connection that closes before any answer,
+	 * libcurl sends the request again by itself: a request that must not take effect twice
+	 * needs a connection of its own.
+	 */
+	bool fresh_connect;
 };
 
 struct http_response {

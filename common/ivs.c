@@ -21,6 +21,7 @@ struct ivs_call {
 	void *cb;
 	void *ud;
 	unsigned pages;
+	bool at_most_once;                  /* CreateStage: no blind retry (retry.h) */
 	char next_token[IVS_NEXT_TOKEN_MAX + 1];
 	struct ivs_stage_list stages;
 	struct ivs_participant_list participants;
@@ -85,7 +86,8 @@ static int send_call(struct ivs_call *call)
 
 	if (body == NULL)
 		return -ENOMEM;
-	r = aws_request(call->client, call->operation, "POST", call->path, body, on_aws_done, call);
+	r = aws_request_flags(call->client, call->operation, "POST", call->path, body,
+			      call->at_most_once ? AWS_REQUEST_AT_MOST_ONCE : 0, on_aws_done, call);
 	free(body);
 	return r;
 }
@@ -259,6 +261,8 @@ int ivs_create_stage(struct aws_client *c, const char *name, const struct ivs_kv
 
 	if (call == NULL)
 		return cb ? -ENOMEM : -EINVAL;
+	/* No idempotency token: a create whose answer was lost is looked up, never resent. */
+	call->at_most_once = true;
 	if (name != NULL && name[0] != '\0')
 		r = set_strings(call->request, "name", name, NULL);
 	if (r == 0)

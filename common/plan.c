@@ -9,6 +9,7 @@
 #include "plan.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 struct stage_work {
@@ -28,6 +29,12 @@ struct plan_ctx {
 	size_t n_unmark;
 	bool host_valid[PLAN_MAX_HOSTS];
 	uint32_t budget[PLAN_MAX_HOSTS];     /* replications each host may still start */
+	bool keys_vanished;                  /* rule 10 */
+	int64_t drain_min_ms;                /* in effect */
+	/* 0-viewer runs of draining stages after this pass (committed to the state at the end) */
+	struct { const char *arn; int64_t since_ms; } zero[PLAN_MAX_REPLICA_STAGES];
+	size_t n_zero;
+	int64_t zero_since[PLAN_MAX_REPLICA_STAGES];   /* per stage index; -1 = not at 0 */
 };
 
 const char *plan_action_kind_name(enum plan_action_kind kind)
@@ -67,9 +74,15 @@ static int validate_input(const struct plan_input *in)
 	    (in->n_hosts > 0 && in->hosts == NULL) ||
 	    (in->n_manual > 0 && in->manual == NULL))
 		return -EINVAL;
-	for (i = 0; i < in->n_replicas; i++)
-		if (empty(in->replicas[i].arn))
+	for (i = 0; i < in->n_replicas; i++) {
+		const struct plan_replica_stage *r = &in->replicas[i];
+
+		if (empty(r->arn) || (r->n_feeders > 0 && r->feeders == NULL))
 			return -EINVAL;
+		for (j = 0; j < r->n_feeders; j++)
+			if (empty(r->feeders[j].source_arn) || empty(r->feeders[j].participant_id))
+				return -EINVAL;
+	}
 	for (i = 0; i < in->n_hosts; i++) {
 		const struct plan_host *h = &in->hosts[i];
 
@@ -117,6 +130,41 @@ static const char *failed_read(const struct plan_input *in)
 		if (!in->hosts[i].replicas_ok)
 			return "participant replicas unavailable";
 	return NULL;
+}
+
+/* failed_read, plus what the fleet's memory says about the viewer keys (rule 10). */
+static const char *failed_read_now(const struct plan_ctx *c)
+{
+	const char *why = failed_read(c->in);
+
+	if (why == NULL && c->keys_vanished)
+		return "viewer keys vanished";
+	return why;
+}
+
+/*
+ * Rule 10: the viewer keys' spell of absence. Updates *state (only called once planning can
+ * no longer fail) and returns whether the fleet's viewers are to be taken as unknown.
+ */
+static bool viewer_keys_vanished(const struct plan_input *in, struct policy_state *state,
+                                 int64_t now_ms)
+{
+	if (!in->viewers_ok)
+		return state->keys_vanished;   /* nothing learnt: Redis did not answer in full */
+	if (in->viewer_keys > 0) {
+		state->saw_viewer_keys = true;
+		state->keys_vanished = false;
+		return false;
+	}
+	if (state->saw_viewer_keys) {
+		state->saw_viewer_keys = false;
+		state->keys_vanished = true;
+		state->keys_vanished_ms = now_ms;
+	}
+	if (state->keys_vanished &&
+	    now_ms - state->keys_vanished_ms >= in->policy.scale_down_delay_ms)
+		state->keys_vanished = false;
+	return state->keys_vanished;
 }
 
 static bool is_manual(const struct plan_input *in, const char *source, const char *dest,
@@ -302,6 +350,46 @@ static void choose_mark(struct plan_ctx *c)
 		c->stage[best].mark = true;
 }
 
+/*
+ * Rule 4's memory: since when each draining stage has read 0 viewers, pass after pass. A run
+ * breaks on any other reading (a count, unknown, vanished keys) and on leaving the drain.
+ */
+static void track_zero_runs(struct plan_ctx *c, const struct policy_state *state)
+{
+	const struct plan_input *in = c->in;
+	size_t i, k;
+
+	for (i = 0; i < in->n_replicas; i++) {
+		const struct plan_replica_stage *s = &in->replicas[i];
+		int64_t since = c->now_ms;
+
+		c->zero_since[i] = -1;
+		if (!c->stage[i].valid || !s->draining || !s->viewers_known || s->viewers != 0 ||
+		    c->keys_vanished || strlen(s->arn) > POLICY_ARN_MAX)
+			continue;
+		for (k = 0; k < state->n_zero && k < POLICY_ZERO_SLOTS; k++)
+			if (strcmp(state->zero[k].arn, s->arn) == 0 &&
+			    state->zero[k].since_ms <= c->now_ms)
+				since = state->zero[k].since_ms;
+		c->zero_since[i] = since;
+		c->zero[c->n_zero].arn = s->arn;
+		c->zero[c->n_zero++].since_ms = since;
+	}
+}
+
+static void commit_zero_runs(const struct plan_ctx *c, struct policy_state *state)
+{
+	size_t k;
+
+	memset(state->zero, 0, sizeof(state->zero));
+	state->n_zero = 0;
+	for (k = 0; k < c->n_zero && k < POLICY_ZERO_SLOTS; k++) {
+		snprintf(state->zero[k].arn, sizeof(state->zero[k].arn), "%s", c->zero[k].arn);
+		state->zero[k].since_ms = c->zero[k].since_ms;
+		state->n_zero++;
+	}
+}
+
 static void choose_removals(struct plan_ctx *c)
 {
 	const struct plan_input *in = c->in;
@@ -310,15 +398,21 @@ static void choose_removals(struct plan_ctx *c)
 	for (i = 0; i < in->n_replicas; i++) {
 		const struct plan_replica_stage *s = &in->replicas[i];
 		struct stage_work *w = &c->stage[i];
+		bool zero = c->zero_since[i] >= 0;
 
 		if (!w->valid || !s->draining || w->unmark)
 			continue;
-		if (s->viewers_known && s->viewers == 0)
+		if (zero && c->now_ms - c->zero_since[i] >= c->drain_min_ms) {
 			w->remove_reason = "drain finished: no viewers";
-		else if (c->now_ms - s->draining_since_ms >= in->policy.drain_timeout_ms)
+		} else if (c->now_ms - s->draining_since_ms >= in->policy.drain_timeout_ms) {
 			w->remove_reason = "drain timeout";
-		else
+		} else {
+			if (zero)
+				c->out->summary.drains_waiting++;
 			continue;
+		}
+		if (s->feeders_unknown)
+			continue;       /* what feeds it is not known: no delete this pass */
 		if (has_manual_into(in, s->arn)) {
 			c->out->summary.deletes_held++;
 			continue;
@@ -340,12 +434,50 @@ static bool live_after(const struct plan_ctx *c, size_t i)
 	return c->stage[i].valid && !c->stage[i].remove;
 }
 
-/* Stops for every host's ACTIVE replication into the stage, then its delete — or nothing. */
+/* A host's ACTIVE replication into dest already gets its STOP from the host listing. */
+static bool host_stop_covers(const struct plan_ctx *c, const struct plan_feeder *f,
+                             const char *dest)
+{
+	const struct plan_input *in = c->in;
+	size_t h;
+
+	if (!same(f->source_arn, in->origin_arn))
+		return false;
+	for (h = 0; h < in->n_hosts; h++)
+		if (c->host_valid[h] && same(in->hosts[h].participant_id, f->participant_id) &&
+		    host_active_into(&in->hosts[h], dest))
+			return true;
+	return false;
+}
+
+/* The feeder is listed twice (same source and participant): only its first entry counts. */
+static bool feeder_repeated(const struct plan_replica_stage *s, size_t k)
+{
+	size_t j;
+
+	for (j = 0; j < k; j++)
+		if (same(s->feeders[j].source_arn, s->feeders[k].source_arn) &&
+		    same(s->feeders[j].participant_id, s->feeders[k].participant_id))
+			return true;
+	return false;
+}
+
+static bool feeder_needs_stop(const struct plan_ctx *c, const struct plan_replica_stage *s,
+                              size_t k)
+{
+	return !feeder_repeated(s, k) && !host_stop_covers(c, &s->feeders[k], s->arn);
+}
+
+/*
+ * Stops for every host's ACTIVE replication into the stage and for every other feeder found
+ * in it, then its delete — or nothing.
+ */
 static void emit_removal(struct plan_ctx *c, size_t stage)
 {
 	const struct plan_input *in = c->in;
-	const char *arn = in->replicas[stage].arn;
-	size_t h, r, stops = 0;
+	const struct plan_replica_stage *st = &in->replicas[stage];
+	const char *arn = st->arn;
+	size_t h, r, k, stops = 0;
 
 	for (h = 0; h < in->n_hosts; h++) {
 		if (!c->host_valid[h])
@@ -355,6 +487,9 @@ static void emit_removal(struct plan_ctx *c, size_t stage)
 			    same(in->hosts[h].replications[r].destination_arn, arn))
 				stops++;
 	}
+	for (k = 0; k < st->n_feeders; k++)
+		if (feeder_needs_stop(c, st, k))
+			stops++;
 	if (c->out->n_actions + stops + 1 > PLAN_MAX_ACTIONS) {
 		c->out->summary.truncated = true;
 		c->stage[stage].remove = false;   /* still live: keep feeding it */
@@ -370,6 +505,13 @@ static void emit_removal(struct plan_ctx *c, size_t stage)
 			    same(host->replications[r].destination_arn, arn))
 				(void)emit(c, PLAN_STOP_REPLICATION, arn, host->participant_id,
 				           c->stage[stage].remove_reason);
+	}
+	for (k = 0; k < st->n_feeders; k++) {
+		if (!feeder_needs_stop(c, st, k))
+			continue;
+		if (emit(c, PLAN_STOP_REPLICATION, arn, st->feeders[k].participant_id,
+		         c->stage[stage].remove_reason) == 0)
+			c->out->actions[c->out->n_actions - 1].source_arn = st->feeders[k].source_arn;
 	}
 	(void)emit(c, PLAN_DELETE_STAGE, arn, NULL, c->stage[stage].remove_reason);
 }
@@ -446,7 +588,7 @@ static int decide_size(struct plan_ctx *c, struct policy_state *state)
 	size_t i;
 
 	pin.serving_stages = 1;
-	pin.viewers_known = viewers_all_known(in);
+	pin.viewers_known = viewers_all_known(in) && !c->keys_vanished;
 	if (in->origin_viewers_known)
 		pin.viewers += in->origin_viewers;
 	for (i = 0; i < in->n_replicas; i++) {
@@ -498,7 +640,10 @@ int plan_fleet(const struct plan_input *in, struct policy_state *state, int64_t 
 		sum->note = "origin stage missing";
 		return 0;
 	}
-	sum->fail_reason = failed_read(in);
+	c.keys_vanished = viewer_keys_vanished(in, state, now_ms);
+	c.drain_min_ms = policy_drain_min_ms(&in->policy);
+	sum->viewer_keys_vanished = c.keys_vanished;
+	sum->fail_reason = failed_read_now(&c);
 	sum->fail_static = sum->fail_reason != NULL;
 
 	r = decide_size(&c, state);
@@ -520,6 +665,8 @@ int plan_fleet(const struct plan_input *in, struct policy_state *state, int64_t 
 	} else if (desired < serving && !sum->fail_static) {
 		choose_mark(&c);    /* the policy never lowers by more than one per pass */
 	}
+	track_zero_runs(&c, state);
+	commit_zero_runs(&c, state);
 	if (!sum->fail_static)
 		choose_removals(&c);
 
@@ -576,6 +723,22 @@ static bool is_operator_drained(const struct plan_input *in, const char *arn)
 	return false;
 }
 
+static bool is_feeder(const struct plan_input *in, const char *dest, const char *source,
+                      const char *participant)
+{
+	size_t i, k;
+
+	for (i = 0; i < in->n_replicas; i++) {
+		if (!same(in->replicas[i].arn, dest))
+			continue;
+		for (k = 0; k < in->replicas[i].n_feeders; k++)
+			if (same(in->replicas[i].feeders[k].source_arn, source) &&
+			    same(in->replicas[i].feeders[k].participant_id, participant))
+				return true;
+	}
+	return false;
+}
+
 static bool is_host(const struct plan_input *in, const char *participant)
 {
 	size_t i;
@@ -606,7 +769,9 @@ static int check_action(const struct plan_input *in, const struct plan_action *a
 	switch (a->kind) {
 	case PLAN_START_REPLICATION:
 	case PLAN_STOP_REPLICATION:
-		if (!same(a->source_arn, in->origin_arn) || !is_host(in, a->participant_id))
+		if ((!same(a->source_arn, in->origin_arn) || !is_host(in, a->participant_id)) &&
+		    (a->kind != PLAN_STOP_REPLICATION ||
+		     !is_feeder(in, a->stage_arn, a->source_arn, a->participant_id)))
 			return -EPERM;
 		if (a->kind == PLAN_STOP_REPLICATION &&
 		    is_manual(in, a->source_arn, a->stage_arn, a->participant_id))

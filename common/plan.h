@@ -16,10 +16,14 @@
  *     stage an operator drained is never reused: growth replaces it with a new stage, and it
  *     drains out under rule 4 like any other.
  *  3. Shrinking marks one replica draining: fewest viewers, ties newest, then ARN order.
- *  4. A draining stage whose viewers are known to be 0, or whose drain_timeout has passed, gets
- *     a STOP for every ACTIVE replication into it, then a DELETE marked after_stops. A stage
- *     marked in this pass is never deleted in the same pass (the application must first see
- *     the draining key).
+ *  4. A draining stage whose viewers have read 0 on every pass for drain_min (the effective
+ *     one: never longer than drain_timeout), or whose drain_timeout has passed, gets a STOP for
+ *     every replication into it that is still ACTIVE — every host's, and every feeder the
+ *     caller found in the stage (a replica participant whose source may be in its reconnect
+ *     window, no longer a host) — then a DELETE marked after_stops. A stage whose feeders
+ *     could not be read is not deleted this pass. A stage marked in this pass is never deleted
+ *     in the same pass (the application must first see the draining key). The 0-viewer runs
+ *     are remembered in the fleet's state: a start begins them afresh.
  *  5. Fail static: when any read failed, no MARK_DRAINING, STOP_REPLICATION or DELETE_STAGE.
  *     Starts and unmarks still happen. Creates are also withheld when the stage list is
  *     incomplete (stages_ok false): without a full inventory a create may duplicate a stage
@@ -37,6 +41,9 @@
  *     unknown and the read will be retried next pass; starting blind would spend the 5 TPS
  *     budget when IVS is most likely throttling) and puts the fleet in fail static.
  *  9. stages_ok and the origin not listed: no actions at all, note "origin stage missing".
+ * 10. Viewer keys that all vanished at once (the previous pass read at least one, this one
+ *     none, Redis answering) mean "viewers unknown" (fail static), not 0 viewers: until a key
+ *     appears again or for scale_down_delay, whichever comes first.
  */
 #ifndef IVS_PLAN_H
 #define IVS_PLAN_H
@@ -57,6 +64,15 @@ enum plan_replication_state {
 	PLAN_REPLICATION_STOPPED,
 };
 
+/*
+ * A replication feeding a replica stage as seen from the stage itself: a REPLICA participant
+ * in its session (its source may be disconnected or unpublished, inside the reconnect window).
+ */
+struct plan_feeder {
+	const char *source_arn;
+	const char *participant_id;
+};
+
 /* A replica stage this fleet owns (decided from IVS tags by the caller). */
 struct plan_replica_stage {
 	const char *arn;
@@ -67,6 +83,9 @@ struct plan_replica_stage {
 	bool draining;
 	int64_t draining_since_ms;   /* when the draining mark was set (same clock as now_ms) */
 	bool operator_drain;         /* draining because an operator asked: never reused (rule 2) */
+	const struct plan_feeder *feeders;   /* replicated participants found in the stage */
+	size_t n_feeders;
+	bool feeders_unknown;        /* the caller could not list them: no delete (rule 4) */
 };
 
 /* One entry of ListParticipantReplicas for a host (source = the origin). */
@@ -114,6 +133,7 @@ struct plan_input {
 	bool stages_ok;                            /* ListStages read every page */
 	bool hosts_ok;                             /* ListParticipants succeeded */
 	bool viewers_ok;                           /* Redis read ok and every count valid */
+	uint32_t viewer_keys;                      /* viewer keys that exist (rule 10) */
 	enum plan_override override;
 	uint32_t override_stages;                  /* total stages, when override is VALID */
 
@@ -134,7 +154,7 @@ struct plan_action {
 	enum plan_action_kind kind;
 	const char *stage_arn;        /* target, or replication destination; NULL for CREATE */
 	const char *participant_id;   /* START / STOP */
-	const char *source_arn;       /* START / STOP: always the origin */
+	const char *source_arn;       /* START: the origin; STOP: the origin or a feeder's source */
 	bool after_stops;             /* DELETE: run after the pass's stops, only if they succeeded */
 	const char *reason;           /* static string */
 	const char *hosts[PLAN_MAX_HOSTS];   /* CREATE: replicate these hosts into the new stage */
@@ -155,6 +175,8 @@ struct plan_summary {
 	uint32_t active_replications;    /* of those, ACTIVE now */
 	uint32_t ignored_stages;      /* replica entries dropped: duplicate ARN or the origin's */
 	uint32_t deletes_held;        /* finished drains kept because of a manual replication */
+	uint32_t drains_waiting;      /* draining stages at 0 viewers for less than drain_min */
+	bool viewer_keys_vanished;    /* rule 10 in force */
 	bool capped;                  /* demand or feeding exceeds the replication cap */
 	bool fail_static;
 	const char *fail_reason;      /* first failed read, NULL when none */
@@ -173,8 +195,8 @@ struct plan_output {
 };
 
 /*
- * Plan one pass for one fleet and record the sizing recommendation in *state (one per fleet,
- * kept between passes). Returns 0; -EINVAL for NULL/empty required fields or an invalid
+ * Plan one pass for one fleet and record the sizing recommendation, the 0-viewer runs of
+ * draining stages and the viewer keys seen in *state (one per fleet, kept between passes). Returns 0; -EINVAL for NULL/empty required fields or an invalid
  * policy; -E2BIG for more than PLAN_MAX_REPLICA_STAGES replicas or PLAN_MAX_HOSTS hosts. On
  * error *out holds no actions and *state is unchanged.
  */

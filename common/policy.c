@@ -40,7 +40,24 @@ int policy_validate(const struct fleet_policy *policy)
 		return -EINVAL;
 	if (policy->drain_timeout_ms < 0 || policy->drain_timeout_ms > POLICY_MAX_DELAY_MS)
 		return -EINVAL;
+	if (policy->drain_min_ms < 0 || policy->drain_min_ms > POLICY_MAX_DELAY_MS)
+		return -EINVAL;
 	return 0;
+}
+
+int64_t policy_drain_min_ms(const struct fleet_policy *policy)
+{
+	int64_t m = policy->drain_min_ms < policy->drain_timeout_ms ? policy->drain_min_ms
+	                                                            : policy->drain_timeout_ms;
+
+	return m < 0 ? 0 : m;
+}
+
+/* The scale-down window's buckets only; the other memories stay. */
+static void history_clear(struct policy_state *state)
+{
+	state->bucket_ms = 0;
+	memset(state->slot, 0, sizeof(state->slot));
 }
 
 void policy_state_init(struct policy_state *state)
@@ -146,13 +163,13 @@ static uint32_t history_record(struct policy_state *state, int64_t delay_ms, int
 	uint32_t carried = 0;
 
 	if (width == 0) {
-		policy_state_init(state);
+		history_clear(state);
 		return stages;
 	}
 	if (state->bucket_ms != width) {
 		if (state->bucket_ms > 0)
 			carried = history_max_since(state, now_ms - delay_ms);
-		policy_state_init(state);
+		history_clear(state);
 		state->bucket_ms = width;
 		if (carried > 0)
 			history_put(state, now_ms, carried);
@@ -208,6 +225,14 @@ int policy_decide(const struct fleet_policy *policy, const struct policy_input *
 		reason = "min clamp";
 	}
 
+	/* The hold: a break in the viewer data restarts the observation. */
+	if (!in->viewers_known) {
+		state->observing = false;
+	} else if (!state->observing) {
+		state->observing = true;
+		state->observing_since_ms = now_ms;
+	}
+
 	/* Without viewer data a low recommendation is not evidence: never remember one. */
 	recorded = in->viewers_known || rec > serving ? rec : serving;
 	window_max = history_record(state, policy->scale_down_delay_ms, now_ms, recorded);
@@ -224,6 +249,12 @@ int policy_decide(const struct fleet_policy *policy, const struct policy_input *
 	} else if (!in->viewers_known) {
 		desired = serving;
 		reason = "viewers unknown";
+	} else if (now_ms - state->observing_since_ms < policy->scale_down_delay_ms) {
+		/* Not yet a whole window of observation (a start, or Redis back): the history
+		 * cannot tell a real fall from data not written again yet. */
+		desired = serving;
+		out->held = true;
+		reason = "warming up";
 	} else {
 		/* One stage per pass, never below the highest recent recommendation. */
 		unheld = rec > serving - 1 ? rec : serving - 1;

@@ -10,6 +10,9 @@
  *   up       : desired = min(rec, S + max(S, 4))          (at once, rate-limited)
  *   down     : desired = max(highest rec over the last scale_down_delay, S - 1)
  *   unknown V: desired = max(rec, S)                      (never shrink on missing data)
+ *   hold     : no scale-down until the viewers have been observed (known) for a whole
+ *              scale_down_delay: after a start (empty history) and after any pass whose
+ *              viewers were unknown (Redis down or back, values unreadable)
  *
  * Counts are whole stages including the origin: S = origin + non-draining replicas.
  */
@@ -17,6 +20,7 @@
 #define IVS_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* IVS: 5 concurrent replications per participant, not adjustable. */
@@ -40,6 +44,8 @@ struct fleet_policy {
 	uint32_t max_replicas;        /* upper bound on replica stages (further capped at 5) */
 	int64_t scale_down_delay_ms;  /* stabilization window for scale-down, 0..24 h */
 	int64_t drain_timeout_ms;     /* used by the planner: delete a draining stage after this */
+	int64_t drain_min_ms;         /* used by the planner: a draining stage must read 0 viewers
+	                               * this long before it is deleted (capped at drain_timeout) */
 };
 
 /* What was observed this pass. */
@@ -75,16 +81,39 @@ struct policy_history_slot {
 	bool used;
 };
 
+/* Longest stage ARN the planner's drain memory holds (IVS ARNs are at most 128). */
+#define POLICY_ARN_MAX 128
+/* Draining stages whose 0-viewer reading the planner remembers (plan.h: 32 replicas). */
+#define POLICY_ZERO_SLOTS 32
+
+struct policy_zero_mark {
+	char arn[POLICY_ARN_MAX + 1];
+	int64_t since_ms;          /* first pass of the current run of 0-viewer readings */
+};
+
 struct policy_state {
 	int64_t bucket_ms;         /* bucket width the slots were recorded with; 0 = none yet */
 	struct policy_history_slot slot[POLICY_HISTORY_SLOTS];
+	/* Scale-down hold: viewers known without a break since observing_since_ms. */
+	bool observing;
+	int64_t observing_since_ms;
+	/* The planner's memory (plan.c): viewer keys seen, when they all vanished, and since when
+	 * each draining stage has read 0 viewers. */
+	bool saw_viewer_keys;
+	bool keys_vanished;        /* in a spell of vanished keys, begun at keys_vanished_ms */
+	int64_t keys_vanished_ms;
+	struct policy_zero_mark zero[POLICY_ZERO_SLOTS];
+	size_t n_zero;
 };
 
 /* 0 when the knobs are in range, -EINVAL otherwise (C, u, min <= max, delays). */
 int policy_validate(const struct fleet_policy *policy);
 
-/* Empty the history (same as zeroing it). */
+/* Empty the history and every memory (same as zeroing it): the state of a fresh start. */
 void policy_state_init(struct policy_state *state);
+
+/* The drain_min in effect: drain_min, never longer than drain_timeout, never negative. */
+int64_t policy_drain_min_ms(const struct fleet_policy *policy);
 
 /*
  * ceil(viewers / (C·u)) in exact integer arithmetic (u rounded to parts per million), at

@@ -30,6 +30,7 @@ void retry_state_init(struct retry_state *state)
 {
 	state->attempt = 1;
 	state->last_cost = 0;
+	state->at_most_once = false;
 }
 
 const char *retry_verdict_name(enum retry_verdict v)
@@ -94,6 +95,16 @@ uint64_t retry_backoff_us(const struct retry_policy *policy, unsigned failed_att
 	return (uint64_t)(random01 * (double)ceiling);
 }
 
+int retry_is_retryable_at_most_once(const struct aws_error *err)
+{
+	if (err->kind == AWS_ERR_THROTTLED)
+		return 1;
+	if (err->kind == AWS_ERR_NETWORK)
+		return strcmp(err->code, "curl:5") == 0 || strcmp(err->code, "curl:6") == 0 ||
+		       strcmp(err->code, "curl:7") == 0;
+	return 0;
+}
+
 enum retry_verdict retry_on_failure(const struct retry_policy *policy, struct retry_quota *quota,
 				    struct retry_state *state, const struct aws_error *err,
 				    double random01, uint64_t *delay_us)
@@ -101,7 +112,7 @@ enum retry_verdict retry_on_failure(const struct retry_policy *policy, struct re
 	unsigned cost;
 
 	*delay_us = 0;
-	if (!retry_is_retryable(err))
+	if (!(state->at_most_once ? retry_is_retryable_at_most_once(err) : retry_is_retryable(err)))
 		return RETRY_NOT_RETRYABLE;
 	if (state->attempt >= policy->max_attempts)
 		return RETRY_MAX_ATTEMPTS;

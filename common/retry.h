@@ -18,6 +18,7 @@
 #ifndef IVS_RETRY_H
 #define IVS_RETRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "awserr.h"
@@ -45,6 +46,7 @@ struct retry_quota {
 struct retry_state {
 	unsigned attempt;
 	unsigned last_cost;         /* cost of the last quota acquisition, 0 if never retried */
+	bool at_most_once;          /* not idempotent: see retry_is_retryable_at_most_once */
 };
 
 enum retry_verdict {
@@ -59,6 +61,14 @@ void retry_state_init(struct retry_state *state);
 
 /* 1 when the outcome may be retried at all (ignores attempts and quota). */
 int retry_is_retryable(const struct aws_error *err);
+
+/*
+ * The same for a request that must not take effect twice (CreateStage: no idempotency token):
+ * 1 only when the service certainly did not act on it — throttled, or the connection was
+ * never made (curl 5, 6, 7: proxy/host not resolved, connect failed). A 5xx, a timeout or a
+ * connection lost after sending leave the outcome unknown: 0, the caller finds out.
+ */
+int retry_is_retryable_at_most_once(const struct aws_error *err);
 
 /* "again", "not_retryable", "max_attempts", "quota_exhausted" */
 const char *retry_verdict_name(enum retry_verdict v);

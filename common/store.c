@@ -677,3 +677,68 @@ fail:
 	read_free(op);
 	return r;
 }
+
+/* ---- SCAN -------------------------------------------------------------------------------- */
+
+struct scan_op {
+	store_scan_cb *cb;
+	void *ud;
+};
+
+static void on_scan_reply(void *ud, redisReply *r, const char *error)
+{
+	struct scan_op *op = ud;
+	const char **keys = NULL;
+	size_t n = 0;
+
+	if (r == NULL) {
+		op->cb(op->ud, -ENOTCONN, error != NULL ? error : "connection lost", NULL, NULL, 0);
+		goto out;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		op->cb(op->ud, -EIO, r->str, NULL, NULL, 0);
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		op->cb(op->ud, -EIO, "SCAN: unexpected reply", NULL, NULL, 0);
+		goto out;
+	}
+	keys = calloc(r->element[1]->elements + 1, sizeof(*keys));
+	if (keys == NULL) {
+		op->cb(op->ud, -ENOMEM, "out of memory", NULL, NULL, 0);
+		goto out;
+	}
+	for (size_t i = 0; i < r->element[1]->elements; i++) {
+		const redisReply *k = r->element[1]->element[i];
+		/* hiredis NUL-terminates strings; a key with a NUL inside is no key of ours */
+		if (k->type == REDIS_REPLY_STRING && strlen(k->str) == k->len)
+			keys[n++] = k->str;
+	}
+	op->cb(op->ud, 0, NULL, r->element[0]->str, keys, n);
+out:
+	free(keys);
+	free(op);
+}
+
+int store_scan(struct redisio *rio, const char *cursor, const char *match, unsigned count,
+               store_scan_cb *cb, void *ud)
+{
+	char cnt[16];
+	const char *argv[] = { "SCAN", cursor, "MATCH", match, "COUNT", cnt };
+	struct scan_op *op;
+	int r;
+
+	if (rio == NULL || cursor == NULL || match == NULL || cb == NULL || count == 0)
+		return -EINVAL;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return -ENOMEM;
+	op->cb = cb;
+	op->ud = ud;
+	snprintf(cnt, sizeof(cnt), "%u", count);
+	r = redisio_command_argv(rio, 6, argv, NULL, on_scan_reply, op);
+	if (r < 0)
+		free(op);
+	return r;
+}

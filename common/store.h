@@ -140,4 +140,14 @@ int store_stage_key(char *buf, size_t size, const char *prefix, enum store_stage
 /* buf = prefix + "autoscaler:status". 0, -ENAMETOOLONG. */
 int store_status_key(char *buf, size_t size, const char *prefix);
 
+/*
+ * One page of SCAN cursor MATCH match COUNT count. next is the cursor to send next ("0": the
+ * scan is complete); keys[n] are the page's keys (binary-safe, NUL-terminated copies). The
+ * arguments are valid only during the call. err: 0, -EIO (error reply, wrong shape), -ENOTCONN.
+ */
+typedef void store_scan_cb(void *ud, int err, const char *error, const char *next,
+                           const char *const *keys, size_t n);
+int store_scan(struct redisio *rio, const char *cursor, const char *match, unsigned count,
+               store_scan_cb *cb, void *ud);
+
 #endif

@@ -359,3 +359,57 @@ char *store_format_replication(const char *source_stage_arn, const char *dest_st
 	values[3] = json_string(started_at_iso);
 	return dump_pairs(names, values, 4);
 }
+
+int store_parse_record_key(const char *prefix, const char *key, char *arn, size_t arnlen)
+{
+	static const char *const heads[] = { "stage:", "replication:" };
+	static const char *const tails[] = { "", ":draining", ":drained_by" };
+	size_t plen, klen;
+
+	if (prefix == NULL || key == NULL || arn == NULL || arnlen == 0)
+		return 0;
+	plen = strlen(prefix);
+	klen = strlen(key);
+	if (klen < plen || strncmp(key, prefix, plen) != 0)
+		return 0;
+	key += plen;
+	klen -= plen;
+	for (size_t h = 0; h < 2; h++) {
+		size_t hl = strlen(heads[h]);
+		if (klen <= hl || strncmp(key, heads[h], hl) != 0)
+			continue;
+		for (size_t t = 0; t < (h == 0 ? 3u : 1u); t++) {
+			size_t tl = strlen(tails[t]), alen;
+			if (klen < hl + tl || strcmp(key + klen - tl, tails[t]) != 0)
+				continue;
+			alen = klen - hl - tl;
+			if (alen == 0 || alen > STORE_STAGE_ARN_MAX || alen >= arnlen ||
+			    !store_is_stage_arn(key + hl, alen))
+				continue;
+			memcpy(arn, key + hl, alen);
+			arn[alen] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int store_glob_escape(const char *key, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *key != '\0'; key++) {
+		if (strchr("*?[]\\", *key) != NULL) {
+			if (n + 1 >= outlen)
+				return -ENAMETOOLONG;
+			out[n++] = '\\';
+		}
+		if (n + 1 >= outlen)
+			return -ENAMETOOLONG;
+		out[n++] = *key;
+	}
+	if (outlen == 0)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	return 0;
+}

@@ -79,4 +79,16 @@ char *store_format_stage_info(const char *arn, const char *name, const char *cre
 char *store_format_replication(const char *source_stage_arn, const char *dest_stage_arn,
                                const char *participant_id, const char *started_at_iso);
 
+/*
+ * The stage ARN in one of the controller's per-stage record keys under prefix:
+ * "<prefix>stage:<arn>", "<prefix>stage:<arn>:draining", "<prefix>stage:<arn>:drained_by",
+ * "<prefix>replication:<arn>", where <arn> is a stage ARN (store_is_stage_arn). Any other
+ * key (the application's viewer sets, the status hash, ...) is not one: returns 0. 1 with the
+ * ARN copied into arn.
+ */
+int store_parse_record_key(const char *prefix, const char *key, char *arn, size_t arnlen);
+
+/* key with the glob characters of SCAN MATCH (* ? [ ] \) escaped by a backslash. 0 or -ENAMETOOLONG. */
+int store_glob_escape(const char *key, char *out, size_t outlen);
+
 #endif

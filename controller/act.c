@@ -152,6 +152,13 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 			log_event(LOG_ERR, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
 							    "IVS_OPERATION", "CreateStage"),
 				  "stage quota reached: %s", err->message);
+		else if (err->kind == AWS_ERR_NETWORK || err->kind == AWS_ERR_TIMEOUT ||
+			 err->kind == AWS_ERR_SERVER)
+			/* Not resent (no idempotency token): the listing tells, and adopts it. */
+			log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
+							       "IVS_OPERATION", "CreateStage"),
+				  "fleet %s: CreateStage outcome unknown; the next pass adopts the stage "
+				  "if IVS created it", f->cfg->name);
 		record_failure(op, "CreateStage", err);
 		pass_op_done(op);
 		return;
@@ -388,6 +395,7 @@ static void fleet_policy_from_config(const struct config_fleet *c, struct fleet_
 		.max_replicas = c->max_replicas,
 		.scale_down_delay_ms = (int64_t)c->scale_down_delay_ms,
 		.drain_timeout_ms = (int64_t)c->drain_timeout_ms,
+		.drain_min_ms = (int64_t)c->drain_min_ms,
 	};
 }
 
@@ -415,6 +423,9 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 			.viewers_known = st->viewers_known, .viewers = st->viewers,
 			.draining = st->draining, .draining_since_ms = st->draining_since_ms,
 			.operator_drain = st->operator_drain,
+			.feeders = st->feeders != NULL ? st->feeders->items : NULL,
+			.n_feeders = st->feeders != NULL ? st->feeders->n : 0,
+			.feeders_unknown = st->feeders_unknown,
 		};
 	}
 	in->replicas = s->replicas;
@@ -442,6 +453,7 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 	in->stages_ok = p->stages_ok && !f->legacy_unknown && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
 	in->hosts_ok = f->hosts_ok;
 	in->viewers_ok = f->redis_ok && f->viewers_ok;
+	in->viewer_keys = f->viewer_keys;
 	in->override = f->override;
 	in->override_stages = f->override_stages;
 	fleet_policy_from_config(f->cfg, &in->policy);

@@ -71,6 +71,79 @@ static void redis_read_failed(struct obs_fleet *f, struct pass *p)
 	p->reads_failed++;
 }
 
+/*
+ * What replicates into a draining stage, seen from the stage: its REPLICA participants. A host
+ * that dropped (or stopped publishing) is no host any more, but IVS keeps its replications
+ * ACTIVE for the reconnect window; they must be stopped before the stage is deleted.
+ */
+static void on_feeders(void *ud, const struct aws_error *err,
+		       const struct ivs_participant_list *list)
+{
+	struct op *op = ud;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+	struct obs_stage *s = &f->replicas[op->index];
+	struct obs_feeders *fd;
+
+	if (err != NULL && err->kind != AWS_OK) {
+		s->feeders_unknown = true;
+		op->pass->reads_failed++;
+		log_event(LOG_WARNING, NULL,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", s->arn,
+				     "IVS_OPERATION", "ListParticipants", "AWS_REQUEST_ID", err->request_id),
+			  "listing the replications into draining stage %s failed: %s %s; it is kept",
+			  s->arn, aws_error_kind_name(err->kind), err->message);
+		goto out;
+	}
+	fd = calloc(1, sizeof(*fd));
+	if (fd == NULL) {
+		s->feeders_unknown = true;
+		goto out;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ivs_participant *pt = &list->items[i];
+		if (pt->replication_type != IVS_REPLICATION_TYPE_REPLICA ||
+		    pt->replication_state == IVS_REPLICATION_STOPPED ||
+		    pt->participant_id[0] == '\0' || pt->source_stage_arn[0] == '\0')
+			continue;
+		if (fd->n == PLAN_MAX_HOSTS) {
+			s->feeders_unknown = true;       /* more than a stage can hold: be safe */
+			break;
+		}
+		snprintf(fd->src[fd->n], sizeof(fd->src[0]), "%s", pt->source_stage_arn);
+		snprintf(fd->pid[fd->n], sizeof(fd->pid[0]), "%s", pt->participant_id);
+		fd->items[fd->n] = (struct plan_feeder){ fd->src[fd->n], fd->pid[fd->n] };
+		fd->n++;
+	}
+	if (fd->n == 0)
+		free(fd);
+	else
+		s->feeders = fd;
+out:
+	pass_op_done(op);
+}
+
+/* List the feeders of the fleet's draining stages (a stage with no session has none). */
+static void observe_feeders(struct op *parent, struct obs_fleet *f)
+{
+	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
+	struct reconciler *r = parent->r;
+
+	for (size_t i = 0; i < f->n_replicas; i++) {
+		struct obs_stage *s = &f->replicas[i];
+		struct op *op;
+		if (!s->draining || s->session[0] == '\0')
+			continue;
+		op = pass_op_new(r, parent->pass, parent->fleet);
+		if (op == NULL) {
+			s->feeders_unknown = true;
+			continue;
+		}
+		op->index = i;
+		if (ivs_list_participants(r->aws, s->arn, s->session, &filter, on_feeders, op) < 0)
+			on_feeders(op, &pass_not_queued, NULL);
+	}
+}
+
 static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 {
 	struct redis_read *rr = ud;
@@ -103,6 +176,8 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 	for (size_t i = 0; i < res->n_stages; i++) {
 		const struct store_stage_read *sr = &res->stages[i];
 		struct obs_stage *s = rr->stage_of[i];
+		if (sr->viewers_state != STORE_ABSENT)
+			f->viewer_keys++;
 		if (sr->viewers_state == STORE_INVALID) {
 			set_viewers_invalid(f, s, sr->viewers_error);
 		} else {
@@ -118,6 +193,8 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 									  : op->pass->started_ms;
 		}
 	}
+	if (op->pass->stages_ok)
+		observe_feeders(op, f);
 out:
 	redis_read_free(rr);
 	pass_op_done(op);
@@ -293,6 +370,7 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 	memset(s, 0, sizeof(*s));
 	snprintf(s->arn, sizeof(s->arn), "%s", st->arn);
 	snprintf(s->name, sizeof(s->name), "%s", st->name);
+	snprintf(s->session, sizeof(s->session), "%s", st->active_session_id);
 	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
 	return 0;
 }
@@ -537,6 +615,13 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 		for (size_t fi = 0; fleets != NULL && fi < p->n_fleets; fi++)
 			fleets[fi] = (struct ownership_fleet){ p->fleets[fi].cfg->name,
 							       p->fleets[fi].cfg->origin_stage_arn };
+		p->listed = malloc((list->n ? list->n : 1) * sizeof(*p->listed));
+		if (p->listed != NULL) {
+			for (size_t i = 0; i < list->n; i++)
+				p->listed[i] = sweep_arn_hash(list->items[i].arn);
+			sweep_sort_hashes(p->listed, list->n);
+			p->n_listed = list->n;
+		}
 		for (size_t i = 0; fleets != NULL && i < list->n; i++) {
 			const struct ivs_stage *st = &list->items[i];
 			bool origin = false;

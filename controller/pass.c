@@ -32,6 +32,8 @@ static void obs_fleet_clear(struct obs_fleet *f)
 		free(f->hosts[h].dest);
 	}
 	free(f->hosts);
+	for (size_t i = 0; i < f->n_replicas; i++)
+		free(f->replicas[i].feeders);
 	free(f->replicas);
 	free(f->actions);
 	free(f->open);
@@ -49,6 +51,7 @@ void pass_free(struct pass *p)
 	free(p->fleets);
 	free(p->stops_done);
 	free(p->foreign);
+	free(p->listed);
 	free(p);
 }
 

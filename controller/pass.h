@@ -40,9 +40,18 @@ struct obs_host {
 	size_t n_replications;
 };
 
+/* The replications found feeding a draining stage (its REPLICA participants). */
+struct obs_feeders {
+	size_t n;
+	struct plan_feeder items[PLAN_MAX_HOSTS];           /* point into src[] and pid[] */
+	char src[PLAN_MAX_HOSTS][IVS_ARN_MAX + 1];
+	char pid[PLAN_MAX_HOSTS][IVS_PARTICIPANT_ID_MAX + 1];
+};
+
 struct obs_stage {
 	char arn[IVS_ARN_MAX + 1];
 	char name[IVS_STAGE_NAME_MAX + 1];
+	char session[IVS_SESSION_ID_MAX + 1];    /* active session ("" = none), from ListStages */
 	int64_t created_ms;
 	bool viewers_known;
 	uint64_t viewers;
@@ -51,6 +60,9 @@ struct obs_stage {
 	bool operator_drain;                     /* drained_by "operator": never put back */
 	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
 	bool adopted;                            /* 0.1-style, adopted this pass: tag it (leader) */
+	/* Draining stages only: what still replicates into it, whatever its source's state. */
+	struct obs_feeders *feeders;             /* heap; NULL = none found or not listed */
+	bool feeders_unknown;                    /* the listing failed: the stage is not deleted */
 };
 
 /* A managed stage that is not ours (common/ownership.h): shown, never touched. */
@@ -75,6 +87,7 @@ struct obs_fleet {
 	bool hosts_ok;
 	bool viewers_ok;
 	bool redis_ok;
+	uint32_t viewer_keys;                    /* viewer keys that exist (plan.h rule 10) */
 	enum plan_override override;
 	uint32_t override_stages;
 	char override_error[STORE_ERR_MAX];
@@ -133,6 +146,9 @@ struct pass {
 	int64_t finished_ms;
 	uint64_t duration_us;
 	bool ok;
+	/* Every ARN the complete ListStages returned, as sorted sweep_arn_hash values (sweep.c). */
+	uint64_t *listed;
+	size_t n_listed;
 };
 
 /* Each callback owed to a pass carries one of these, so that it finds its pass and fleet. */

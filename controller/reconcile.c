@@ -332,6 +332,7 @@ void reconciler_free(struct reconciler *r)
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
 	pass_free(r->current);
 	pass_free(r->last);
+	sweep_free(r->sweep);
 	backoff_free(r->backoff);
 	free(r->fleets);
 	free(r->foreign_warned);
@@ -345,6 +346,7 @@ int reconciler_set_config(struct reconciler *r, const struct config *config)
 	if (rc < 0)
 		return rc;
 	r->config = config;
+	sweep_forget(r);
 	/* The last observation refers to the old config's fleets: drop it. */
 	pass_free(r->last);
 	r->last = NULL;

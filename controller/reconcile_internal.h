@@ -90,6 +90,7 @@ struct reconciler {
 	/* Foreign-managed stages already warned about (one warning each). */
 	char (*foreign_warned)[IVS_ARN_MAX + 1];
 	size_t n_foreign_warned;
+	struct sweep *sweep;                     /* sweep.c; NULL before the first sweep */
 };
 
 struct plan_scratch {
@@ -134,5 +135,15 @@ void rec_on_write(void *ud, int err, const char *error);
 void rec_forget_stage(struct reconciler *r, const char *arn);
 /* The journald events of one fleet's plan (scale decisions, capped, fail static, bad values). */
 void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs);
+
+/* ---- sweep.c: records of vanished stages, from what IVS lists versus what Redis holds ------ */
+
+uint64_t sweep_arn_hash(const char *arn);
+void sweep_sort_hashes(uint64_t *h, size_t n);
+/* After a recorded pass: maybe begin a sweep (complete listing, once per resync interval). */
+void sweep_after_pass(struct reconciler *r, const struct pass *p);
+/* The configuration changed: forget the candidates found so far. */
+void sweep_forget(struct reconciler *r);
+void sweep_free(struct sweep *s);
 
 #endif

@@ -390,4 +390,5 @@ void record_pass(struct reconciler *r, struct pass *p)
 		  "reads failed)", p->id, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
 		  p->actions_done, p->actions_failed, p->reads_failed);
 	forget_vanished_stages(r, p);
+	sweep_after_pass(r, p);
 }

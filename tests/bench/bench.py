@@ -176,7 +176,7 @@ def make_fleets(env, n, replicas, host=True):
             env.sim.add_host(arn, user_id=f"host-{name}")
         env.redis.cmd("SET", f"{PREFIX}fleet:{name}:desired", str(1 + replicas))
         fleets.append({"name": name, "origin_stage_arn": arn, "viewers_per_stage": 10000,
-                       "max_replicas": 5, "scale_down_delay": "1s", "drain_timeout": "60s",
+                       "max_replicas": 5, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "0s",
                        "reconnect_window": "60s",
                        "keys": {"publisher": "fleet:{fleet}:publisher",
                                 "desired_stages": "fleet:{fleet}:desired"}})

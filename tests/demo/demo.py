@@ -65,10 +65,11 @@ def demo_config(path, endpoint, redis_url, socket_path, scale):
         "resync_interval": f"{max(1, round(5 * scale))}s",
         "scale_down_delay": f"{max(2, round(30 * scale))}s",
         "drain_timeout": f"{max(4, round(60 * scale))}s",
+        "drain_min": f"{max(1, round(10 * scale))}s",
     }
     out = []
     for line in text.splitlines():
-        m = re.match(r"^(\s*)(endpoint|url|socket|resync_interval|scale_down_delay|drain_timeout):", line)
+        m = re.match(r"^(\s*)(endpoint|url|socket|resync_interval|scale_down_delay|drain_timeout|drain_min):", line)
         if m:
             line = f"{m.group(1)}{m.group(2)}: {subs[m.group(2)]}"
         out.append(line)

@@ -1,6 +1,7 @@
 /*
- * fuzz_store_parse.c — every Redis value parser over arbitrary bytes. The first byte picks the
- * parser so one corpus covers them all (4 mod 10: stage ARN, 9 mod 10: stage record); the rest is the value. Invariants checked: success means
+ * fuzz_store_parse.c — every Redis value (and record key) parser over arbitrary bytes. The first
+ * byte picks the parser so one corpus covers them all (of the stage ARN's share, 10 mod 12 is the
+ * stage record); the rest is the value. Invariants checked: success means
  * the output obeys the documented limits; failure always leaves a NUL-terminated reason.
  */
 #include <stdint.h>
@@ -21,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	len = size - 1;
 	err[0] = '\0';
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		int v;
 		if (store_parse_desired(s, len, &v, err, sizeof(err)) == 0 &&
@@ -53,8 +54,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
+	case 5: {
+		/* a key: NUL-terminated copy; a record key's ARN must be a stage ARN */
+		char *key = malloc(len + 1), arn[STORE_STAGE_ARN_MAX + 1];
+		if (key == NULL)
+			return 0;
+		memcpy(key, s, len);
+		key[len] = '\0';
+		if (store_parse_record_key("ivs:", key, arn, sizeof(arn)) == 1 &&
+		    !store_is_stage_arn(arn, strlen(arn)))
+			abort();
+		free(key);
+		break;
+	}
 	default:
-		if (data[0] % 10 == 9) {
+		if (data[0] % 12 == 10) {
 			/* stage:{arn} records: a parent is a stage ARN or nothing. */
 			char parent[160];
 			if (store_parse_stage_parent(s, len, parent, sizeof(parent), err, sizeof(err)) == 0 &&

@@ -50,7 +50,7 @@ def clean_exit(tmpdir_path, daemons):
 def make_fleet(sim, name="main", **policy):
     arn = sim.create_stage(f"Origin{name.capitalize()}1", name=f"{name}-origin")
     fleet = {"name": name, "origin_stage_arn": arn, "viewers_per_stage": 100,
-             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "0s",
              "reconnect_window": "10s"}
     fleet.update(policy)
     return fleet

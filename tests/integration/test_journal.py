@@ -121,7 +121,7 @@ def test_events_carry_structured_fields_in_the_journal(journald, tmpdir_path, re
     redis.cmd("SET", f"{PREFIX}stage:{origin}:viewers", 150)     # 2 stages' worth: 1 replica
     d = Daemon(tmpdir_path, redis, sim, [{
         "name": "main", "origin_stage_arn": origin, "viewers_per_stage": 100,
-        "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+        "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "0s",
         "reconnect_window": "10s"}], prefix=PREFIX)
     stream, dev_ino = journal_stream("ivs-autoscaler")
     d.env["JOURNAL_STREAM"] = dev_ino

@@ -98,7 +98,7 @@ def resume_sim(sim):
 def fleet(sim, name, stage_id):
     arn = sim.create_stage(stage_id, name=f"{name}-origin")
     return {"name": name, "origin_stage_arn": arn, "viewers_per_stage": 100,
-            "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+            "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "0s",
             "reconnect_window": "10s"}
 
 

@@ -39,7 +39,7 @@ def sanitizer_clean(tmpdir_path, redis, sim, daemons):
 def origin_fleet(sim, name="main", origin_id=None, **policy):
     arn = sim.create_stage(origin_id or f"Origin{name.capitalize()}1", name=f"{name}-origin")
     fleet = {"name": name, "origin_stage_arn": arn, "viewers_per_stage": 100,
-             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+             "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "0s",
              "reconnect_window": "10s"}
     fleet.update(policy)
     return fleet

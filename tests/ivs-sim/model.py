@@ -157,6 +157,11 @@ class Model:
             stage["recording"] = req["autoParticipantRecordingConfiguration"]
         return {"stage": self._stage_out(stage)}
 
+    def active_into(self, arn):
+        """(source arn, participant id) of every ACTIVE replication into a stage."""
+        return sorted(k for k, dests in self.replications.items()
+                      if arn in dests and dests[arn]["state"] == "ACTIVE")
+
     def delete_stage(self, now, req):
         arn = req["arn"]
         stage = self._stage(arn)

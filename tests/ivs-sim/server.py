@@ -17,6 +17,9 @@ import sts as sts_mod
 ROUTES_POST = {op for op in shapes.INPUTS if op not in
                ("TagResource", "UntagResource", "ListTagsForResource")}
 MAX_BODY = 1 << 20
+# Operations whose request-log lines carry a "detail" (target, its tags, ACTIVE replications).
+MUTATING = {"CreateStage", "DeleteStage", "StartParticipantReplication",
+            "StopParticipantReplication"}
 CLOCK_SKEW = 300
 
 
@@ -37,7 +40,8 @@ class Sim:
 
     def reset_runtime(self):
         self.faults = {"failRate": 0.0, "latencyMs": 0, "tps": self.args.tps,
-                       "seed": self.args.seed, "hangSeconds": 60, "failOperations": []}
+                       "seed": self.args.seed, "hangSeconds": 60, "failOperations": [],
+                       "dropAfterCommitRate": 0.0, "dropAfterCommit": []}
         self.fault_rng = random.Random(self.args.seed)
         self.buckets = {}
         self.counters = {}
@@ -72,13 +76,16 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok, access_key=None):
+    def log(self, op, status, error, started, sig_ok, detail=None, access_key=None):
         if self.log_file is None:
             return
-        line = json.dumps({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                           "operation": op, "status": status, "errorType": error,
-                           "latencyMs": round((time.monotonic() - started) * 1000, 3),
-                           "signatureOk": sig_ok, "accessKeyId": access_key})
+        entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 "operation": op, "status": status, "errorType": error,
+                 "latencyMs": round((time.monotonic() - started) * 1000, 3),
+                 "signatureOk": sig_ok, "accessKeyId": access_key}
+        if detail:
+            entry["detail"] = detail
+        line = json.dumps(entry)
         with self.log_lock:
             self.log_file.write(line + "\n")
             self.log_file.flush()
@@ -167,10 +174,28 @@ class Sim:
            "UntagResource": "untag_resource", "ListTagsForResource": "list_tags"}
 
     def call(self, op, req):
+        """Run one API operation; returns (output, detail for the request log)."""
         with self.lock:
             now = self.now()
             self.model.tick(now)
-            return getattr(self.model, self.OPS[op])(now, req)
+            detail = self.detail(op, req)
+            out = getattr(self.model, self.OPS[op])(now, req)
+            if op == "CreateStage":
+                detail["arn"] = out["stage"]["arn"]
+            return out, detail
+
+    def detail(self, op, req):
+        """What a checker of the request log needs to judge a mutating call: its target, the
+        target's tags and, for DeleteStage, the replications still ACTIVE into it."""
+        d = {k: req[k] for k in ("arn", "sourceStageArn", "destinationStageArn", "participantId",
+                                  "name") if isinstance(req.get(k), str)}
+        target = d.get("arn") if op == "DeleteStage" else d.get("destinationStageArn")
+        stage = self.model.stages.get(target) if target else None
+        if stage is not None and op in ("DeleteStage", "StartParticipantReplication"):
+            d["tags"] = dict(stage["tags"])
+        if stage is not None and op == "DeleteStage":
+            d["activeInto"] = [list(k) for k in self.model.active_into(target)]
+        return d
 
 
 class Headers:
@@ -264,6 +289,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.control(sim, path, body)
         self.api(sim, path, query, body)
 
+    def drop(self):
+        """Close the connection without an answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     # ---- API requests ----------------------------------------------------------------------
     def api(self, sim, path, query, body):
         started = time.monotonic()
@@ -276,7 +309,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(status, {key: message}, [("x-amzn-ErrorType", code)])
             with sim.lock:
                 sim.count(opname, code)
-            sim.log(opname, status, code, started, sig_ok, akid)
+            sim.log(opname, status, code, started, sig_ok, access_key=akid)
 
         sim.wait_if_paused()
         headers = Headers(self.headers)
@@ -293,6 +326,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f = dict(sim.faults)
             draw = sim.fault_rng.random()
             kind = sim.fault_rng.choice(("500", "503", "drop", "hang"))
+            # Drawn only when asked for, so that the sequences of the other faults stay as
+            # they were for a given seed.
+            late = (op in f["dropAfterCommit"] or
+                    (f["dropAfterCommitRate"] and sim.fault_rng.random() < f["dropAfterCommitRate"]))
         if not allowed:
             return fail(429, "ThrottlingException", "Rate exceeded", key="message")
         if f["latencyMs"]:
@@ -308,12 +345,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sim.stopping.wait(f["hangSeconds"])
             with sim.lock:
                 sim.count(opname, "ConnectionDropped" if kind == "drop" else "Hung")
-            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True, akid)
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True,
+                    access_key=akid)
+            self.drop()
             return
         if op in ("ListTagsForResource", "UntagResource"):
             req = {}
@@ -341,13 +375,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if problem:
             return fail(400, "ValidationException", problem)
         try:
-            out = sim.call(op, req)
+            out, detail = sim.call(op, req)
         except model_mod.ApiError as e:
             return fail(e.status, e.code, e.message)
+        if late:
+            # The operation took effect; its answer is lost (the client cannot tell).
+            with sim.lock:
+                sim.count(op, "DroppedAfterCommit")
+            sim.log(op, 0, "DroppedAfterCommit", started, True, detail, akid)
+            self.drop()
+            return
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
-        sim.log(op, 200, None, started, True, akid)
+        sim.log(op, 200, None, started, True, detail if op in MUTATING else None, akid)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------
@@ -433,7 +474,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_sim/faults":
             with sim.lock:
                 for key, kind in (("failRate", float), ("latencyMs", float), ("tps", float),
-                                  ("hangSeconds", float)):
+                                  ("hangSeconds", float), ("dropAfterCommitRate", float)):
                     if key in req:
                         v = req[key]
                         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -444,6 +485,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if not isinstance(ops, list) or any(o not in sim.OPS for o in ops):
                         return 400, {"error": "failOperations must be a list of operation names"}
                     sim.faults["failOperations"] = list(ops)
+                if "dropAfterCommit" in req:
+                    ops = req["dropAfterCommit"]
+                    if not isinstance(ops, list) or any(o not in sim.OPS for o in ops):
+                        return 400, {"error": "dropAfterCommit must be a list of operation names"}
+                    sim.faults["dropAfterCommit"] = list(ops)
                 if "seed" in req:
                     sim.faults["seed"] = req["seed"]
                     sim.fault_rng = random.Random(req["seed"])

@@ -117,7 +117,7 @@ static const struct config_case cases[] = {
 	{ "unknown fleet key", FLEET "    max_replica: 3\n",
 	  "t.yaml:4:5: fleets[0].max_replica: unknown key (expected one of: name, origin_stage_arn, "
 	  "viewers_per_stage, target_utilization, min_replicas, max_replicas, scale_down_delay, "
-	  "drain_timeout, reconnect_window, tags, keys)" },
+	  "drain_timeout, drain_min, reconnect_window, tags, keys)" },
 	{ "viewers is not per fleet", FLEET "    keys:\n      viewers: \"v:{arn}\"\n",
 	  "t.yaml:5:7: fleets[0].keys.viewers: unknown key (expected one of: publisher, "
 	  "desired_stages, open_stages)" },
@@ -265,6 +265,10 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:20: reconcile.resync_interval: must be at least 1s" },
 	{ "duration too large", "reconcile:\n  stop_timeout: 100000h\n" FLEET,
 	  "t.yaml:2:17: reconcile.stop_timeout: must be at most 720h" },
+	{ "drain_min over a day", FLEET "    drain_min: 25h\n",
+	  "t.yaml:4:16: fleets[0].drain_min: must be at most 24h" },
+	{ "drain_min not a duration", FLEET "    drain_min: soon\n",
+	  "t.yaml:4:16: fleets[0].drain_min: expected a duration like 250ms, 15s, 5m or 1h30m, got \"soon\"" },
 	{ "reconnect_window over 300s", FLEET "    reconnect_window: 301s\n",
 	  "t.yaml:4:23: fleets[0].reconnect_window: must be at most 5m" },
 	{ "reconnect_window fraction", FLEET "    reconnect_window: 1500ms\n",
@@ -467,6 +471,7 @@ static void test_defaults(void **state)
 	assert_int_equal(f->max_replicas, 5);
 	assert_true(f->scale_down_delay_ms == 300000 && f->drain_timeout_ms == 600000);
 	assert_true(f->reconnect_window_ms == 60000);
+	assert_true(f->drain_min_ms == 30000);
 	assert_int_equal(f->n_tags, 0);
 	assert_string_equal(f->keys.open_stages, "autoscaler:fleet:{fleet}:stages");
 	assert_string_equal(f->redis_keys.open_stages, "ivs:prod:autoscaler:fleet:main:stages");

@@ -23,9 +23,10 @@
 #define A(x) "arn:aws:ivs:us-east-1:123456789012:stage/" x
 #define ORIGIN A("origin")
 #define NOW 10000000
-#define SERVING(n, created, v) { A(n), n, created, true, v, false, 0, false }
-#define DRAINING(n, created, v, since) { A(n), n, created, true, v, true, since, false }
-#define OPERATOR_DRAINED(n, created, v, since) { A(n), n, created, true, v, true, since, true }
+#define SERVING(n, created, v) { A(n), n, created, true, v, false, 0, false, NULL, 0, false }
+#define DRAINING(n, created, v, since) { A(n), n, created, true, v, true, since, false, NULL, 0, false }
+#define OPERATOR_DRAINED(n, created, v, since) \
+	{ A(n), n, created, true, v, true, since, true, NULL, 0, false }
 #define ACTIVE(n) { A(n), PLAN_REPLICATION_ACTIVE }
 #define STOPPED(n) { A(n), PLAN_REPLICATION_STOPPED }
 
@@ -343,7 +344,7 @@ static void build_input(const struct plan_case *c, struct built *b)
 	b->in.viewers_ok = !c->viewers_fail;
 	b->in.override = c->override;
 	b->in.override_stages = c->override_stages;
-	b->in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 0, 600000 };
+	b->in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 0, 600000, 0 };
 	if (c->max_replicas_plus_one > 0)
 		b->in.policy.max_replicas = c->max_replicas_plus_one;
 	b->in.max_creates = c->max_creates;
@@ -418,8 +419,10 @@ static void assert_plan_invariants(const struct plan_input *in, const struct pla
 
 		if (a->stage_arn != NULL)
 			assert_string_not_equal(a->stage_arn, in->origin_arn);
-		if (a->kind == PLAN_START_REPLICATION || a->kind == PLAN_STOP_REPLICATION)
+		if (a->kind == PLAN_START_REPLICATION)
 			assert_string_equal(a->source_arn, in->origin_arn);
+		if (a->kind == PLAN_STOP_REPLICATION)
+			assert_non_null(a->source_arn);
 		if (a->kind != PLAN_DELETE_STAGE)
 			continue;
 		assert_true(a->after_stops);
@@ -646,7 +649,7 @@ static void test_stabilization_across_passes(void **unused)
 	in.hosts = &host;
 	in.n_hosts = 1;
 	in.stages_ok = in.hosts_ok = in.viewers_ok = true;
-	in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 300000, 600000 };
+	in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 300000, 600000, 0 };
 	policy_state_init(&state);
 
 	assert_int_equal(plan_fleet(&in, &state, 0, &out), 0);
@@ -659,7 +662,8 @@ static void test_stabilization_across_passes(void **unused)
 	assert_int_equal(plan_fleet(&in, &state, 120000, &out), 0);
 	assert_int_equal(out.n_actions, 0);
 	assert_true(out.summary.decision.held);
-	assert_string_equal(out.summary.decision.reason, "stabilizing");
+	/* less than a whole window since the start: the hold, then the window */
+	assert_string_equal(out.summary.decision.reason, "warming up");
 
 	assert_int_equal(plan_fleet(&in, &state, 310000, &out), 0);
 	render_actions(&out, got, sizeof(got));
@@ -669,7 +673,8 @@ static void test_stabilization_across_passes(void **unused)
 
 static void test_invalid_input(void **unused)
 {
-	struct plan_replica_stage bad_stage[] = { { NULL, "x", 0, true, 0, false, 0, false } };
+	struct plan_replica_stage bad_stage[] = { { NULL, "x", 0, true, 0, false, 0, false, NULL, 0,
+	                                            false } };
 	struct plan_replication bad_repl[] = { { A("r1"), (enum plan_replication_state)7 } };
 	struct plan_replication null_repl[] = { { NULL, PLAN_REPLICATION_ACTIVE } };
 	struct plan_host bad_host[] = { { "h1", true, bad_repl, 1 } };
@@ -812,7 +817,7 @@ static void test_many_hosts(void **unused)
 	in.hosts = hosts;
 	in.n_hosts = PLAN_MAX_HOSTS;
 	in.stages_ok = in.hosts_ok = in.viewers_ok = true;
-	in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 0, 600000 };
+	in.policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 0, 600000, 0 };
 	policy_state_init(&state);
 	out = test_malloc(sizeof(*out));
 	assert_int_equal(plan_fleet(&in, &state, NOW, out), 0);
@@ -826,6 +831,210 @@ static void test_many_hosts(void **unused)
 	test_free(out);
 }
 
+/* One origin with 8000 viewers, r1 serving, r2 draining since `since` with `v2` viewers. */
+static void drain_input(struct plan_input *in, struct plan_replica_stage *replicas, int64_t since,
+                        uint64_t v2)
+{
+	struct plan_replica_stage r[] = { SERVING("r1", 1, 8000), DRAINING("r2", 2, 0, 0) };
+
+	r[1].viewers = v2;
+	r[1].draining_since_ms = since;
+	replicas[0] = r[0];
+	replicas[1] = r[1];
+	memset(in, 0, sizeof(*in));
+	in->fleet = "main";
+	in->origin_arn = ORIGIN;
+	in->origin_seen = true;
+	in->origin_viewers_known = true;
+	in->origin_viewers = 8000;
+	in->replicas = replicas;
+	in->n_replicas = 2;
+	in->stages_ok = in->hosts_ok = in->viewers_ok = true;
+	in->policy = (struct fleet_policy){ 10000, 0.8, 0, 5, 0, 600000, 30000 };
+}
+
+/*
+ * Rule 4: a replication into a draining stage whose source is not a host any more (it dropped
+ * and is inside its reconnect window) is found in the stage and stopped before the delete.
+ */
+static void test_feeders_stopped_before_delete(void **unused)
+{
+	static const struct plan_replication fed[] = { ACTIVE("r1"), ACTIVE("r2") };
+	const struct plan_feeder feeders[] = {
+		{ ORIGIN, "away" },           /* disconnected host, replication still ACTIVE */
+		{ ORIGIN, "h1" },             /* the host's own: stopped once, from its listing */
+		{ ORIGIN, "away" },           /* listed twice */
+		{ A("elsewhere"), "guest" },  /* another source replicating into our stage */
+	};
+	struct plan_replica_stage replicas[2];
+	struct plan_host host = { "h1", true, fed, 2 };
+	struct plan_input in;
+	struct policy_state state;
+	struct plan_output out;
+	char got[512];
+
+	(void)unused;
+	drain_input(&in, replicas, 0, 0);
+	in.policy.drain_min_ms = 0;
+	replicas[1].feeders = feeders;
+	replicas[1].n_feeders = 4;
+	in.hosts = &host;
+	in.n_hosts = 1;
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, NOW, &out), 0);
+	render_actions(&out, got, sizeof(got));
+	assert_string_equal(got, "stop r2 h1; stop r2 away; stop r2 guest; delete r2");
+	assert_string_equal(out.actions[1].source_arn, ORIGIN);
+	assert_string_equal(out.actions[2].source_arn, A("elsewhere"));
+	assert_plan_invariants(&in, &out);
+
+	/* no host at all: the feeders alone */
+	in.n_hosts = 0;
+	replicas[1].n_feeders = 1;
+	assert_int_equal(plan_fleet(&in, &state, NOW, &out), 0);
+	render_actions(&out, got, sizeof(got));
+	assert_string_equal(got, "stop r2 away; delete r2");
+	assert_plan_invariants(&in, &out);
+
+	/* feeders unknown: the stage stays this pass */
+	replicas[1].feeders_unknown = true;
+	assert_int_equal(plan_fleet(&in, &state, NOW, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+
+	/* plan_check: a stop of something that is neither a host's nor a feeder's is refused */
+	replicas[1].feeders_unknown = false;
+	assert_int_equal(plan_fleet(&in, &state, NOW, &out), 0);
+	out.actions[0].participant_id = "stranger";
+	assert_int_equal(plan_check(&in, &out), -EPERM);
+
+	/* a feeder with an empty field is invalid input */
+	const struct plan_feeder bad[] = { { ORIGIN, "" } };
+	replicas[1].feeders = bad;
+	assert_int_equal(plan_fleet(&in, &state, NOW, &out), -EINVAL);
+}
+
+/* Rule 4: a drained stage must read 0 viewers on every pass for drain_min before it goes. */
+static void test_drain_min(void **unused)
+{
+	struct plan_replica_stage replicas[2];
+	struct plan_input in;
+	struct policy_state state;
+	struct plan_output out;
+	char got[256];
+
+	(void)unused;
+	drain_input(&in, replicas, 0, 0);
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 100000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(out.summary.drains_waiting, 1);
+	assert_int_equal(plan_fleet(&in, &state, 129999, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	/* a viewer comes back at 130 s: the run starts again when it leaves */
+	replicas[1].viewers = 1;
+	assert_int_equal(plan_fleet(&in, &state, 130000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(out.summary.drains_waiting, 0);
+	replicas[1].viewers = 0;
+	assert_int_equal(plan_fleet(&in, &state, 140000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	/* unknown viewers break the run too */
+	replicas[1].viewers_known = false;
+	in.viewers_ok = false;
+	assert_int_equal(plan_fleet(&in, &state, 150000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	replicas[1].viewers_known = true;
+	in.viewers_ok = true;
+	assert_int_equal(plan_fleet(&in, &state, 160000, &out), 0);
+	assert_int_equal(plan_fleet(&in, &state, 189999, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(plan_fleet(&in, &state, 190000, &out), 0);
+	render_actions(&out, got, sizeof(got));
+	assert_string_equal(got, "delete r2");
+
+	/* a fresh start (empty state) begins the run afresh, whatever the draining mark's age */
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 190000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+
+	/* drain_min is never longer than drain_timeout: drain_timeout 20 s, drain_min 30 s */
+	in.policy.drain_timeout_ms = 20000;
+	drain_input(&in, replicas, 1000000, 0);
+	in.policy.drain_timeout_ms = 20000;
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 1000000, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(plan_fleet(&in, &state, 1020000, &out), 0);
+	render_actions(&out, got, sizeof(got));
+	assert_string_equal(got, "delete r2");
+
+	/* viewers that stay: only drain_timeout deletes */
+	drain_input(&in, replicas, 0, 5);
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 599999, &out), 0);
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(plan_fleet(&in, &state, 600000, &out), 0);
+	render_actions(&out, got, sizeof(got));
+	assert_string_equal(got, "delete r2");
+}
+
+/* Rule 10: every viewer key gone at once is "viewers unknown" for a while, not 0 viewers. */
+static void test_viewer_keys_vanished(void **unused)
+{
+	struct plan_replica_stage replicas[2];
+	struct plan_input in;
+	struct policy_state state;
+	struct plan_output out;
+
+	(void)unused;
+	drain_input(&in, replicas, 0, 0);
+	in.policy.scale_down_delay_ms = 60000;
+	in.policy.drain_min_ms = 0;
+	in.viewer_keys = 2;
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 0, &out), 0);
+	assert_false(out.summary.viewer_keys_vanished);
+	/* every key gone: fail static, the draining stage is kept */
+	in.viewer_keys = 0;
+	in.origin_viewers = 0;
+	replicas[0].viewers = 0;
+	assert_int_equal(plan_fleet(&in, &state, 1000, &out), 0);
+	assert_true(out.summary.viewer_keys_vanished);
+	assert_true(out.summary.fail_static);
+	assert_string_equal(out.summary.fail_reason, "viewer keys vanished");
+	assert_int_equal(out.n_actions, 0);
+	assert_int_equal(out.summary.desired_stages, 2);
+	/* still none 59 s later: still unknown */
+	assert_int_equal(plan_fleet(&in, &state, 60999, &out), 0);
+	assert_true(out.summary.viewer_keys_vanished);
+	/* a key is back: known again */
+	in.viewer_keys = 1;
+	assert_int_equal(plan_fleet(&in, &state, 61000, &out), 0);
+	assert_false(out.summary.viewer_keys_vanished);
+	assert_false(out.summary.fail_static);
+	/* gone again, and for a whole scale_down_delay: then 0 is believed */
+	in.viewer_keys = 0;
+	assert_int_equal(plan_fleet(&in, &state, 62000, &out), 0);
+	assert_true(out.summary.viewer_keys_vanished);
+	assert_int_equal(plan_fleet(&in, &state, 122000, &out), 0);
+	assert_false(out.summary.viewer_keys_vanished);
+	assert_false(out.summary.fail_static);
+	/* a Redis read that failed tells nothing: the spell is neither begun nor ended */
+	in.viewer_keys = 3;
+	assert_int_equal(plan_fleet(&in, &state, 123000, &out), 0);
+	in.viewer_keys = 0;
+	in.viewers_ok = false;
+	assert_int_equal(plan_fleet(&in, &state, 124000, &out), 0);
+	assert_false(out.summary.viewer_keys_vanished);
+	in.viewers_ok = true;
+	assert_int_equal(plan_fleet(&in, &state, 125000, &out), 0);
+	assert_true(out.summary.viewer_keys_vanished);
+	/* a caller that never reports keys never sees the rule */
+	policy_state_init(&state);
+	assert_int_equal(plan_fleet(&in, &state, 0, &out), 0);
+	assert_false(out.summary.viewer_keys_vanished);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -836,6 +1045,9 @@ int main(void)
 		cmocka_unit_test(test_invalid_input),
 		cmocka_unit_test(test_check_rejects),
 		cmocka_unit_test(test_many_hosts),
+		cmocka_unit_test(test_feeders_stopped_before_delete),
+		cmocka_unit_test(test_drain_min),
+		cmocka_unit_test(test_viewer_keys_vanished),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,50 @@ static void test_retryable_table(void **state)
 	}
 }
 
+/* A request that must not take effect twice is retried only when it certainly did not. */
+static void test_at_most_once_table(void **state)
+{
+	static const struct {
+		enum aws_error_kind kind;
+		int status;
+		const char *code;
+		int retryable;
+	} cases[] = {
+		{ AWS_ERR_THROTTLED, 429, "", 1 },
+		{ AWS_ERR_THROTTLED, 400, "ThrottlingException", 1 },
+		{ AWS_ERR_NETWORK, 0, "curl:5", 1 },
+		{ AWS_ERR_NETWORK, 0, "curl:6", 1 },
+		{ AWS_ERR_NETWORK, 0, "curl:7", 1 },
+		{ AWS_ERR_NETWORK, 0, "curl:52", 0 },     /* empty reply: sent, maybe done */
+		{ AWS_ERR_NETWORK, 0, "curl:56", 0 },     /* receive failed */
+		{ AWS_ERR_NETWORK, 0, "curl:55", 0 },     /* send failed part-way */
+		{ AWS_ERR_TIMEOUT, 0, "curl:28", 0 },
+		{ AWS_ERR_SERVER, 500, "InternalServerException", 0 },
+		{ AWS_ERR_SERVER, 503, "", 0 },
+		{ AWS_ERR_VALIDATION, 408, "RequestTimeout", 0 },
+		{ AWS_ERR_CONFLICT, 409, "ConflictException", 0 },
+	};
+	const struct retry_policy *p = &retry_policy_standard;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct aws_error e = make_err(cases[i].kind, cases[i].status, cases[i].code);
+		struct retry_quota q;
+		struct retry_state s;
+		uint64_t delay;
+
+		retry_quota_init(&q, p);
+		retry_state_init(&s);
+		s.at_most_once = true;
+		if (retry_is_retryable_at_most_once(&e) != cases[i].retryable)
+			fail_msg("case %zu (%s %d %s)", i, aws_error_kind_name(cases[i].kind),
+				 cases[i].status, cases[i].code);
+		assert_int_equal(retry_on_failure(p, &q, &s, &e, 0.5, &delay),
+				 cases[i].retryable ? RETRY_AGAIN : RETRY_NOT_RETRYABLE);
+	}
+}
+
 static void test_timeout_costs_ten(void **state)
 {
 	const struct retry_policy *p = &retry_policy_standard;
@@ -192,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_formula),
 		cmocka_unit_test(test_throttled_retried_with_delays),
 		cmocka_unit_test(test_retryable_table),
+		cmocka_unit_test(test_at_most_once_table),
 		cmocka_unit_test(test_timeout_costs_ten),
 		cmocka_unit_test(test_quota_exhaustion_and_refund),
 		cmocka_unit_test(test_refund_never_exceeds_capacity),

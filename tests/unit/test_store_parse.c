@@ -320,6 +320,64 @@ static void test_stage_parent(void **state)
 	assert_non_null(strstr(err, "too long"));
 }
 
+/* The controller's per-stage record keys, and nothing else, yield their stage ARN. */
+static void test_record_keys(void **state)
+{
+#define ARN "arn:aws:ivs:us-east-1:123456789012:stage/AbCd1234"
+	static const struct {
+		const char *key;
+		int yes;
+	} cases[] = {
+		{ "ivs:prod:stage:" ARN, 1 },
+		{ "ivs:prod:stage:" ARN ":draining", 1 },
+		{ "ivs:prod:stage:" ARN ":drained_by", 1 },
+		{ "ivs:prod:replication:" ARN, 1 },
+		{ "ivs:prod:stage:" ARN ":viewers", 0 },        /* the application's */
+		{ "ivs:prod:replication:" ARN ":draining", 0 },
+		{ "ivs:prod:stage:", 0 },
+		{ "ivs:prod:stage:arn:aws:ivs:us-east-1:123456789012:stage/", 0 },
+		{ "ivs:prod:stage:arn:aws:ivs:us-east-1:123456789012:channel/AbCd", 0 },
+		{ "ivs:prod:stage:arn:aws:s3:us-east-1:123456789012:stage/AbCd", 0 },
+		{ "ivs:prod:stage:arn:aws:ivs::123456789012:stage/AbCd", 0 },
+		{ "ivs:prod:stage:arn:aws:ivs:us-east-1::stage/AbCd", 0 },
+		{ "ivs:other:stage:" ARN, 0 },                   /* another prefix */
+		{ "ivs:prod:autoscaler:status", 0 },
+		{ "ivs:prod:desired_stages", 0 },
+		{ "stage:" ARN, 0 },
+		{ "", 0 },
+	};
+	char arn[200];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = store_parse_record_key("ivs:prod:", cases[i].key, arn, sizeof(arn));
+		if (got != cases[i].yes)
+			fail_msg("case %zu: %s", i, cases[i].key);
+		if (got)
+			assert_string_equal(arn, ARN);
+	}
+	/* the empty prefix, and an ARN longer than the buffer */
+	assert_int_equal(store_parse_record_key("", "stage:" ARN, arn, sizeof(arn)), 1);
+	assert_int_equal(store_parse_record_key("", "stage:" ARN, arn, 10), 0);
+	assert_int_equal(store_parse_record_key(NULL, "stage:" ARN, arn, sizeof(arn)), 0);
+#undef ARN
+}
+
+static void test_glob_escape(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_int_equal(store_glob_escape("ivs:prod:", out, sizeof(out)), 0);
+	assert_string_equal(out, "ivs:prod:");
+	assert_int_equal(store_glob_escape("a*b?c[d]e\\f", out, sizeof(out)), 0);
+	assert_string_equal(out, "a\\*b\\?c\\[d\\]e\\\\f");
+	assert_int_equal(store_glob_escape("****", out, 8), -ENAMETOOLONG);
+	assert_int_equal(store_glob_escape("abc", out, 4), 0);
+	assert_int_equal(store_glob_escape("abcd", out, 4), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +390,8 @@ int main(void)
 		cmocka_unit_test(test_publisher_huge_and_nested),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_stage_parent),
+		cmocka_unit_test(test_record_keys),
+		cmocka_unit_test(test_glob_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,36 @@ def test_fail_operations_fail_only_those(sim):
     assert sim.api("CreateStage").status == 200
 
 
+def test_drop_after_commit_performs_the_operation(sim):
+    assert sim.ctl("faults", {"dropAfterCommit": ["CreateStage"]})["dropAfterCommit"] == ["CreateStage"]
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        sim.api("CreateStage", {"name": "lost-reply"})
+    stages = sim.ctl("state")["stages"]
+    assert [s["name"] for s in stages] == ["lost-reply"]     # created, answer never sent
+    assert sim.api("ListStages").status == 200               # other operations answer
+    errors = sim.ctl("counters")["operations"]["CreateStage"]["errors"]
+    assert errors == {"DroppedAfterCommit": 1}
+    bad = sim.raw("POST", "/_sim/faults", json.dumps({"dropAfterCommit": "CreateStage"}).encode(),
+                  [("Content-Type", "application/json")])
+    assert bad.status == 400
+    sim.ctl("faults", {"dropAfterCommit": []})
+    assert sim.api("CreateStage").status == 200
+    assert len(sim.ctl("state")["stages"]) == 2
+
+
+def test_drop_after_commit_rate_keeps_other_sequences(make_sim):
+    s = make_sim("--tps", "0", "--seed", "5")
+    s.ctl("faults", {"dropAfterCommitRate": 1.0})
+    for i in range(3):
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            s.api("CreateStage", {"name": f"s{i}"})
+    assert len(s.ctl("state")["stages"]) == 3
+    assert s.ctl("faults", {"dropAfterCommitRate": 0})["dropAfterCommitRate"] == 0
+    assert s.api("CreateStage").status == 200
+    assert s.raw("POST", "/_sim/faults", json.dumps({"dropAfterCommitRate": -1}).encode(),
+                 [("Content-Type", "application/json")]).status == 400
+
+
 def test_pause_and_resume(sim):
     sim.ctl("pause", {"operation": "CreateStage", "afterCalls": 1})
     assert sim.ctl("pause") == {"armed": True, "paused": False, "held": 0}
@@ -199,7 +229,9 @@ def test_request_log_and_state_file(tmp_path):
     assert lines[0]["operation"] == "CreateStage" and lines[0]["status"] == 200
     assert lines[1]["signatureOk"] is False and lines[1]["errorType"] == "InvalidSignatureException"
     assert set(lines[0]) == {"time", "operation", "status", "errorType", "latencyMs", "signatureOk",
-                             "accessKeyId"}
+                             "detail", "accessKeyId"}
+    assert lines[0]["detail"] == {"name": "keep", "arn": arn}
+    assert "detail" not in lines[1]
     assert lines[0]["accessKeyId"] == "AK"
     assert os.path.exists(state)
     s2 = Sim(tmp_path, "--tps", "0", "--state", str(state))
@@ -224,6 +256,28 @@ def test_extra_credentials_are_told_apart(tmp_path):
         assert s.stop() == 0
     keys = [json.loads(x)["accessKeyId"] for x in log.read_text().splitlines()]
     assert keys == ["AK", "AK2", "AK2", "AK3"]
+
+
+def test_request_log_details_of_a_delete(tmp_path):
+    """A DeleteStage line names the stage, its tags and the replications still ACTIVE into it:
+    what a checker needs to tell a safe delete from an unsafe one."""
+    log = tmp_path / "req.log"
+    s = Sim(tmp_path, "--tps", "0", "--log", str(log))
+    try:
+        src = s.ok("CreateStage", {"name": "src"})["stage"]["arn"]
+        dst = s.ok("CreateStage", {"name": "dst", "tags": {"k": "v"}})["stage"]["arn"]
+        pid = s.ctl("participants", {"stageArn": src})["participantId"]
+        s.ok("StartParticipantReplication", {"sourceStageArn": src, "destinationStageArn": dst,
+                                             "participantId": pid})
+        s.ok("DeleteStage", {"arn": dst})
+        s.ok("DeleteStage", {"arn": src})
+    finally:
+        s.stop()
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    start, d1, d2 = lines[2], lines[3], lines[4]
+    assert start["detail"]["tags"] == {"k": "v"} and start["detail"]["participantId"] == pid
+    assert d1["detail"] == {"arn": dst, "tags": {"k": "v"}, "activeInto": [[src, pid]]}
+    assert d2["detail"] == {"arn": src, "tags": {}, "activeInto": []}
 
 
 def test_cli_refuses_non_loopback(tmp_path):
