@@ -35,7 +35,7 @@
 #include "redis_tls.h"
 #include "util.h"
 
-#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (47); bounds the O(n^2) checks */
+#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (45); bounds the O(n^2) checks */
 #define FLEETS_MAX       256
 #define NODES_MAX        20000 /* far above any real config; bounds memory on hostile input */
 #define STRING_MAX       1024  /* generous bound on any single configured string */
@@ -1295,7 +1295,7 @@ static void custom_tags(struct loader *l, const struct node *n, const char *path
 		return;
 	}
 	if (n->n / 2 > CONFIG_MAX_TAGS) {
-		node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 3 are ours), got %zu",
+		node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 5 are ours), got %zu",
 			   CONFIG_MAX_TAGS, n->n / 2);
 		return;
 	}
@@ -1511,11 +1511,100 @@ static void custom_fleets(struct loader *l, const struct node *n, const char *pa
 	walk_fleets(l, n, path);
 }
 
+/* ---- controller and ha sections ------------------------------------------------------- */
+
+/* controller.owner / controller.instance: names that go into tags and the lease value. */
+static const char *check_identity(const char *s)
+{
+	return s[0] == '\0' ? NULL : check_fleet_name(s);
+}
+
+static void custom_bool(struct loader *l, const struct node *n, const char *path, bool *out)
+{
+	if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "true") == 0)
+		*out = true;
+	else if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "false") == 0)
+		*out = false;
+	else
+		node_error(l, n, path, "expected true or false, got %s%.64s%s",
+			   n->kind == NODE_SCALAR ? "\"" : kind_name(n),
+			   n->kind == NODE_SCALAR ? n->value : "", n->kind == NODE_SCALAR ? "\"" : "");
+}
+
+static void custom_ha_enabled(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	custom_bool(l, n, path, &((struct config_ha *)base)->enabled);
+}
+
+static const struct field controller_fields[] = {
+	STR(struct config_controller, owner, check_identity),
+	STR(struct config_controller, instance, check_identity),
+};
+
+static const struct field ha_fields[] = {
+	{ .key = "enabled", .type = F_CUSTOM, .custom = custom_ha_enabled },
+	STR(struct config_ha, lease_key, check_nonempty_key_text),
+	DUR_MAX(struct config_ha, lease_duration, 1000, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, renew_deadline, 500, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, retry_period, 100, 5 * 60 * 1000),
+};
+
+static void custom_controller(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(controller_fields)];
+	(void)base;
+	walk_mapping(l, n, path, controller_fields, NFIELDS(controller_fields), &l->cfg->controller,
+		     seen);
+}
+
+/* The leader must stop (renew_deadline) before its lease can expire (lease_duration), and
+ * must get several renewal attempts (retry_period) within its deadline. */
+static void custom_ha(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(ha_fields)];
+	struct config_ha *h = &l->cfg->ha;
+	size_t rd = field_index(ha_fields, NFIELDS(ha_fields), "renew_deadline");
+	size_t rp = field_index(ha_fields, NFIELDS(ha_fields), "retry_period");
+	size_t before = l->errs->count;
+	(void)base;
+
+	walk_mapping(l, n, path, ha_fields, NFIELDS(ha_fields), h, seen);
+	if (l->errs->count != before)
+		return;
+	if (h->renew_deadline_ms >= h->lease_duration_ms)
+		node_error(l, seen[rd] != NULL ? seen[rd] : n, "ha.renew_deadline",
+			   "must be less than ha.lease_duration");
+	else if (h->retry_period_ms >= h->renew_deadline_ms)
+		node_error(l, seen[rp] != NULL ? seen[rp] : n, "ha.retry_period",
+			   "must be less than ha.renew_deadline");
+}
+
+/* The host name as an instance name: characters outside [A-Za-z0-9_-] become '-'. */
+static int default_instance(struct config *c)
+{
+	char host[256] = "";
+	size_t n;
+
+	if (c->controller.instance[0] != '\0')
+		return 0;
+	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "ivs-autoscaler");
+	host[64] = '\0';
+	n = strlen(host);
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '_' || host[i] == '-'))
+			host[i] = '-';
+	return set_string(&c->controller.instance, host);
+}
+
 static const struct field top_fields[] = {
 	{ .key = "aws", .type = F_CUSTOM, .custom = custom_aws },
 	{ .key = "redis", .type = F_CUSTOM, .custom = custom_redis },
 	{ .key = "control", .type = F_CUSTOM, .custom = custom_control },
 	{ .key = "reconcile", .type = F_CUSTOM, .custom = custom_reconcile },
+	{ .key = "controller", .type = F_CUSTOM, .custom = custom_controller },
+	{ .key = "ha", .type = F_CUSTOM, .custom = custom_ha },
 	{ .key = "metrics", .type = F_CUSTOM, .custom = custom_metrics },
 	{ .key = "fleets", .type = F_CUSTOM, .custom = custom_fleets, .required = true },
 };
@@ -1544,6 +1633,8 @@ static int config_set_defaults(struct config *c)
 		{ &c->redis.sentinel_password_file, "" },
 		{ &c->control.socket, "/run/ivs-autoscaler/control.sock" },
 		{ &c->control.admin_group, "" },
+		{ &c->controller.owner, "" }, { &c->controller.instance, "" },
+		{ &c->ha.lease_key, "autoscaler:leader" },
 		{ &c->metrics.listen, "" },
 	};
 
@@ -1563,6 +1654,9 @@ static int config_set_defaults(struct config *c)
 	c->reconcile.backoff_initial_ms = 1000;
 	c->reconcile.backoff_max_ms = 5 * 60 * 1000;
 	c->reconcile.stop_timeout_ms = 20000;
+	c->ha.lease_duration_ms = 15000;
+	c->ha.renew_deadline_ms = 10000;
+	c->ha.retry_period_ms = 2000;
 	return 0;
 }
 
@@ -1973,6 +2067,9 @@ void config_free(struct config *c)
 	free(c->redis.sentinel_password_file);
 	free(c->control.socket);
 	free(c->control.admin_group);
+	free(c->controller.owner);
+	free(c->controller.instance);
+	free(c->ha.lease_key);
 	free(c->metrics.listen);
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		struct config_fleet *f = &c->fleets[i];
@@ -2042,6 +2139,8 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
 		resolve_fleet_keys(&l);
 	if (errs->count == 0)
 		check_key_collisions(&l);
+	if (errs->count == 0 && default_instance(l.cfg) < 0)
+		errors_add(errs, "%s:1:1: out of memory", name);
 	r = errs->count == 0 && !errs->truncated ? 0 : -EINVAL;
 	if (errs->truncated && errs->count == 0)
 		errors_add(errs, "%s:1:1: out of memory", name);
@@ -2238,6 +2337,17 @@ void config_print(const struct config *c, FILE *f)
 	put_duration(f, 2, "backoff_initial", c->reconcile.backoff_initial_ms);
 	put_duration(f, 2, "backoff_max", c->reconcile.backoff_max_ms);
 	put_duration(f, 2, "stop_timeout", c->reconcile.stop_timeout_ms);
+
+	fprintf(f, "controller:\n");
+	put_string(f, 2, "owner", c->controller.owner);
+	put_string(f, 2, "instance", c->controller.instance);
+
+	fprintf(f, "ha:\n");
+	fprintf(f, "  enabled: %s\n", c->ha.enabled ? "true" : "false");
+	put_string(f, 2, "lease_key", c->ha.lease_key);
+	put_duration(f, 2, "lease_duration", c->ha.lease_duration_ms);
+	put_duration(f, 2, "renew_deadline", c->ha.renew_deadline_ms);
+	put_duration(f, 2, "retry_period", c->ha.retry_period_ms);
 
 	fprintf(f, "metrics:\n");
 	put_string(f, 2, "listen", c->metrics.listen);
