@@ -58,6 +58,8 @@ static const struct {
 	{ "fail_static", "fail-static" },
 	{ "origin_missing", "origin-missing" },
 	{ "override_invalid", "override-invalid" },
+	{ "foreign_managed", "foreign-managed" },    /* another deployment's stages use its name */
+	{ "standby", "standby" },                    /* not the leader: plans, acts on nothing */
 };
 
 /* "capped,paused" or "-" when no flag applies. */

@@ -56,7 +56,9 @@ static const struct ctl_help {
 	  "wanted (hosts x replica stages); FLAGS: paused, capped (demand above the replication\n"
 	  "cap), fail-static (an input could not be read: nothing is removed), origin-missing (the\n"
 	  "origin stage is not in the stage list), override-invalid (the desired-stages key does\n"
-	  "not parse), or -; DECISION the sizing policy's reason." },
+	  "not parse), foreign-managed (another deployment's stages carry the fleet's name),\n"
+	  "standby (not the leader: plans, acts on nothing), or -; DECISION the sizing policy's\n"
+	  "reason." },
 	{ "stages", "[FLEET]", 0, "every stage of the last pass with its viewers and replications",
 	  "Columns: FLEET, ROLE (origin|replica|foreign-managed: another deployment's, never\n"
 	  "touched), ARN, VIEWERS (? when unknown), DRAINING (yes|no), REPLICATION\n"

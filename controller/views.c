@@ -20,6 +20,22 @@
 
 static json_t *foreign_json(const struct obs_foreign *s);
 
+/* Stages managed by another deployment that carry this fleet's name (a staging daemon, say). */
+static bool foreign_named(const struct reconciler *r, const char *fleet)
+{
+	for (size_t i = 0; r->last != NULL && i < r->last->n_foreign; i++)
+		if (strcmp(r->last->foreign[i].fleet, fleet) == 0)
+			return true;
+	return false;
+}
+
+/* The per-fleet flags every view carries (commands.c shows them in the FLAGS column). */
+static void fleet_flags_json(const struct reconciler *r, const char *fleet, json_t *o)
+{
+	json_object_set_new(o, "standby", json_boolean(!leader_may_mutate(r->leader)));
+	json_object_set_new(o, "foreign_managed", json_boolean(foreign_named(r, fleet)));
+}
+
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
 	const struct obs_fleet *f = fs->last;
@@ -28,6 +44,7 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	size_t idx = rec_fleet_index(r, fs->name);
 	if (idx != SIZE_MAX)
 		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
+	fleet_flags_json(r, fs->name, o);
 	if (f == NULL || !f->planned) {
 		json_object_set_new(o, "observed", json_false());
 		return o;
@@ -261,9 +278,11 @@ json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet)
 	return a;
 }
 
-static json_t *plan_json(const struct fleet_state *fs,
+static json_t *plan_json(const struct reconciler *r, const struct fleet_state *fs,
 			 const struct obs_fleet *f, const struct plan_output *o)
 {
+	json_t *view;
+
 	json_t *acts = json_array();
 	for (size_t i = 0; i < o->n_actions; i++) {
 		const struct plan_action *a = &o->actions[i];
@@ -275,11 +294,13 @@ static json_t *plan_json(const struct fleet_state *fs,
 			json_object_set_new(j, "participant", json_string(a->participant_id));
 		json_array_append_new(acts, j);
 	}
-	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name,
+	view = json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name,
 			 "desired", o->summary.desired_stages, "serving", o->summary.serving_stages,
 			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
 			 "paused", fs->paused, "origin_missing", rec_origin_missing(f->pass, f),
 			 "override_invalid", f->override == PLAN_OVERRIDE_INVALID, "actions", acts);
+	fleet_flags_json(r, f->cfg->name, view);
+	return view;
 }
 
 /* What the next pass would do, computed now on the last observation, without acting. */
@@ -298,7 +319,7 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 		if (scratch != NULL && out != NULL) {
 			rec_plan_input_build(r, f->pass, f, scratch, &in);
 			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
-				json_array_append_new(a, plan_json(fs, f, out));
+				json_array_append_new(a, plan_json(r, fs, f, out));
 		}
 		free(scratch);
 		free(out);

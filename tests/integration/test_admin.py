@@ -233,7 +233,8 @@ def test_read_only_commands_text_and_json(tmpdir_path, redis, sim, daemons):
     plan = ok_json(d, "plan")
     assert plan == [{"fleet": "main", "desired": 2, "serving": 2, "capped": False,
                      "fail_static": False, "paused": False, "origin_missing": False,
-                     "override_invalid": False, "actions": []}]
+                     "override_invalid": False, "foreign_managed": False,
+                     "standby": False, "actions": []}]
     assert ok(d, "plan", "main") == \
         "fleet main: stages desired 2, serving 2; flags -\n  nothing to do\n"
     pub = ok_json(d, "publisher")

@@ -171,6 +171,10 @@ def test_two_daemons_one_leader(tmpdir_path, redis, sim2, daemons):
     assert rc == 1 and f"not the leader (leader: {leader.instance})" in out + err, (rc, out, err)
     rc, out, err = standby.ctl("status")
     assert rc == 0 and "standby" in out and f"leader {leader.instance}" in out, out
+    # ... and every fleet row of the standby is flagged so.
+    assert all(f["standby"] for f in standby.status()["fleets"])
+    assert not any(f["standby"] for f in leader.status()["fleets"])
+    assert "standby" in next(ln for ln in out.splitlines() if ln.startswith("main "))
     rc, out, _ = standby.ctl("metrics")
     assert "ivs_autoscaler_leader 0" in out
     rc, out, _ = leader.ctl("metrics")
@@ -377,6 +381,9 @@ def test_two_deployments_same_fleet_name(tmpdir_path, redis, sim2, daemons):
         rc, out, err = d.ctl("drain", other[0])
         assert rc == 1 and "not a replica stage this daemon owns" in out + err
         assert d.log().count("is managed by another deployment") == len(other)
+        # The fleet's row says another deployment uses its name.
+        assert d.status()["fleets"][0]["foreign_managed"] is True
+        assert "foreign-managed" in d.ctl("plan", "main")[1]
 
 
 # ---- 6: 0.1-style stages: adopted only with a parentStage record naming our origin ------------
