@@ -75,13 +75,18 @@ def test_config_recipe_passes_check_config(tmp_path, where, text):
     # the *_file names of the recipe, as LoadCredential= would provide them
     creds = tmp_path / "credentials"
     creds.mkdir()
-    for section, key in (("aws", "credentials_file"), ("redis", "password_file")):
-        name = (doc.get(section) or {}).get(key)
-        if name and not name.startswith("/"):
-            f = creds / name
-            f.write_text("[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = x\n"
-                         if section == "aws" else "secret\n")
-            os.chmod(f, 0o600)
+    def secret_files(node):
+        """(key, relative name) of every credentials_file/password_file, at any depth."""
+        for key, value in (node.items() if isinstance(node, dict) else ()):
+            if key in ("credentials_file", "password_file") and isinstance(value, str) \
+                    and value and not value.startswith("/"):
+                yield key, value
+            yield from secret_files(value)
+    for key, name in secret_files(doc):
+        f = creds / name
+        f.write_text("[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = x\n"
+                     if key == "credentials_file" else "secret\n")
+        os.chmod(f, 0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["CREDENTIALS_DIRECTORY"] = str(creds)
     p = subprocess.run([DAEMON, "--check-config", "-c", str(cfg)], capture_output=True,

@@ -67,7 +67,7 @@ def fleet_with_host(sim):
     origin = sim.create_stage("TlsOrigin1", name="tls-origin")
     pid = sim.add_host(origin)["participantId"]
     return {"name": "main", "origin_stage_arn": origin, "viewers_per_stage": 100,
-            "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s",
+            "target_utilization": 1.0, "scale_down_delay": "1s", "drain_timeout": "60s", "drain_min": "1s",
             "reconnect_window": "10s"}, origin, pid
 
 
