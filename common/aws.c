@@ -11,9 +11,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "callqueue.h"
 #include "http.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "sigv4.h"
 
 struct aws_call;
@@ -29,9 +29,8 @@ struct call_queue {
 
 struct aws_op {
 	struct aws_op_stats stats;
-	struct ratelimit bucket;
 	struct aws_client *client;
-	struct call_queue waiting;          /* FIFO, waiting for this operation's token bucket */
+	struct callqueue waiting;           /* waiting for this operation's budget, by priority */
 	sd_event_source *timer;             /* one per operation, not one per queued call */
 };
 
@@ -47,6 +46,8 @@ struct aws_client {
 	char region[32];
 	char service[32];
 	double max_tps;
+	double resync_share;
+	struct aws_call_class cls;          /* what aws_request() gives its calls */
 	struct http_timeouts timeouts;
 	aws_credentials_fn credentials;
 	void *credentials_ctx;
@@ -70,6 +71,7 @@ struct aws_client {
 enum call_where { CALL_NOWHERE, CALL_OP_QUEUE, CALL_READY };
 
 struct aws_call {
+	struct callqueue_node node;         /* first: queue nodes map back to their call */
 	struct aws_client *client;
 	struct aws_op *op;
 	char method[8];
@@ -85,7 +87,7 @@ struct aws_call {
 	enum call_where where;
 	bool waited;                        /* counted once in rate_waits */
 	struct aws_call *prev, *next;       /* every call of the client */
-	struct aws_call *qprev, *qnext;     /* the queue named by where */
+	struct aws_call *qprev, *qnext;     /* the ready queue */
 };
 
 static double default_random(void *ctx)
@@ -145,7 +147,7 @@ static void queue_remove(struct call_queue *q, struct aws_call *call)
 static void call_dequeue(struct aws_call *call)
 {
 	if (call->where == CALL_OP_QUEUE)
-		queue_remove(&call->op->waiting, call);
+		callqueue_remove(&call->op->waiting, &call->node);
 	else if (call->where == CALL_READY)
 		queue_remove(&call->client->ready, call);
 	call->where = CALL_NOWHERE;
@@ -387,32 +389,44 @@ static int arm_op_timer(struct aws_op *op, uint64_t delay_us)
 	return r;
 }
 
-/* Hand out the operation's tokens to its waiting calls in order, then sleep until the next. */
+/* Count a call once in rate_waits when it could not have its token at once. */
+static void note_wait(struct aws_call *call)
+{
+	if (!call->waited) {
+		call->waited = true;
+		call->op->stats.rate_waits++;
+	}
+}
+
+/* Hand out the operation's tokens to its waiting calls by priority, then sleep until the
+ * next one may go. */
 static int on_op_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct aws_op *op = userdata;
+	struct callqueue_node *node;
 	struct aws_call *call;
 	uint64_t wait;
 	int r;
 
 	(void)s;
 	(void)usec;
-	while ((call = op->waiting.head) != NULL) {
-		wait = ratelimit_take(&op->bucket, now_us(op->client));
-		if (wait > 0) {
-			if (!call->waited) {
-				call->waited = true;
-				op->stats.rate_waits++;
-			}
-			r = arm_op_timer(op, wait);
-			if (r < 0)
-				call_fail_local(call, AWS_ERR_LOCAL, "timer", r);
-			else
-				return 0;
-			continue;
-		}
-		call_dequeue(call);
+	for (;;) {
+		node = callqueue_pop(&op->waiting, now_us(op->client), &wait);
+		if (node == NULL)
+			break;
+		call = (struct aws_call *)node;
+		if (node->waited)
+			note_wait(call);
+		call->where = CALL_NOWHERE;
 		call_dispatch(call);
+	}
+	if (wait == UINT64_MAX)
+		return 0;
+	r = arm_op_timer(op, wait);
+	if (r < 0) {
+		/* no timer: nothing would ever serve the queue, so fail what waits */
+		while ((node = callqueue_any(&op->waiting)) != NULL)
+			call_fail_local((struct aws_call *)node, AWS_ERR_LOCAL, "timer", r);
 	}
 	return 0;
 }
@@ -421,7 +435,7 @@ static int on_op_timer(sd_event_source *s, uint64_t usec, void *userdata)
 static int call_enqueue(struct aws_call *call)
 {
 	struct aws_op *op = call->op;
-	int enabled = SD_EVENT_OFF, r;
+	int r;
 
 	if (op->timer == NULL) {
 		/* Accuracy 1 us, not sd-event's default 250 ms: rate-limit waits are computed
@@ -431,26 +445,19 @@ static int call_enqueue(struct aws_call *call)
 		if (r < 0)
 			return r;
 		(void)sd_event_source_set_description(op->timer, "aws-op");
-		enabled = SD_EVENT_ONESHOT;
-	} else {
-		r = sd_event_source_get_enabled(op->timer, &enabled);
-		if (r < 0)
-			return r;
 	}
-	if (op->waiting.head != NULL && !call->waited) {
-		call->waited = true;
-		op->stats.rate_waits++;
-	}
+	if (callqueue_len(&op->waiting) > 0)
+		note_wait(call);
+	r = callqueue_push(&op->waiting, &call->node);
+	if (r < 0)
+		return r;
 	call->where = CALL_OP_QUEUE;
-	queue_push(&op->waiting, call);
-	/* an armed timer serves the queue in order; otherwise serve it on the next iteration,
-	 * so done never runs inside aws_request() */
-	if (enabled == SD_EVENT_OFF) {
-		r = arm_op_timer(op, 0);
-		if (r < 0) {
-			call_dequeue(call);
-			return r;
-		}
+	/* Serve the queue on the next iteration (so done never runs inside aws_request()): the
+	 * new call may go ahead of what the timer was waiting for. */
+	r = arm_op_timer(op, 0);
+	if (r < 0) {
+		call_dequeue(call);
+		return r;
 	}
 	return 0;
 }
@@ -486,22 +493,50 @@ static struct aws_op *find_op(struct aws_client *c, const char *name)
 	memset(op, 0, sizeof(*op));
 	snprintf(op->stats.operation, sizeof(op->stats.operation), "%s", name);
 	op->client = c;
-	if (ratelimit_init(&op->bucket, c->max_tps, c->max_tps < 1 ? 1 : c->max_tps,
-			   now_us(c)) < 0)
+	if (callqueue_init(&op->waiting, c->max_tps, c->max_tps < 1 ? 1 : c->max_tps,
+			   c->resync_share, now_us(c)) < 0)
 		return NULL;
 	c->nops++;
 	return op;
 }
 
+struct aws_call_class aws_client_set_class(struct aws_client *c, struct aws_call_class cls)
+{
+	struct aws_call_class prev = c->cls;
+
+	c->cls = cls;
+	return prev;
+}
+
+struct aws_call_class aws_client_class(const struct aws_client *c)
+{
+	return c->cls;
+}
+
+void aws_client_promote(struct aws_client *c, uint32_t fleet)
+{
+	struct aws_call *call;
+	size_t i;
+
+	for (i = 0; i < c->nops; i++)
+		if (callqueue_promote(&c->ops[i].waiting, fleet) > 0)
+			(void)arm_op_timer(&c->ops[i], 0);
+	/* calls waiting to retry, or (no memory for a lane) still in the resync queue: urgent
+	 * from their next attempt on */
+	for (call = c->calls; call != NULL; call = call->next)
+		if (call->node.fleet == fleet && call->where != CALL_OP_QUEUE)
+			call->node.cls = CALLQUEUE_URGENT;
+}
+
 int aws_request(struct aws_client *c, const char *operation, const char *method,
 		const char *path, const char *json_body, aws_done_fn done, void *userdata)
 {
-	return aws_request_flags(c, operation, method, path, json_body, 0, done, userdata);
+	return aws_request_class(c, NULL, operation, method, path, json_body, 0, done, userdata);
 }
 
-int aws_request_flags(struct aws_client *c, const char *operation, const char *method,
-		      const char *path, const char *json_body, unsigned flags, aws_done_fn done,
-		      void *userdata)
+int aws_request_class(struct aws_client *c, const struct aws_call_class *cls,
+		      const char *operation, const char *method, const char *path,
+		      const char *json_body, unsigned flags, aws_done_fn done, void *userdata)
 {
 	struct aws_call *call;
 	struct aws_op *op;
@@ -520,6 +555,10 @@ int aws_request_flags(struct aws_client *c, const char *operation, const char *m
 		return -ENOMEM;
 	call->client = c;
 	call->op = op;
+	if (cls == NULL)
+		cls = &c->cls;
+	call->node.cls = cls->priority == AWS_PRIORITY_RESYNC ? CALLQUEUE_RESYNC : CALLQUEUE_URGENT;
+	call->node.fleet = cls->fleet;
 	snprintf(call->method, sizeof(call->method), "%s", method);
 	call->path = strdup(path);
 	call->body = strdup(json_body ? json_body : (strcmp(method, "POST") == 0 ? "{}" : ""));
@@ -618,7 +657,8 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 
 	*out = NULL;
 	if (o == NULL || o->region == NULL || o->region[0] == '\0' || o->credentials == NULL ||
-	    strlen(o->region) >= sizeof(c->region) || o->max_tps < 0)
+	    strlen(o->region) >= sizeof(c->region) || o->max_tps < 0 || o->resync_share < 0 ||
+	    o->resync_share > 1)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -627,6 +667,8 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 	snprintf(c->region, sizeof(c->region), "%s", o->region);
 	snprintf(c->service, sizeof(c->service), "%s", o->service ? o->service : "ivs");
 	c->max_tps = o->max_tps > 0 ? o->max_tps : 4;
+	c->resync_share = o->resync_share > 0 ? o->resync_share : 0.5;
+	c->cls = (struct aws_call_class){ AWS_PRIORITY_URGENT, 0 };
 	c->timeouts.total_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	c->timeouts.connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
 	c->credentials = o->credentials;
@@ -665,8 +707,10 @@ void aws_client_free(struct aws_client *c)
 	aws_client_cancel_all(c);
 	c->cancelling = true;
 	http_client_free(c->http);
-	for (i = 0; i < c->nops; i++)
+	for (i = 0; i < c->nops; i++) {
 		sd_event_source_disable_unref(c->ops[i].timer);
+		callqueue_clear(&c->ops[i].waiting);
+	}
 	sd_event_source_disable_unref(c->ready_defer);
 	sd_event_unref(c->event);
 	free(c);

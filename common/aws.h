@@ -29,6 +29,7 @@ struct aws_client_options {
 	const char *endpoint;               /* NULL/"" → https://ivsrealtime.<region>.amazonaws.com */
 	const char *service;                /* signing name; NULL → "ivs" */
 	double max_tps;                     /* per operation; 0 → 4 */
+	double resync_share;                /* of max_tps, for resync calls; 0 → 0.5 */
 	long timeout_ms;                    /* per attempt; 0 → 10000 */
 	long connect_timeout_ms;            /* 0 → 5000 */
 	aws_credentials_fn credentials;     /* required */
@@ -47,6 +48,19 @@ struct aws_client_options {
  */
 typedef void (*aws_done_fn)(void *userdata, const struct aws_error *err, int http_status,
 			    const char *body, size_t len);
+
+/*
+ * Which calls go first within an operation's budget (common/callqueue.h): urgent calls
+ * (mutations, the reads of a pass a wake-up asked for) before resync calls (the background
+ * walk's reads), round robin between fleets; resync calls are paced at resync_share × max_tps
+ * and keep that share under contention. fleet is only a fairness key (0 = none).
+ */
+enum aws_priority { AWS_PRIORITY_URGENT = 0, AWS_PRIORITY_RESYNC = 1 };
+
+struct aws_call_class {
+	enum aws_priority priority;
+	uint32_t fleet;
+};
 
 /* Per-operation counters for metrics. */
 struct aws_op_stats {
@@ -83,10 +97,23 @@ int aws_request(struct aws_client *client, const char *operation, const char *me
 /* The request must not take effect twice: retried only when it certainly did not (retry.h). */
 #define AWS_REQUEST_AT_MOST_ONCE 0x1u
 
-/* aws_request with flags (AWS_REQUEST_*). */
-int aws_request_flags(struct aws_client *client, const char *operation, const char *method,
-		      const char *path, const char *json_body, unsigned flags, aws_done_fn done,
-		      void *userdata);
+/*
+ * aws_request() with an explicit class (NULL = the client's current class) and flags
+ * (AWS_REQUEST_*).
+ */
+int aws_request_class(struct aws_client *client, const struct aws_call_class *cls,
+		      const char *operation, const char *method, const char *path,
+		      const char *json_body, unsigned flags, aws_done_fn done, void *userdata);
+
+/*
+ * The class aws_request() gives the calls queued from now on (initially urgent, fleet 0);
+ * returns the previous one so the caller can put it back once its calls are queued.
+ */
+struct aws_call_class aws_client_set_class(struct aws_client *client, struct aws_call_class cls);
+struct aws_call_class aws_client_class(const struct aws_client *client);
+
+/* Every resync call of fleet (queued, or waiting to retry) becomes urgent. */
+void aws_client_promote(struct aws_client *client, uint32_t fleet);
 
 /* The stats table (n entries), valid until the next aws_request or aws_client_free. */
 const struct aws_op_stats *aws_client_stats(const struct aws_client *client, size_t *n);

@@ -98,6 +98,7 @@ static int config_set_defaults(struct config *c)
 		if (config_set_string(strings[i].dst, strings[i].value) < 0)
 			return -ENOMEM;
 	c->aws.max_tps = 4;
+	c->aws.resync_share = 0.5;
 	c->aws.timeout_ms = 10000;
 	c->aws.connect_timeout_ms = 3000;
 	c->redis.port = 6379;

@@ -44,6 +44,7 @@ struct config_aws {
 	char *profile;
 	char *credentials_file;  /* resolved path, or "" */
 	double max_tps;
+	double resync_share;     /* of max_tps, for the background resync's reads (0 < x <= 1) */
 	uint64_t timeout_ms;
 	uint64_t connect_timeout_ms;
 };

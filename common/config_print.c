@@ -82,6 +82,7 @@ void config_print(const struct config *c, FILE *f)
 	put_string(f, 2, "profile", c->aws.profile);
 	put_string(f, 2, "credentials_file", c->aws.credentials_file);
 	fprintf(f, "  max_tps: %.15g\n", c->aws.max_tps);
+	fprintf(f, "  resync_share: %.15g\n", c->aws.resync_share);
 	put_duration(f, 2, "timeout", c->aws.timeout_ms);
 	put_duration(f, 2, "connect_timeout", c->aws.connect_timeout_ms);
 

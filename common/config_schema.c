@@ -648,6 +648,8 @@ static const struct field aws_fields[] = {
 	{ .key = "credentials_file", .type = F_CUSTOM, .custom = custom_credentials_file },
 	{ .key = "max_tps", .type = F_DOUBLE, .offset = offsetof(struct config_aws, max_tps),
 	  .dmin_exclusive = 0, .dmax = 100 },
+	{ .key = "resync_share", .type = F_DOUBLE,
+	  .offset = offsetof(struct config_aws, resync_share), .dmin_exclusive = 0, .dmax = 1 },
 	DUR(struct config_aws, timeout, 1),
 	DUR(struct config_aws, connect_timeout, 1),
 };

@@ -14,11 +14,13 @@ enum result_kind { R_DONE, R_STAGE, R_STAGES, R_PARTICIPANT, R_PARTICIPANTS, R_R
 
 struct ivs_call {
 	struct aws_client *client;
+	struct aws_call_class cls;          /* the client's class when queued: every page keeps it */
 	enum result_kind kind;
 	const char *operation;              /* static string */
 	char path[64];
 	json_t *request;
 	void *cb;
+	ivs_stage_page_fn page_cb;          /* ListStages page by page: each page, then cb */
 	void *ud;
 	unsigned pages;
 	bool at_most_once;                  /* CreateStage: no blind retry (retry.h) */
@@ -50,6 +52,7 @@ static void deliver(struct ivs_call *call, const struct aws_error *err, const vo
 		((ivs_stage_fn)call->cb)(call->ud, err, ok ? one : NULL);
 		break;
 	case R_STAGES:
+		/* page by page: the pages went to page_cb, what is left here is empty */
 		((ivs_stages_fn)call->cb)(call->ud, err, ok ? &call->stages : NULL);
 		break;
 	case R_PARTICIPANT:
@@ -86,9 +89,16 @@ static int send_call(struct ivs_call *call)
 
 	if (body == NULL)
 		return -ENOMEM;
-	r = aws_request_flags(call->client, call->operation, "POST", call->path, body,
+	r = aws_request_class(call->client, &call->cls, call->operation, "POST", call->path, body,
 			      call->at_most_once ? AWS_REQUEST_AT_MOST_ONCE : 0, on_aws_done, call);
 	free(body);
+	/* aws.c keeps the body it sends: only a listing needs the request again (nextToken).
+	 * A queued CreateStage held about 1 kB of JSON tree beside its body. */
+	if (r == 0 && call->kind != R_STAGES && call->kind != R_PARTICIPANTS &&
+	    call->kind != R_REPLICAS) {
+		json_decref(call->request);
+		call->request = NULL;
+	}
 	return r;
 }
 
@@ -166,6 +176,11 @@ static void on_aws_done(void *ud, const struct aws_error *aerr, int status, cons
 		deliver(call, &err, NULL);
 		return;
 	}
+	if (call->page_cb != NULL) {
+		/* hand the page over and forget it: memory stays one page whatever the listing */
+		call->page_cb(call->ud, &call->stages);
+		ivs_stage_list_clear(&call->stages);
+	}
 	if (call->kind == R_STAGES || call->kind == R_PARTICIPANTS || call->kind == R_REPLICAS) {
 		r = next_page(call, token, &err);
 		if (r > 0)
@@ -195,6 +210,7 @@ static struct ivs_call *call_new(struct aws_client *c, enum result_kind kind,
 		return NULL;
 	}
 	call->client = c;
+	call->cls = aws_client_class(c);
 	call->kind = kind;
 	call->operation = operation;
 	snprintf(call->path, sizeof(call->path), "/%s", operation);
@@ -294,6 +310,20 @@ int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud)
 
 	if (call == NULL)
 		return cb ? -ENOMEM : -EINVAL;
+	return start(call, json_object_set_new(call->request, "maxResults", json_integer(100)));
+}
+
+int ivs_list_stages_paged(struct aws_client *c, ivs_stage_page_fn page, ivs_stages_fn done,
+			  void *ud)
+{
+	struct ivs_call *call;
+
+	if (page == NULL)
+		return -EINVAL;
+	call = call_new(c, R_STAGES, "ListStages", (void *)done, ud);
+	if (call == NULL)
+		return done ? -ENOMEM : -EINVAL;
+	call->page_cb = page;
 	return start(call, json_object_set_new(call->request, "maxResults", json_integer(100)));
 }
 

@@ -6,7 +6,8 @@
  * participants, replicas, lists) are owned by this module and valid ONLY during the callback:
  * copy what you keep. List operations follow nextToken through all pages (at most
  * IVS_MAX_PAGES; a repeated token is an error) before calling back once.
- * Request bodies contain only members of the model (service-2.json).
+ * Request bodies contain only members of the model (service-2.json). A call, with all its
+ * pages, has the client's class (aws_client_set_class) at the time it is queued.
  */
 #ifndef IVS_IVS_H
 #define IVS_IVS_H
@@ -69,6 +70,16 @@ int ivs_create_stage(struct aws_client *c, const char *name, const struct ivs_kv
 int ivs_get_stage(struct aws_client *c, const char *arn, ivs_stage_fn cb, void *ud);
 int ivs_delete_stage(struct aws_client *c, const char *arn, ivs_done_fn cb, void *ud);
 int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud);
+/*
+ * ListStages page by page, so a listing of any size costs one page of memory: page runs for
+ * each page as it arrives (valid only during the call; the next page is requested after it
+ * returns), then done runs once with the outcome (its list is empty on success). After an
+ * error, what page delivered before is incomplete: the caller must not trust a partial
+ * listing for anything but what it read.
+ */
+typedef void (*ivs_stage_page_fn)(void *ud, const struct ivs_stage_list *page);
+int ivs_list_stages_paged(struct aws_client *c, ivs_stage_page_fn page, ivs_stages_fn done,
+			  void *ud);
 int ivs_list_participants(struct aws_client *c, const char *stage_arn, const char *session_id,
 			  const struct ivs_participant_filter *filter, ivs_participants_fn cb,
 			  void *ud);

@@ -39,15 +39,22 @@ static void refill(struct ratelimit *bucket, uint64_t now_us)
 		bucket->units = bucket->burst_units;
 }
 
-uint64_t ratelimit_take(struct ratelimit *bucket, uint64_t now_us)
+uint64_t ratelimit_wait(struct ratelimit *bucket, uint64_t now_us)
 {
 	uint64_t missing;
 
 	refill(bucket, now_us);
-	if (bucket->units >= UNITS_PER_TOKEN) {
-		bucket->units -= UNITS_PER_TOKEN;
+	if (bucket->units >= UNITS_PER_TOKEN)
 		return 0;
-	}
 	missing = UNITS_PER_TOKEN - bucket->units;
 	return (missing + bucket->rate_mtps - 1) / bucket->rate_mtps;
+}
+
+uint64_t ratelimit_take(struct ratelimit *bucket, uint64_t now_us)
+{
+	uint64_t wait = ratelimit_wait(bucket, now_us);
+
+	if (wait == 0)
+		bucket->units -= UNITS_PER_TOKEN;
+	return wait;
 }

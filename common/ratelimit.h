@@ -30,4 +30,7 @@ int ratelimit_init(struct ratelimit *bucket, double rate_per_s, double burst, ui
  */
 uint64_t ratelimit_take(struct ratelimit *bucket, uint64_t now_us);
 
+/* Like ratelimit_take, but never takes: 0 when a token is there at now_us. */
+uint64_t ratelimit_wait(struct ratelimit *bucket, uint64_t now_us);
+
 #endif

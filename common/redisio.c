@@ -413,8 +413,16 @@ static void on_subscription(struct link *l, redisReply *r)
 			failover_hint(rio, "the sentinels switched the master");
 		}
 	} else if (strcmp(kind, "message") == 0 && r->elements == 3) {
-		if (rio->cbs.on_wake != NULL)
+		if (rio->cbs.on_wake_message != NULL) {
+			char msg[REDISIO_WAKE_MESSAGE_MAX + 1] = "";
+			if (element_is(r, 2, REDIS_REPLY_STRING) &&
+			    r->element[2]->len <= REDISIO_WAKE_MESSAGE_MAX &&
+			    memchr(r->element[2]->str, '\0', r->element[2]->len) == NULL)
+				memcpy(msg, r->element[2]->str, r->element[2]->len);
+			rio->cbs.on_wake_message(rio->userdata, msg);
+		} else if (rio->cbs.on_wake != NULL) {
 			rio->cbs.on_wake(rio->userdata, "wake");
+		}
 	} else if (strcmp(kind, "pmessage") == 0 && r->elements == 4 &&
 		   element_is(r, 2, REDIS_REPLY_STRING)) {
 		/* Channel "__keyspace@<db>__:<key>": hand over the key. */

@@ -95,7 +95,14 @@ struct redisio_callbacks {
 	 * (events may have been missed while it was down). May be NULL.
 	 */
 	void (*on_wake)(void *userdata, const char *reason);
+	/*
+	 * A message on the wake channel, with its payload (a fleet name, or "" = all; at most
+	 * REDISIO_WAKE_MESSAGE_MAX bytes, longer ones arrive as ""). When NULL, on_wake gets "wake".
+	 */
+	void (*on_wake_message)(void *userdata, const char *message);
 };
+
+#define REDISIO_WAKE_MESSAGE_MAX 128
 
 /*
  * Reply callback. On success reply is the server's reply (any type, including

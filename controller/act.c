@@ -24,13 +24,18 @@
 
 /* ---- per-item backoff (backoff.c) ------------------------------------------------------ */
 
-/* One more failure of an action: a table that cannot remember it says so, loudly. */
-static void action_backoff_fail(struct reconciler *r, const char *key)
+/*
+ * One more failure of an action: a table that cannot remember it says so, loudly. The end of
+ * its delay wakes the fleet, so the retry does not wait for the resync to come round.
+ */
+static void action_backoff_fail(struct reconciler *r, const struct obs_fleet *f, const char *key)
 {
 	if (backoff_fail(r->backoff, key, rec_wall_ms(), r->config->reconcile.backoff_initial_ms,
 			 r->config->reconcile.backoff_max_ms) < 0)
 		log_event(LOG_ERR, NULL, NULL, "no memory to back off %s: it is retried next pass",
 			  key);
+	else
+		rec_backoff_wake(r, f->index, backoff_next(r->backoff, key));
 }
 
 #define ACTION_KEY_MAX (2 * IVS_ARN_MAX + IVS_PARTICIPANT_ID_MAX + 16)
@@ -51,7 +56,7 @@ static void record_failure(struct op *op, const char *what, const struct aws_err
 	char status[8];
 
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
-	action_backoff_fail(op->r, key);
+	action_backoff_fail(op->r, f, key);
 	op->pass->actions_failed++;
 	f->actions_failed++;
 	snprintf(status, sizeof(status), "%d", err->http_status);
@@ -96,13 +101,13 @@ static void on_start_done(void *ud, const struct aws_error *err)
 	} else if (conflict == IVS_CONFLICT_NOT_PUBLISHING) {
 		/* The host went quiet between observe and act: retry on a later pass, quietly. */
 		f->not_publishing++;
-		action_backoff_fail(r, key);
+		action_backoff_fail(r, f, key);
 		log_event(LOG_DEBUG, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
 						      "IVS_PARTICIPANT_ID", op->action.participant_id),
 			  "host %s is not publishing; replication deferred", op->action.participant_id);
 	} else if (err->kind == AWS_ERR_QUOTA) {
 		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		action_backoff_fail(r, key);
+		action_backoff_fail(r, f, key);
 		if (fs != NULL && !fs->capped_reported) {
 			fs->capped_reported = true;
 			log_event(LOG_WARNING, MSGID_QUOTA_CAPPED,
@@ -145,6 +150,8 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 	char key[ACTION_KEY_MAX];
 
+	/* answered either way (a timeout may have created it): a listing must be newer */
+	rec_stages_changed(r, f->index);
 	action_key(&op->action, f->cfg->name, key, sizeof(key));
 	if (err != NULL && err->kind != AWS_OK) {
 		if (err->kind == AWS_ERR_QUOTA)
@@ -231,6 +238,7 @@ static void on_delete_done(void *ud, const struct aws_error *err)
 	struct reconciler *r = op->r;
 	struct obs_fleet *f = &op->pass->fleets[op->fleet];
 
+	rec_stages_changed(r, f->index);
 	if (err == NULL || err->kind == AWS_OK || err->kind == AWS_ERR_NOT_FOUND) {
 		op->pass->actions_done++;
 		log_event(LOG_NOTICE, MSGID_STAGE_DELETED,

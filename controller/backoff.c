@@ -99,6 +99,12 @@ bool backoff_blocked(const struct backoff *b, const char *key, int64_t now)
 	return it != NULL && now < it->next_ms;
 }
 
+int64_t backoff_next(const struct backoff *b, const char *key)
+{
+	const struct backoff_item *it = *slot_of(b, key);
+	return it != NULL ? it->next_ms : 0;
+}
+
 int backoff_fail(struct backoff *b, const char *key, int64_t now, uint64_t initial_ms,
 		 uint64_t max_ms)
 {

@@ -23,6 +23,8 @@ bool backoff_blocked(const struct backoff *b, const char *key, int64_t now);
  */
 int backoff_fail(struct backoff *b, const char *key, int64_t now, uint64_t initial_ms,
 		 uint64_t max_ms);
+/* When key may be tried again (ms, the clock of backoff_fail); 0 when it is not backing off. */
+int64_t backoff_next(const struct backoff *b, const char *key);
 /* key succeeded: forget it. */
 void backoff_ok(struct backoff *b, const char *key);
 /* Items remembered. */

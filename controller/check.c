@@ -201,7 +201,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
 
 static int setup_redis(struct check *c)
 {
-	static const struct redisio_callbacks cbs = { on_redis_state, NULL };
+	static const struct redisio_callbacks cbs = { .on_state = on_redis_state };
 	struct redisio_options ro;
 	SSL_CTX *tls = NULL;
 	char why[512];

@@ -139,6 +139,9 @@ static void render_status(const json_t *d, struct strbuf *out)
 		strbuf_printf(out, "last pass: none yet\n");
 	strbuf_printf(out, "passes: %lld\n", jint(d, "passes"));
 	render_last_reload(json_object_get(d, "last_reload"), out);
+	const json_t *resync = json_object_get(d, "resync");
+	if (json_is_string(json_object_get(resync, "summary")))
+		strbuf_printf(out, "%s\n", jstr(resync, "summary"));
 	render_fleet_header(out);
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
@@ -375,7 +378,10 @@ static int cmd_reconcile(void *ud, const struct control_request *req, json_t **d
 	const char *fleet;
 	if (check_fleet(c, req, &fleet, err, errlen) < 0)
 		return -1;
-	reconciler_wake(c->reconciler, "admin");
+	if (reconciler_wake_fleet(c->reconciler, fleet, "admin") < 0) {
+		snprintf(err, errlen, "no such fleet: %s", fleet);
+		return -1;
+	}
 	*data = json_string("reconcile pass requested");
 	return 0;
 }

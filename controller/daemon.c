@@ -307,9 +307,12 @@ static int reload_config(struct daemon *d, bool *pending, char *err, size_t errl
 		d->pending_config = fresh;
 		d->last_reload_ok = true;
 		d->last_reload_error[0] = '\0';
-		/* Otherwise on_idle swaps it in once the running pass and its calls are done. */
+		/* Otherwise on_idle swaps it in once the running passes and their calls are done
+		 * (no pass starts meanwhile, and the resync walk stops early). */
 		if (reconciler_idle(d->reconciler))
 			swap_config(d);
+		else
+			reconciler_hold(d->reconciler);
 		*pending = d->pending_config != NULL;
 	}
 	config_errors_free(&errs);
@@ -409,31 +412,66 @@ static void on_redis_state(void *ud, bool connected)
 	}
 }
 
-/* Does a changed key matter to a fleet? Our own writes must not wake us up. */
-static bool key_is_input(const struct config *c, const char *key)
+/*
+ * Which fleet does a changed key concern? Its desired_stages or publisher key, or the viewers
+ * key of one of its stages (the last observations say whose stage it is; a stage not seen yet
+ * concerns every fleet: SIZE_MAX). *matched is false when the key is no input at all: our own
+ * writes must not wake us up.
+ */
+static size_t fleet_of_key(const struct daemon *d, const char *key, bool *matched)
 {
+	const struct config *c = d->config;
+
+	*matched = false;
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		const struct config_keys *k = &c->fleets[i].redis_keys;
 		const char *arn = strstr(k->viewers, "{arn}");
-		if (strcmp(key, k->desired_stages) == 0 || strcmp(key, k->publisher) == 0)
-			return true;
+		if (strcmp(key, k->desired_stages) == 0 || strcmp(key, k->publisher) == 0) {
+			*matched = true;
+			return i;
+		}
 		if (arn != NULL) {
 			size_t head = (size_t)(arn - k->viewers), tail = strlen(arn + 5), len = strlen(key);
 			if (len > head + tail && strncmp(key, k->viewers, head) == 0 &&
-			    strcmp(key + len - tail, arn + 5) == 0)
-				return true;
+			    strcmp(key + len - tail, arn + 5) == 0) {
+				char stage[256];
+				size_t n = len - head - tail;
+				*matched = true;
+				if (n >= sizeof(stage))
+					continue;
+				memcpy(stage, key + head, n);
+				stage[n] = '\0';
+				size_t owner = reconciler_fleet_of_stage(d->reconciler, stage);
+				if (owner != SIZE_MAX)
+					return owner;
+			}
 		}
 	}
-	return false;
+	return SIZE_MAX;
 }
 
 static void on_redis_wake(void *ud, const char *reason)
 {
 	struct daemon *d = ud;
-	if (strcmp(reason, "wake") == 0)
+	bool matched;
+	size_t fleet;
+
+	if (strcmp(reason, "wake") == 0) {
 		reconciler_wake(d->reconciler, "wake channel");
-	else if (key_is_input(d->config, reason))
-		reconciler_wake_debounced(d->reconciler, reason);
+		return;
+	}
+	fleet = fleet_of_key(d, reason, &matched);
+	if (matched)
+		reconciler_wake_debounced(d->reconciler, fleet, reason);
+}
+
+/* A message on the wake channel: a fleet's name wakes that fleet; anything else, every fleet. */
+static void on_redis_wake_message(void *ud, const char *message)
+{
+	struct daemon *d = ud;
+
+	if (reconciler_wake_fleet(d->reconciler, message, "wake channel") < 0)
+		reconciler_wake(d->reconciler, "wake channel");
 }
 
 /* ---- credentials --------------------------------------------------------------------------- */
@@ -487,6 +525,7 @@ static int setup_aws(struct daemon *d)
 		.region = d->region,
 		.endpoint = d->config->aws.endpoint,
 		.max_tps = d->config->aws.max_tps,
+		.resync_share = d->config->aws.resync_share,
 		.timeout_ms = (long)d->config->aws.timeout_ms,
 		.connect_timeout_ms = (long)d->config->aws.connect_timeout_ms,
 		.credentials = get_credentials,
@@ -515,7 +554,9 @@ static int redis_options(struct daemon *d, const struct config *cfg, struct redi
 
 static int setup_redis(struct daemon *d)
 {
-	static const struct redisio_callbacks cbs = { on_redis_state, on_redis_wake };
+	static const struct redisio_callbacks cbs = { .on_state = on_redis_state,
+						      .on_wake = on_redis_wake,
+						      .on_wake_message = on_redis_wake_message };
 	struct redisio_options ro;
 	SSL_CTX *tls = NULL;
 

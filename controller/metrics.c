@@ -715,6 +715,9 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 		P "aws_credentials_expiry_timestamp_seconds",
 		"Unix time at which the AWS credentials in use expire; 0 when they do not expire.",
 		NULL, 0, NULL, 0);
+	im->resync_period = metrics_register(reg, METRIC_GAUGE, P "resync_period_seconds",
+		"Time the resync takes to visit every fleet: resync_interval, or longer when the "
+		"fleets' reads at resync_share x max_tps need more.", NULL, 0, NULL, 0);
 	im->build_info = metrics_register(reg, METRIC_GAUGE, P "build_info",
 		"Build information; the value is always 1.", &ver, 1, NULL, 0);
 	if (im->reconcile_total == NULL || im->reconcile_duration == NULL ||
@@ -725,7 +728,7 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	    im->fleet_fail_static == NULL || im->origin_missing == NULL ||
 	    im->override_invalid == NULL || im->config_reload_failures_total == NULL ||
 	    im->redis_up == NULL || im->last_success_timestamp == NULL ||
-	    im->credentials_expiry == NULL || im->build_info == NULL) {
+	    im->credentials_expiry == NULL || im->resync_period == NULL || im->build_info == NULL) {
 		r = errno != 0 ? -errno : -ENOMEM;
 		ivs_metrics_free(im);
 		return r;

@@ -112,6 +112,7 @@ struct ivs_metrics {
 	struct metric *redis_up;                 /* gauge, 0/1 */
 	struct metric *last_success_timestamp;   /* gauge, unix seconds (last_pass_success_...) */
 	struct metric *credentials_expiry;       /* gauge, unix seconds, 0 = never */
+	struct metric *resync_period;            /* gauge, seconds */
 	struct metric *build_info;               /* gauge {version} = 1 */
 };
 

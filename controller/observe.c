@@ -59,8 +59,9 @@ static void set_viewers_invalid(struct obs_fleet *f, struct obs_stage *s, const 
 {
 	s->viewers_known = false;
 	f->viewers_ok = false;
-	if (f->viewers_error[0] == '\0')
-		snprintf(f->viewers_error, sizeof(f->viewers_error), "%s: %s", s->arn, why);
+	struct obs_notes *n = obs_notes_of(f);
+	if (n != NULL && n->viewers_error[0] == '\0')
+		snprintf(n->viewers_error, sizeof(n->viewers_error), "%s: %s", s->arn, why);
 }
 
 static void redis_read_failed(struct obs_fleet *f, struct pass *p)
@@ -143,6 +144,52 @@ static void observe_feeders(struct op *parent, struct obs_fleet *f)
 	}
 }
 
+/*
+ * A pass observes its fleets a few at a time: each fleet's Redis read and its IVS reads are
+ * sent when it gets one of OBSERVE_AT_ONCE slots, and the slot is free again when the fleet
+ * is through observing (observe_fleet_done). 200 fleets observed at once held 0.6 MB of
+ * hiredis output buffers and 200 queued ListParticipants (0.5 MB); the per-operation budget,
+ * not this window, is what limits a pass. A queued fleet already holds its op, so it stays
+ * observing.
+ */
+#define OBSERVE_AT_ONCE 16
+
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi, struct op *op);
+static void observe_hosts(struct reconciler *r, struct pass *p, size_t fi);
+
+/*
+ * Start queued fleets while fewer than OBSERVE_AT_ONCE observe. Called only while an op of p
+ * is outstanding (the queued fleet's own at least), so p outlives the loop; a fleet that is
+ * through at once re-enters through observe_fleet_done, a no-op then.
+ */
+static void observe_pump(struct reconciler *r, struct pass *p)
+{
+	if (p->obs_pumping)
+		return;
+	p->obs_pumping = true;
+	while (p->obs_in_flight < OBSERVE_AT_ONCE && p->obs_head != p->obs_tail) {
+		size_t fi = p->obs_queue[p->obs_head++];
+		struct obs_fleet *f = &p->fleets[fi];
+		struct op *op = f->redis_op;
+		f->redis_op = NULL;
+		f->observing = true;
+		p->obs_in_flight++;
+		/* hosts first: the Redis op still holds the fleet while they are sent */
+		observe_hosts(r, p, fi);
+		observe_redis(r, p, fi, op);
+	}
+	p->obs_pumping = false;
+}
+
+void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fi)
+{
+	if (!p->fleets[fi].observing)
+		return;
+	p->fleets[fi].observing = false;
+	p->obs_in_flight--;
+	observe_pump(r, p);
+}
+
 static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 {
 	struct redis_read *rr = ud;
@@ -163,14 +210,17 @@ static void on_fleet_read(void *ud, const struct store_fleet_read *res)
 		break;
 	case STORE_INVALID:
 		f->override = PLAN_OVERRIDE_INVALID;
-		snprintf(f->override_error, sizeof(f->override_error), "%s", res->desired.error);
+		if (obs_notes_of(f) != NULL)
+			snprintf(f->notes->override_error, sizeof(f->notes->override_error), "%s",
+				 res->desired.error);
 		break;
 	}
-	if (res->publisher.state == STORE_OK) {
-		f->publisher = res->publisher.info;
-		f->publisher_present = true;
-	} else if (res->publisher.state == STORE_INVALID) {
-		snprintf(f->publisher_error, sizeof(f->publisher_error), "%s", res->publisher.error);
+	if (res->publisher.state == STORE_OK && obs_notes_of(f) != NULL) {
+		f->notes->publisher = res->publisher.info;
+		f->notes->publisher_present = true;
+	} else if (res->publisher.state == STORE_INVALID && obs_notes_of(f) != NULL) {
+		snprintf(f->notes->publisher_error, sizeof(f->notes->publisher_error), "%s",
+			 res->publisher.error);
 	}
 	for (size_t i = 0; i < res->n_stages; i++) {
 		const struct store_stage_read *sr = &res->stages[i];
@@ -199,10 +249,9 @@ out:
 	pass_op_done(op);
 }
 
-static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
+static void observe_redis(struct reconciler *r, struct pass *p, size_t fi, struct op *op)
 {
 	struct obs_fleet *f = &p->fleets[fi];
-	struct op *op = pass_op_new(r, p, fi);
 	struct redis_read *rr = calloc(1, sizeof(*rr));
 	size_t n_all = f->n_replicas + 1, n = 0;
 	char (*keys)[3][KEY_MAX] = calloc(n_all, sizeof(*keys));
@@ -211,7 +260,7 @@ static void observe_redis(struct reconciler *r, struct pass *p, size_t fi)
 
 	f->redis_ok = true;
 	f->viewers_ok = true;
-	if (op == NULL || rr == NULL || keys == NULL || sk == NULL)
+	if (rr == NULL || keys == NULL || sk == NULL)
 		goto fail;
 	rr->op = op;
 	rr->stage_of = calloc(n_all, sizeof(*rr->stage_of));
@@ -256,8 +305,7 @@ fail:
 	free(sk);
 	redis_read_free(rr);
 	redis_read_failed(f, p);
-	if (op != NULL)
-		pass_op_done(op);
+	pass_op_done(op);
 }
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */
@@ -335,7 +383,7 @@ static void on_participants(void *ud, const struct aws_error *err,
 			continue;
 		struct obs_host *h = &f->hosts[f->n_hosts++];
 		snprintf(h->participant_id, sizeof(h->participant_id), "%s", pt->participant_id);
-		snprintf(h->user_id, sizeof(h->user_id), "%s", pt->user_id);
+		h->user_id = strdup(pt->user_id);
 	}
 	for (size_t i = 0; i < f->n_hosts; i++) {
 		struct op *rop = pass_op_new(r, op->pass, op->fleet);
@@ -344,8 +392,12 @@ static void on_participants(void *ud, const struct aws_error *err,
 			continue;
 		}
 		rop->index = i;
-		if (ivs_list_participant_replicas(r->aws, f->cfg->origin_stage_arn,
-						  f->hosts[i].participant_id, on_replicas, rop) < 0) {
+		struct aws_call_class prev = aws_client_set_class(r->aws,
+								  pass_call_class(op->pass, op->fleet));
+		int rc = ivs_list_participant_replicas(r->aws, f->cfg->origin_stage_arn,
+						       f->hosts[i].participant_id, on_replicas, rop);
+		aws_client_set_class(r->aws, prev);
+		if (rc < 0) {
 			f->hosts[i].replicas_ok = false;
 			op->pass->reads_failed++;
 			pass_op_done(rop);
@@ -365,23 +417,28 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 		f->replicas = n;
 		f->cap_replicas = cap;
 	}
+	size_t alen = strlen(st->arn), nlen = strlen(st->name);
+	char *block = malloc(alen + nlen + 2);
+	if (block == NULL)
+		return -ENOMEM;
+	memcpy(block, st->arn, alen + 1);
+	memcpy(block + alen + 1, st->name, nlen + 1);
 	struct obs_stage *s = &f->replicas[f->n_replicas++];
 	memset(s, 0, sizeof(*s));
-	snprintf(s->arn, sizeof(s->arn), "%s", st->arn);
-	snprintf(s->name, sizeof(s->name), "%s", st->name);
+	s->arn = block;
+	s->name = block + alen + 1;
 	snprintf(s->session, sizeof(s->session), "%s", st->active_session_id);
 	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
 	return 0;
 }
 
-/* The Redis read and ListParticipants (then ListParticipantReplicas per host) of one fleet. */
-void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+/* ListParticipants of the origin's session, then ListParticipantReplicas per host. */
+static void observe_hosts(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct ivs_participant_filter filter = { .kind = IVS_FILTER_PUBLISHED, .published = true };
 	struct op *hop;
 
-	observe_redis(r, p, fi);
 	if (!p->stages_ok) {
 		/* Without the origin's session there is no way to list hosts. */
 		f->hosts_ok = false;
@@ -394,24 +451,93 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	hop = pass_op_new(r, p, fi);
 	if (hop == NULL)
 		return;
-	if (ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
-				  &filter, on_participants, hop) < 0) {
+	struct aws_call_class prev = aws_client_set_class(r->aws, pass_call_class(p, fi));
+	int rc = ivs_list_participants(r->aws, f->cfg->origin_stage_arn, f->origin_session,
+				       &filter, on_participants, hop);
+	aws_client_set_class(r->aws, prev);
+	if (rc < 0) {
 		f->hosts_ok = false;
 		p->reads_failed++;
 		pass_op_done(hop);
 	}
 }
 
+/* The fleet's Redis read and its hosts, once it has a slot (observe_pump). */
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct op *rop = pass_op_new(r, p, fi);
+
+	if (p->obs_queue == NULL)
+		p->obs_queue = calloc(p->n_fleets, sizeof(*p->obs_queue));
+	if (rop == NULL || p->obs_queue == NULL) {
+		/* no memory to wait: observe now, outside the window */
+		redis_read_failed(f, p);
+		observe_hosts(r, p, fi);
+		if (rop != NULL)
+			pass_op_done(rop);      /* cannot end the pass: the machine holds the fleet */
+		return;
+	}
+	f->redis_op = rop;                      /* queued: observe_pump starts it in its turn */
+	p->obs_queue[p->obs_tail++] = fi;
+	observe_pump(r, p);
+}
+
 /*
  * A configured origin is never one of our replicas, even when it carries our tags (a replica an
  * operator promoted to the origin of another fleet): origins are configured, not owned.
  */
-static bool is_configured_origin(const struct pass *p, const char *arn)
+static bool is_configured_origin(const struct config *c, const char *arn)
 {
-	for (size_t i = 0; i < p->n_fleets; i++)
-		if (strcmp(p->fleets[i].cfg->origin_stage_arn, arn) == 0)
+	for (size_t i = 0; i < c->n_fleets; i++)
+		if (strcmp(c->fleets[i].origin_stage_arn, arn) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * One page of ListStages: the origins' sessions and our replica stages, by fleet. The page is
+ * forgotten once it is read, so memory holds one page of 100, not the whole listing.
+ */
+static void on_stage_page(void *ud, const struct ivs_stage_list *list)
+{
+	struct op *op = ud;
+	struct pass *p = op->pass;
+
+	p->stage_pages++;
+	/* Every ARN listed, as hashes, for the records sweep (sweep.c). Short of memory, none:
+	 * the sweep is then skipped (a partial list would make listed stages look gone). */
+	if (!p->listed_lost && list->n > 0) {
+		uint64_t *grown = realloc(p->listed, (p->n_listed + list->n) * sizeof(*grown));
+		if (grown == NULL) {
+			free(p->listed);
+			p->listed = NULL;
+			p->n_listed = 0;
+			p->listed_lost = true;
+		} else {
+			p->listed = grown;
+			for (size_t i = 0; i < list->n; i++)
+				p->listed[p->n_listed++] = sweep_arn_hash(list->items[i].arn);
+		}
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ivs_stage *st = &list->items[i];
+		const char *managed = ivs_stage_tag(st, TAG_MANAGED);
+		const char *fleet = ivs_stage_tag(st, TAG_FLEET);
+		for (size_t fi = 0; fi < p->n_fleets; fi++) {
+			struct obs_fleet *f = &p->fleets[fi];
+			if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
+				f->origin_seen = true;
+				snprintf(f->origin_session, sizeof(f->origin_session), "%s",
+					 st->active_session_id);
+			} else if (managed != NULL && strcmp(managed, "true") == 0 &&
+				   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
+				   !is_configured_origin(op->r->config, st->arn)) {
+				if (obs_add_replica(f, st) < 0)
+					p->stages_alloc_failed = true;
+			}
+		}
+	}
 }
 
 static void on_stages(void *ud, const struct aws_error *err, const struct ivs_stage_list *list)
@@ -419,6 +545,7 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 	struct op *op = ud;
 	struct pass *p = op->pass;
 
+	(void)list;
 	if (err != NULL && err->kind != AWS_OK) {
 		p->stages_ok = false;
 		p->reads_failed++;
@@ -428,37 +555,16 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			  LOG_FIELDS("IVS_OPERATION", "ListStages", "AWS_REQUEST_ID", err->request_id),
 			  "listing stages failed: %s %s", aws_error_kind_name(err->kind), err->message);
 	} else {
-		p->stages_ok = true;
-		p->listed = malloc((list->n ? list->n : 1) * sizeof(*p->listed));
-		if (p->listed != NULL) {
-			for (size_t i = 0; i < list->n; i++)
-				p->listed[i] = sweep_arn_hash(list->items[i].arn);
-			sweep_sort_hashes(p->listed, list->n);
-			p->n_listed = list->n;
-		}
-		for (size_t i = 0; i < list->n; i++) {
-			const struct ivs_stage *st = &list->items[i];
-			const char *managed = ivs_stage_tag(st, TAG_MANAGED);
-			const char *fleet = ivs_stage_tag(st, TAG_FLEET);
-			for (size_t fi = 0; fi < p->n_fleets; fi++) {
-				struct obs_fleet *f = &p->fleets[fi];
-				if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
-					f->origin_seen = true;
-					snprintf(f->origin_session, sizeof(f->origin_session), "%s",
-						 st->active_session_id);
-				} else if (managed != NULL && strcmp(managed, "true") == 0 &&
-					   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
-					   !is_configured_origin(p, st->arn)) {
-					if (obs_add_replica(f, st) < 0)
-						p->stages_ok = false;
-				}
-			}
-		}
+		p->stages_ok = !p->stages_alloc_failed;
+		if (p->listed == NULL && !p->listed_lost)
+			p->listed = calloc(1, sizeof(*p->listed));      /* nothing listed at all */
+		if (p->listed != NULL)
+			sweep_sort_hashes(p->listed, p->n_listed);
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];
 		/* Two observations of every fleet are alive at once (this pass and the one before):
-		 * give back the doubling's slack (5 replicas held 8 slots of 312 bytes). */
+		 * give back the doubling's slack. */
 		if (f->n_replicas > 0 && f->n_replicas < f->cap_replicas) {
 			struct obs_stage *fit = realloc(f->replicas, f->n_replicas * sizeof(*fit));
 			if (fit != NULL) {
@@ -478,7 +584,14 @@ int observe_pass(struct reconciler *r, struct pass *p)
 
 	if (op == NULL)
 		return -ENOMEM;
-	if (ivs_list_stages(r->aws, on_stages, op) < 0)
+	/* The resync's listing is paced like its other reads; a targeted pass's goes first. */
+	struct aws_call_class cls = {
+		.priority = p->kind == PASS_RESYNC ? AWS_PRIORITY_RESYNC : AWS_PRIORITY_URGENT,
+	};
+	struct aws_call_class prev = aws_client_set_class(r->aws, cls);
+	int rc = ivs_list_stages_paged(r->aws, on_stage_page, on_stages, op);
+	aws_client_set_class(r->aws, prev);
+	if (rc < 0)
 		on_stages(op, &pass_not_queued, NULL);
 	return 0;
 }

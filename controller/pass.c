@@ -22,18 +22,23 @@ const struct aws_error pass_not_queued = {
 
 static void pass_step(struct reconciler *r, struct pass *p, size_t fi);
 static void pass_end_if_done(struct reconciler *r, struct pass *p);
+static void fleet_done(struct reconciler *r, struct pass *p, size_t fi);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 static void obs_fleet_clear(struct obs_fleet *f)
 {
 	for (size_t h = 0; h < f->n_hosts; h++) {
+		free(f->hosts[h].user_id);
 		free(f->hosts[h].replications);
 		free(f->hosts[h].dest);
 	}
 	free(f->hosts);
-	for (size_t i = 0; i < f->n_replicas; i++)
+	free(f->notes);
+	for (size_t i = 0; i < f->n_replicas; i++) {
 		free(f->replicas[i].feeders);
+		free((char *)f->replicas[i].arn);         /* the block holds the name too */
+	}
 	free(f->replicas);
 	free(f->actions);
 	free(f->open);
@@ -45,47 +50,106 @@ void pass_free(struct pass *p)
 {
 	if (p == NULL)
 		return;
+	/* memory only: the owners (r->running, r->last, fs->last) let go first */
 	for (size_t i = 0; i < p->n_fleets; i++)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
 	free(p->stops_done);
 	free(p->listed);
+	free(p->obs_queue);
 	free(p);
 }
 
-void pass_begin(struct reconciler *r)
+struct obs_notes *obs_notes_of(struct obs_fleet *f)
 {
-	struct pass *p = calloc(1, sizeof(*p));
+	if (f->notes == NULL)
+		f->notes = calloc(1, sizeof(*f->notes));
+	return f->notes;
+}
 
-	if (p == NULL)
-		return;
-	p->fleets = calloc(r->config->n_fleets ? r->config->n_fleets : 1, sizeof(*p->fleets));
+void pass_unref(struct pass *p)
+{
+	if (p != NULL && --p->refs == 0)
+		pass_free(p);
+}
+
+static void running_remove(struct reconciler *r, struct pass *p)
+{
+	struct pass **pp;
+
+	for (pp = &r->running; *pp != NULL; pp = &(*pp)->next_running)
+		if (*pp == p) {
+			*pp = p->next_running;
+			p->next_running = NULL;
+			break;
+		}
+	if (r->resync == p)
+		r->resync = NULL;
+}
+
+bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
+{
+	struct pass *p;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < r->n_fleets; i++)
+		n += want[i] && r->fleets[i].busy == NULL;
+	if (n == 0 || (p = calloc(1, sizeof(*p))) == NULL)
+		return false;
+	p->fleets = calloc(n, sizeof(*p->fleets));
 	if (p->fleets == NULL) {
 		free(p);
-		return;
+		return false;
 	}
-	p->n_fleets = r->config->n_fleets;
+	p->kind = kind;
+	p->n_fleets = n;
 	p->id = ++r->next_pass_id;
 	p->started_ms = rec_wall_ms();
 	p->started_us = rec_mono_us();
-	for (size_t i = 0; i < p->n_fleets; i++) {
-		p->fleets[i].cfg = &r->config->fleets[i];
-		snprintf(p->fleets[i].origin.arn, sizeof(p->fleets[i].origin.arn), "%s",
-			 r->config->fleets[i].origin_stage_arn);
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		if (!want[i] || r->fleets[i].busy != NULL)
+			continue;
+		struct obs_fleet *f = &p->fleets[k++];
+		f->cfg = &r->config->fleets[i];
+		f->index = i;
+		f->pass = p;
+		f->origin.arn = r->config->fleets[i].origin_stage_arn;
+		f->origin.name = "";
 		/* Held until ListStages has answered and the fleet's own reads are sent. */
-		p->fleets[i].pending = 1;
+		f->pending = 1;
+		r->fleets[i].busy = p;
 	}
 	p->listing = true;
-	r->current = p;
-	r->wake_pending = false;
-	r->last_pass_start_us = p->started_us;
-	log_debug("reconcile pass %" PRIu64 " begins", p->id);
+	p->refs = 1;                            /* running */
+	p->next_running = r->running;
+	r->running = p;
+	if (kind == PASS_RESYNC)
+		r->resync = p;
+	else
+		r->last_pass_start_us = p->started_us;
+	log_debug("reconcile pass %" PRIu64 " begins (%s, %zu fleets)", p->id,
+		  kind == PASS_RESYNC ? "resync" : "targeted", n);
 	if (observe_pass(r, p) < 0) {
-		/* Out of memory before anything was sent: drop the pass; the next resync retries. */
-		r->current = NULL;
-		pass_free(p);
+		/* Out of memory before anything was sent: drop the pass; a later wake retries. */
+		for (size_t i = 0; i < p->n_fleets; i++)
+			r->fleets[p->fleets[i].index].busy = NULL;
+		running_remove(r, p);
+		pass_unref(p);
+		return false;
 	}
 	/* Otherwise p may already be gone (ListStages not queued, every fleet done at once). */
+	return true;
+}
+
+struct aws_call_class pass_call_class(const struct pass *p, size_t fi)
+{
+	const struct obs_fleet *f = &p->fleets[fi];
+
+	return (struct aws_call_class){
+		.priority = p->kind == PASS_RESYNC && !f->urgent ? AWS_PRIORITY_RESYNC
+								  : AWS_PRIORITY_URGENT,
+		.fleet = (uint32_t)(f->index + 1),
+	};
 }
 
 /* ---- callbacks owed ---------------------------------------------------------------------- */
@@ -116,12 +180,100 @@ static void pass_release(struct reconciler *r, struct pass *p, size_t fi)
  */
 static void pass_listed(struct reconciler *r, struct pass *p)
 {
+	if (p->kind == PASS_RESYNC) {
+		/* the walk goes on from its timer (reconcile.c); the pass is open till it ends */
+		p->listing = false;
+		if (r->stopping)
+			pass_walk_abandon(r, p);
+		else
+			rec_walk_schedule(r, p);
+		return;
+	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		p->fleets[fi].reached = true;
 		observe_fleet(r, p, fi);
 		pass_release(r, p, fi);
 	}
 	p->listing = false;
 	pass_end_if_done(r, p);
+}
+
+/* The fleet leaves p before any read of its own: done, not recorded, free for another pass. */
+static void pass_skip(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+
+	f->reached = true;
+	f->skipped = true;
+	f->phase = FLEET_DONE;
+	f->pending--;                           /* the hold taken at pass_begin */
+	p->fleets_done++;
+	r->fleets[f->index].busy = NULL;
+}
+
+bool pass_walk_step(struct reconciler *r, struct pass *p)
+{
+	while (p->walk_next < p->n_fleets) {
+		size_t fi = p->walk_next++;
+		struct obs_fleet *f = &p->fleets[fi];
+		struct fleet_state *fs = &r->fleets[f->index];
+		if (f->reached)
+			continue;                   /* taken over by a targeted pass */
+		/*
+		 * The listing must be younger than the fleet's last CreateStage/DeleteStage answer,
+		 * or a stage created since would be missed (and created twice). Such a fleet was
+		 * just handled by a targeted pass, with a listing of its own: skip it this round.
+		 */
+		if (r->stopping || fs->stages_changed_us >= p->started_us) {
+			pass_skip(r, p, fi);
+			continue;
+		}
+		bool more = p->walk_next < p->n_fleets;
+		f->reached = true;
+		observe_fleet(r, p, fi);
+		pass_release(r, p, fi);         /* may end the pass when it was the last fleet */
+		return more;
+	}
+	pass_end_if_done(r, p);
+	return false;
+}
+
+void pass_walk_abandon(struct reconciler *r, struct pass *p)
+{
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
+		if (!p->fleets[fi].reached)
+			pass_skip(r, p, fi);
+	p->walk_next = p->n_fleets;
+	if (!p->listing)
+		pass_end_if_done(r, p);
+}
+
+bool pass_fleet_reached(const struct pass *p, size_t fleet)
+{
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
+		if (p->fleets[fi].index == fleet)
+			return p->fleets[fi].reached;
+	return true;
+}
+
+bool pass_take_over(struct reconciler *r, struct pass *p, size_t fleet)
+{
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		struct obs_fleet *f = &p->fleets[fi];
+		if (f->index != fleet || f->phase == FLEET_DONE)
+			continue;
+		if (!f->reached) {
+			pass_skip(r, p, fi);
+			pass_end_if_done(r, p);     /* may free p */
+			return true;
+		}
+		if (!f->urgent) {
+			f->urgent = true;
+			aws_client_promote(r->aws, (uint32_t)(fleet + 1));
+		}
+		return false;
+	}
+	return false;
 }
 
 /* Every completion ends here: one callback fewer; maybe the next phase, or the pass's end. */
@@ -156,9 +308,12 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 		enum fleet_phase finished = f->phase++;
 		if (finished == FLEET_DELETING) {
 			p->fleets_done++;
+			fleet_done(r, p, fi);
 			break;
 		}
 		f->pending++;
+		if (finished == FLEET_OBSERVING)
+			observe_fleet_done(r, p, fi);
 		if (finished == FLEET_OBSERVING && !r->stopping)
 			act_fleet(r, p, fi);
 		else if (finished == FLEET_ACTING && !r->stopping)
@@ -189,20 +344,54 @@ void pass_record_written(struct reconciler *r)
 }
 
 /*
+ * One fleet is through: its record (Redis write-backs, the admin views) is written now, not at
+ * the end of a resync that may walk for minutes, and another pass may take it.
+ */
+static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	struct fleet_state *fs = &r->fleets[f->index];
+
+	fs->busy = NULL;
+	/*
+	 * The scale-up step (max(S, 4) new stages a pass) left stages to create: another pass
+	 * follows, once this targeted pass has ended (one pass over every such fleet, not a
+	 * second pass beside it), or soon after the walk's visit. A pass that created nothing does
+	 * not ask again.
+	 */
+	if (f->n_created > 0 && f->summary.decision.reason != NULL &&
+	    strcmp(f->summary.decision.reason, "scale-up limit") == 0) {
+		if (p->kind == PASS_RESYNC)
+			rec_wake_soon(r, f->index);
+		else
+			f->follow_up = true;
+	}
+	if (f->planned) {
+		record_fleet(r, p, fi);
+		if (fs->last != NULL)
+			pass_unref(fs->last->pass);
+		fs->last = f;
+		p->refs++;
+	}
+	if (fs->wake && !r->stopping)
+		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+}
+
+/*
  * Stopping with the observation complete but nothing decided: there is nothing to act on or
  * record, so the pass ends here and the owner hears of it (it may be waiting to exit).
  */
 static void pass_abandon(struct reconciler *r, struct pass *p)
 {
-	if (r->current == p)
-		r->current = NULL;
-	pass_free(p);
-	if (r->hooks.pass_done != NULL)
+	running_remove(r, p);
+	pass_unref(p);
+	/* a stop may be waiting for it; a walk whose every fleet left is not news */
+	if (r->stopping && r->hooks.pass_done != NULL)
 		r->hooks.pass_done(r->hooks.ud, false);
 	rec_check_idle(r);
 }
 
-/* Recorded: the pass becomes what the admin views show, and the next one may begin. */
+/* Recorded: the pass becomes the last one the status shows, and wake-ups waiting may go. */
 static void pass_end(struct reconciler *r, struct pass *p)
 {
 	p->finished_ms = rec_wall_ms();
@@ -212,22 +401,23 @@ static void pass_end(struct reconciler *r, struct pass *p)
 	if (p->ok)
 		r->last_success_ms = p->finished_ms;
 	record_pass(r, p);
-	for (size_t i = 0; i < r->n_fleets; i++)
-		r->fleets[i].last = NULL;
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct fleet_state *fs = rec_fleet_state(r, p->fleets[fi].cfg->name);
-		if (fs != NULL)
-			fs->last = &p->fleets[fi];
-	}
-	pass_free(r->last);
+	if (r->last != NULL)
+		pass_unref(r->last);
 	r->last = p;
-	r->current = NULL;
+	p->refs++;
+	if (p->kind == PASS_RESYNC)
+		rec_resync_ended(r, p);
+	for (size_t fi = 0; fi < p->n_fleets && !r->stopping; fi++)
+		if (p->fleets[fi].follow_up)
+			rec_wake_soon(r, p->fleets[fi].index);
+	running_remove(r, p);
+	pass_unref(p);                          /* the running reference; r->last keeps it */
 	r->hook_ok = p->ok;
 	if (r->record_writes == 0)
 		pass_report(r);
 	else
 		r->hook_pending = true;
-	if (r->wake_pending && !r->stopping)
+	if (!r->stopping)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 	rec_check_idle(r);
 }
@@ -242,8 +432,10 @@ static void pass_end_if_done(struct reconciler *r, struct pass *p)
 	p->ended = true;
 	for (size_t i = 0; i < p->n_fleets; i++)
 		planned = planned || p->fleets[i].planned;
-	/* Stopped before anything was decided: nothing to record. */
-	if (r->stopping && !planned) {
+	/* Stopped before anything was decided, or every fleet left: nothing to record. */
+	if ((r->stopping || p->kind == PASS_RESYNC) && !planned) {
+		if (p->kind == PASS_RESYNC)
+			rec_resync_ended(r, p);
 		pass_abandon(r, p);
 		return;
 	}

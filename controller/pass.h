@@ -12,7 +12,8 @@
  * Phases (called only by pass.c; they fill or read the pass, never advance it):
  *   observe.c  observe_pass: ListStages; observe_fleet: one fleet's Redis read and hosts;
  *   act.c      act_fleet: plan the fleet and send its actions; act_fleet_deletes: its deletes;
- *   record.c   record_pass: Redis write-backs, metrics, journald events, the pass log line.
+ *   record.c   record_fleet: a fleet's Redis write-backs and metrics, once it is done;
+ *              record_pass: the status hash, metrics and log line of the pass.
  */
 #ifndef IVS_PASS_H
 #define IVS_PASS_H
@@ -33,7 +34,7 @@ enum fleet_phase { FLEET_OBSERVING, FLEET_ACTING, FLEET_DELETING, FLEET_DONE };
 
 struct obs_host {
 	char participant_id[IVS_PARTICIPANT_ID_MAX + 1];
-	char user_id[IVS_USER_ID_MAX + 1];
+	char *user_id;                           /* heap, its own length ("" when none) */
 	bool replicas_ok;
 	struct plan_replication *replications;  /* destinations point into dest[] */
 	char (*dest)[IVS_ARN_MAX + 1];
@@ -49,8 +50,13 @@ struct obs_feeders {
 };
 
 struct obs_stage {
-	char arn[IVS_ARN_MAX + 1];
-	char name[IVS_STAGE_NAME_MAX + 1];
+	/*
+	 * One heap block "arn\0name\0" of the stage's own length (inline buffers of the longest
+	 * ARN and name took 258 of 312 bytes, for 1,000 replicas in two live observations);
+	 * the origin's arn points into the configuration instead. Freed with the observation.
+	 */
+	const char *arn;
+	const char *name;
 	char session[IVS_SESSION_ID_MAX + 1];    /* active session ("" = none), from ListStages */
 	int64_t created_ms;
 	bool viewers_known;
@@ -64,8 +70,30 @@ struct obs_stage {
 	bool feeders_unknown;                    /* the listing failed: the stage is not deleted */
 };
 
+struct obs_notes {
+	bool publisher_present;
+	struct store_publisher publisher;
+	char override_error[STORE_ERR_MAX];
+	char publisher_error[STORE_ERR_MAX];
+	char viewers_error[STORE_ERR_MAX];
+};
+
+struct obs_fleet;
+/* The fleet's notes, allocated on first use (NULL: out of memory, the note is lost). */
+struct obs_notes *obs_notes_of(struct obs_fleet *f);
+
 struct obs_fleet {
 	const struct config_fleet *cfg;
+	size_t index;                            /* in the configuration (and r->fleets) */
+	struct pass *pass;                       /* the pass this observation belongs to */
+	/* resync walk: reads sent (false: held until the walk reaches the fleet) */
+	bool reached;
+	/* left this pass before its reads (a targeted pass took it over): nothing to record */
+	bool skipped;
+	/* a wake-up named the fleet while this pass held it: its calls go first from now on */
+	bool urgent;
+	/* the scale-up step cut its creations: a pass follows once this one has ended */
+	bool follow_up;
 	bool origin_seen;
 	char origin_session[IVS_SESSION_ID_MAX + 1];
 	struct obs_stage origin;                 /* viewers of the origin */
@@ -77,13 +105,15 @@ struct obs_fleet {
 	bool viewers_ok;
 	bool redis_ok;
 	uint32_t viewer_keys;                    /* viewer keys that exist (plan.h rule 10) */
+	struct op *redis_op;                     /* queued for its turn: its Redis read's op */
+	bool observing;                          /* holds one of the pass's observing slots */
 	enum plan_override override;
 	uint32_t override_stages;
-	char override_error[STORE_ERR_MAX];
-	bool publisher_present;
-	struct store_publisher publisher;
-	char publisher_error[STORE_ERR_MAX];
-	char viewers_error[STORE_ERR_MAX];
+	/*
+	 * The publisher info and the bad values seen, apart (heap, NULL when there is none): they
+	 * were 1 kB inline in every fleet of two live observations, mostly empty.
+	 */
+	struct obs_notes *notes;
 	/* The machine's (pass.c): callbacks owed plus holds; the phase moves on at zero. */
 	unsigned pending;
 	int phase;                               /* FLEET_OBSERVING .. FLEET_DONE */
@@ -106,15 +136,35 @@ struct obs_fleet {
 	size_t n_created;
 };
 
+enum pass_kind {
+	PASS_TARGETED,                           /* fleets a wake-up named: urgent calls */
+	PASS_RESYNC,                             /* the background walk over every fleet */
+};
+
 struct pass {
 	uint64_t id;
+	enum pass_kind kind;
+	/*
+	 * Owners: the reconciler while the pass runs, r->last, and every fleet_state whose last
+	 * observation is in here (fs->last). Freed by pass_unref at zero.
+	 */
+	unsigned refs;
+	struct pass *next_running;               /* r->running list */
 	int64_t started_ms;                      /* wall clock */
 	uint64_t started_us;                     /* monotonic */
 	bool stages_ok;
+	bool stages_alloc_failed;                /* a page's stage could not be kept */
 	char stages_error[300];
+	/* the fleets of this pass only (a targeted pass has a few of the configuration's) */
 	struct obs_fleet *fleets;
 	size_t n_fleets;
+	size_t walk_next;                        /* resync: the next fleet the walk reaches */
+	unsigned stage_pages;                    /* ListStages pages read */
 	bool listing;                            /* the machine's: ListStages not answered yet */
+	/* observe.c: fleets waiting for one of OBSERVE_AT_ONCE slots, and those observing */
+	size_t *obs_queue, obs_head, obs_tail;
+	unsigned obs_in_flight;
+	bool obs_pumping;
 	size_t fleets_done;
 	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
@@ -128,8 +178,9 @@ struct pass {
 	uint64_t duration_us;
 	bool ok;
 	/* Every ARN the complete ListStages returned, as sorted sweep_arn_hash values (sweep.c). */
-	uint64_t *listed;
+	uint64_t *listed;                        /* hashes of every ARN listed (sweep.c) */
 	size_t n_listed;
+	bool listed_lost;                        /* no memory for them: no sweep after this pass */
 };
 
 /* Each callback owed to a pass carries one of these, so that it finds its pass and fleet. */
@@ -146,8 +197,28 @@ struct op {
 
 /* ---- the machine (pass.c) ---------------------------------------------------------------- */
 
-/* Begin a pass (r->current) and send its ListStages; it advances itself from then on. */
-void pass_begin(struct reconciler *r);
+/*
+ * Begin a pass over the fleets with want[i] (configuration index) that no other pass holds,
+ * and send its ListStages; it advances itself from then on. A targeted pass observes its
+ * fleets as soon as the listing is in; a resync pass walks them (pass_walk_step). Returns
+ * false when no fleet was free (nothing begun).
+ */
+bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want);
+/* Resync: send the reads of the next fleet of the walk. false when the walk is over. */
+bool pass_walk_step(struct reconciler *r, struct pass *p);
+/*
+ * A wake-up named fleet (configuration index) while pass p holds it. Not reached by the walk
+ * yet: it leaves p (true: free for a targeted pass now). Otherwise its calls become urgent
+ * (false: a pass for it follows this one).
+ */
+bool pass_take_over(struct reconciler *r, struct pass *p, size_t fleet);
+/* Has p sent fleet's (configuration index) reads yet? Before that, it sees any change. */
+bool pass_fleet_reached(const struct pass *p, size_t fleet);
+/* Stopping: the walk's unreached fleets leave their pass so it can end. */
+void pass_walk_abandon(struct reconciler *r, struct pass *p);
+void pass_unref(struct pass *p);
+/* The AWS class of fleet fi's calls in p (set around each call, restored after). */
+struct aws_call_class pass_call_class(const struct pass *p, size_t fi);
 /*
  * One callback owed to pass p by fleet (PASS_WHOLE: the pass's ListStages). pass_op_done, called
  * exactly once from that callback, frees op and may step the fleet and end the pass, which may
@@ -165,8 +236,32 @@ void pass_record_written(struct reconciler *r);
 
 int observe_pass(struct reconciler *r, struct pass *p);        /* 0, or -ENOMEM: nothing sent */
 void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
+/* The fleet is through observing: its slot goes to the next fleet waiting. */
+void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
+void record_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void record_pass(struct reconciler *r, struct pass *p);
+
+/* Read side: "" / false when the fleet has no notes. */
+static inline const char *obs_override_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->override_error : "";
+}
+
+static inline const char *obs_publisher_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->publisher_error : "";
+}
+
+static inline const char *obs_viewers_error(const struct obs_fleet *f)
+{
+	return f->notes != NULL ? f->notes->viewers_error : "";
+}
+
+static inline const struct store_publisher *obs_publisher(const struct obs_fleet *f)
+{
+	return f->notes != NULL && f->notes->publisher_present ? &f->notes->publisher : NULL;
+}
 
 #endif

@@ -108,11 +108,118 @@ void rec_check_idle(struct reconciler *r)
 
 /* ---- wake-ups ---------------------------------------------------------------------------- */
 
+static void count_wake(struct reconciler *r, const char *reason);
+
 static uint64_t jittered_interval_us(const struct reconciler *r)
 {
 	uint64_t base = r->config->reconcile.resync_interval_ms * 1000u;
 	double jitter = ((double)random() / (double)RAND_MAX) * 0.2 - 0.1;   /* ±10 % */
 	return (uint64_t)((double)base * (1.0 + jitter));
+}
+
+/*
+ * The resync's real period. Each round reads, per operation, one ListParticipants per fleet,
+ * one ListParticipantReplicas per host and the ListStages pages, at resync_share x max_tps
+ * per operation: the busiest operation sets the pace. Hosts come from the last observation
+ * (1 per fleet before the first).
+ */
+static void resync_period_compute(struct reconciler *r, unsigned pages)
+{
+	const struct config *c = r->config;
+	double rate = c->aws.max_tps * c->aws.resync_share;
+	size_t hosts = 0, busiest;
+	uint64_t period_ms;
+
+	for (size_t i = 0; i < r->n_fleets; i++)
+		hosts += r->fleets[i].last != NULL ? r->fleets[i].last->n_hosts : 1;
+	busiest = r->n_fleets;
+	if (hosts > busiest)
+		busiest = hosts;
+	if (pages > busiest)
+		busiest = pages;
+	period_ms = (uint64_t)((double)busiest * 1000.0 / rate + 0.5);
+	r->resync_calls_per_s = rate;
+	r->resync_period_ms = period_ms > c->reconcile.resync_interval_ms
+				      ? period_ms : c->reconcile.resync_interval_ms;
+	if (r->metrics != NULL)
+		metric_set(r->metrics->resync_period, NULL, (double)r->resync_period_ms / 1000.0);
+	if (period_ms > c->reconcile.resync_interval_ms &&
+	    period_ms != r->resync_period_logged_ms) {
+		r->resync_period_logged_ms = period_ms;
+		log_event(LOG_NOTICE, NULL, NULL,
+			  "resync period %g s: %zu fleets at %g observation calls/s (resync_interval "
+			  "%g s; raise aws.max_tps or aws.resync_share, or lengthen the interval, to "
+			  "visit every fleet within it)", (double)period_ms / 1000.0, r->n_fleets, rate,
+			  (double)c->reconcile.resync_interval_ms / 1000.0);
+	} else if (period_ms <= c->reconcile.resync_interval_ms) {
+		r->resync_period_logged_ms = 0;
+	}
+}
+
+/*
+ * The walk's pace: a fleet every max(1, hosts) / rate seconds (its reads at the resync's
+ * rate), and no faster than resync_interval spread over the fleets, so the round is a steady
+ * trickle rather than a burst.
+ */
+static uint64_t walk_gap_us(const struct reconciler *r, const struct pass *p, size_t fi)
+{
+	const struct fleet_state *fs = &r->fleets[p->fleets[fi].index];
+	size_t calls = fs->last != NULL && fs->last->n_hosts > 1 ? fs->last->n_hosts : 1;
+	double rate = r->config->aws.max_tps * r->config->aws.resync_share;
+	uint64_t pace = (uint64_t)((double)calls * 1e6 / rate);
+	uint64_t spread = r->config->reconcile.resync_interval_ms * 1000u /
+			  (r->n_fleets ? r->n_fleets : 1);
+	return pace > spread ? pace : spread;
+}
+
+static int on_walk_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct reconciler *r = ud;
+	struct pass *p = r->resync;
+
+	(void)s;
+	(void)usec;
+	/* pass_walk_step may end p: schedule only while it is still the walk */
+	if (p != NULL && pass_walk_step(r, p) && r->resync == p)
+		rec_walk_schedule(r, p);
+	return 0;
+}
+
+void rec_walk_schedule(struct reconciler *r, struct pass *p)
+{
+	uint64_t gap;
+
+	if (p->walk_next == 0) {
+		/* the round's first fleet goes at once */
+		gap = 0;
+	} else {
+		gap = walk_gap_us(r, p, p->walk_next - 1);
+	}
+	if (r->walk_timer == NULL) {
+		if (sd_event_add_time_relative(r->event, &r->walk_timer, CLOCK_MONOTONIC, gap, 1000,
+					       on_walk_timer, r) < 0) {
+			pass_walk_abandon(r, p);
+			return;
+		}
+		sd_event_source_set_description(r->walk_timer, "resync-walk");
+	} else {
+		sd_event_source_set_time_relative(r->walk_timer, gap);
+		sd_event_source_set_enabled(r->walk_timer, SD_EVENT_ONESHOT);
+	}
+}
+
+void rec_resync_ended(struct reconciler *r, struct pass *p)
+{
+	if (r->walk_timer != NULL)
+		sd_event_source_set_enabled(r->walk_timer, SD_EVENT_OFF);
+	r->resync_rounds++;
+	resync_period_compute(r, p->stage_pages);
+}
+
+void rec_stages_changed(struct reconciler *r, size_t fleet)
+{
+	if (fleet < r->n_fleets)
+		r->fleets[fleet].stages_changed_us = rec_mono_us();
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
@@ -121,16 +228,49 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	(void)usec;
 	sd_event_source_set_time_relative(s, jittered_interval_us(r));
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-	reconciler_wake(r, "resync");
+	count_wake(r, "resync");
+	/* A round still walking: the next starts when it ends (back to back: the real period). */
+	r->resync_due = true;
+	sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
 	return 0;
 }
 
+/*
+ * Start what is due: one targeted pass over every woken fleet that no pass holds (the others
+ * follow when theirs ends), and the resync walk over every other fleet when its time came.
+ */
 static int on_defer(sd_event_source *s, void *ud)
 {
 	struct reconciler *r = ud;
+	bool *want;
+	size_t n = 0;
+
 	(void)s;
-	if (r->current == NULL && !r->stopping && !(r->one_pass && r->passes > 0))
-		pass_begin(r);
+	if (r->stopping || r->held || r->n_fleets == 0)
+		return 0;
+	/* --once / --dry-run: the first pass only */
+	if (r->one_pass && (r->passes > 0 || r->running != NULL))
+		return 0;
+	want = calloc(r->n_fleets, sizeof(*want));
+	if (want == NULL)
+		return 0;
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		struct fleet_state *fs = &r->fleets[i];
+		want[i] = fs->wake && fs->busy == NULL;
+		n += want[i];
+	}
+	if (n > 0 && pass_begin(r, PASS_TARGETED, want))
+		for (size_t i = 0; i < r->n_fleets; i++)
+			if (want[i])
+				r->fleets[i].wake = false;
+	if (r->resync_due && r->resync == NULL) {
+		for (size_t i = 0; i < r->n_fleets; i++)
+			want[i] = true;                 /* pass_begin leaves out the busy ones */
+		/* every fleet in a pass: the round begins when one ends (pass_end defers) */
+		if (pass_begin(r, PASS_RESYNC, want))
+			r->resync_due = false;
+	}
+	free(want);
 	return 0;
 }
 
@@ -151,6 +291,7 @@ const struct rec_wake_reason rec_wake_reasons[REC_WAKE_REASONS] = {
 	{ "resume", "resume" },
 	{ "drain", "drain" },
 	{ "manual replication", "manual_replication" },
+	{ "backoff", "backoff" },                  /* a failed action may be retried */
 	{ NULL, "other" },
 };
 
@@ -163,12 +304,34 @@ static void count_wake(struct reconciler *r, const char *reason)
 	r->wakes[i]++;
 }
 
-static void wake(struct reconciler *r, const char *reason)
+/*
+ * A pass for fleet i is due. If the resync holds the fleet without having read it yet, the
+ * fleet leaves the walk (its targeted pass goes now); if a pass is reading or acting on it,
+ * that pass's calls for it go first and exactly one more pass follows it; a targeted pass
+ * that is still listing the stages reads the fleet after the change anyway.
+ */
+static void wake_fleet(struct reconciler *r, size_t i)
 {
-	log_debug("wake: %s", reason ? reason : "?");
-	r->wake_pending = true;
-	if (r->current == NULL)
+	struct fleet_state *fs = &r->fleets[i];
+
+	/* A targeted pass that has not read the fleet yet will see the change: nothing more. */
+	if (fs->busy != NULL && fs->busy->kind == PASS_TARGETED &&
+	    !pass_fleet_reached(fs->busy, i))
+		return;
+	fs->wake = true;
+	if (fs->busy != NULL && fs->busy->kind == PASS_RESYNC)
+		(void)pass_take_over(r, fs->busy, i);
+	if (fs->busy == NULL)
 		sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+}
+
+static void wake(struct reconciler *r, size_t fleet, const char *reason)
+{
+	log_debug("wake: %s%s%s", reason ? reason : "?", fleet < r->n_fleets ? " for " : "",
+		  fleet < r->n_fleets ? r->fleets[fleet].name : "");
+	for (size_t i = 0; i < r->n_fleets; i++)
+		if (fleet >= r->n_fleets || i == fleet)
+			wake_fleet(r, i);
 }
 
 void reconciler_wake(struct reconciler *r, const char *reason)
@@ -176,30 +339,129 @@ void reconciler_wake(struct reconciler *r, const char *reason)
 	if (r->stopping)
 		return;
 	count_wake(r, reason);
-	wake(r, reason);
+	wake(r, SIZE_MAX, reason);
+}
+
+int reconciler_wake_fleet(struct reconciler *r, const char *fleet, const char *reason)
+{
+	size_t i;
+
+	if (fleet == NULL || fleet[0] == '\0') {
+		reconciler_wake(r, reason);
+		return 0;
+	}
+	i = rec_fleet_index(r, fleet);
+	if (i == SIZE_MAX)
+		return -ENOENT;
+	if (r->stopping)
+		return 0;
+	count_wake(r, reason);
+	wake(r, i, reason);
+	return 0;
+}
+
+static void backoff_arm(struct reconciler *r)
+{
+	int64_t next = 0, now = rec_wall_ms();
+
+	for (size_t i = 0; i < r->n_fleets; i++)
+		if (r->fleets[i].backoff_wake_ms > 0 &&
+		    (next == 0 || r->fleets[i].backoff_wake_ms < next))
+			next = r->fleets[i].backoff_wake_ms;
+	if (r->backoff_timer == NULL || next == 0) {
+		if (r->backoff_timer != NULL)
+			sd_event_source_set_enabled(r->backoff_timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time_relative(r->backoff_timer,
+					  next > now ? (uint64_t)(next - now) * 1000u : 1);
+	sd_event_source_set_enabled(r->backoff_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_backoff_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct reconciler *r = ud;
+	int64_t now = rec_wall_ms();
+
+	(void)s;
+	(void)usec;
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		struct fleet_state *fs = &r->fleets[i];
+		if (fs->backoff_wake_ms > 0 && fs->backoff_wake_ms <= now) {
+			fs->backoff_wake_ms = 0;
+			if (!r->stopping) {
+				count_wake(r, "backoff");
+				wake(r, i, "backoff");
+			}
+		}
+	}
+	backoff_arm(r);
+	return 0;
+}
+
+void rec_backoff_wake(struct reconciler *r, size_t fleet, int64_t at_ms)
+{
+	struct fleet_state *fs;
+
+	if (fleet >= r->n_fleets || at_ms <= 0 || r->stopping)
+		return;
+	fs = &r->fleets[fleet];
+	if (fs->backoff_wake_ms == 0 || at_ms < fs->backoff_wake_ms)
+		fs->backoff_wake_ms = at_ms;
+	if (r->backoff_timer == NULL) {
+		if (sd_event_add_time_relative(r->event, &r->backoff_timer, CLOCK_MONOTONIC, 1, 1000,
+					       on_backoff_timer, r) < 0)
+			return;
+		sd_event_source_set_description(r->backoff_timer, "action-backoff");
+	}
+	backoff_arm(r);
 }
 
 static int on_debounce(sd_event_source *s, uint64_t usec, void *ud)
 {
+	struct reconciler *r = ud;
 	(void)s; (void)usec;
-	wake(ud, "keyspace");                    /* counted when the change arrived */
+	for (size_t i = 0; i < r->n_fleets; i++)
+		if (r->fleets[i].wake_debounced) {
+			r->fleets[i].wake_debounced = false;
+			wake(r, i, "keyspace");      /* counted when the change arrived */
+		}
 	return 0;
 }
 
 #define DEBOUNCE_US 1000000u
 
-void reconciler_wake_debounced(struct reconciler *r, const char *reason)
+/* Keyspace changes: at most one targeted pass per second, over every fleet changed since. */
+static void debounce_fleet(struct reconciler *r, size_t fleet, const char *reason);
+
+void reconciler_wake_debounced(struct reconciler *r, size_t fleet, const char *reason)
+{
+	if (r->stopping)
+		return;
+	count_wake(r, "keyspace");
+	debounce_fleet(r, fleet, reason);
+}
+
+void rec_wake_soon(struct reconciler *r, size_t fleet)
+{
+	if (!r->stopping && fleet < r->n_fleets)
+		debounce_fleet(r, fleet, "scale-up step");
+}
+
+static void debounce_fleet(struct reconciler *r, size_t fleet, const char *reason)
 {
 	uint64_t now = rec_mono_us(), due = r->last_pass_start_us + DEBOUNCE_US;
 	int enabled = SD_EVENT_OFF;
 
-	if (r->stopping)
-		return;
-	count_wake(r, "keyspace");
-	if (now >= due && r->current == NULL) {
-		wake(r, reason);
+	if (now >= due && (r->debounce == NULL ||
+			   (sd_event_source_get_enabled(r->debounce, &enabled) >= 0 &&
+			    enabled == SD_EVENT_OFF))) {
+		wake(r, fleet, reason);
 		return;
 	}
+	for (size_t i = 0; i < r->n_fleets; i++)
+		if (fleet >= r->n_fleets || i == fleet)
+			r->fleets[i].wake_debounced = true;
 	if (r->debounce != NULL && sd_event_source_get_enabled(r->debounce, &enabled) >= 0 &&
 	    enabled != SD_EVENT_OFF)
 		return;
@@ -221,13 +483,23 @@ int reconciler_start(struct reconciler *r)
 	if (rc < 0)
 		return rc;
 	sd_event_source_set_description(r->timer, "resync");
+	resync_period_compute(r, 1);
 	reconciler_wake(r, "start");
 	return 0;
 }
 
+void reconciler_hold(struct reconciler *r)
+{
+	r->held = true;
+	if (r->walk_timer != NULL)
+		sd_event_source_set_enabled(r->walk_timer, SD_EVENT_OFF);
+	if (r->resync != NULL)
+		pass_walk_abandon(r, r->resync);        /* may end it */
+}
+
 bool reconciler_idle(const struct reconciler *r)
 {
-	return r->current == NULL && r->in_flight == 0;
+	return r->running == NULL && r->in_flight == 0;
 }
 
 bool reconciler_stop(struct reconciler *r)
@@ -235,6 +507,12 @@ bool reconciler_stop(struct reconciler *r)
 	r->stopping = true;
 	if (r->timer != NULL)
 		sd_event_source_set_enabled(r->timer, SD_EVENT_OFF);
+	if (r->walk_timer != NULL)
+		sd_event_source_set_enabled(r->walk_timer, SD_EVENT_OFF);
+	if (r->backoff_timer != NULL)
+		sd_event_source_set_enabled(r->backoff_timer, SD_EVENT_OFF);
+	if (r->resync != NULL)
+		pass_walk_abandon(r, r->resync);        /* may end it */
 	return reconciler_idle(r);
 }
 
@@ -264,7 +542,7 @@ static void admin_read_done(struct reconciler *r)
 		rec_admin_persist(r);
 		/* A pass that ran before could not act; not counted: it is the connection's wake. */
 		if (!r->stopping)
-			wake(r, "admin state loaded");
+			wake(r, SIZE_MAX, "admin state loaded");
 	}
 	rec_check_idle(r);
 }
@@ -387,6 +665,18 @@ void reconciler_set_redis_up(struct reconciler *r, bool up)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+/* Let go of every fleet's last observation and of the last pass. */
+static void forget_observations(struct reconciler *r)
+{
+	for (size_t i = 0; i < r->n_fleets; i++) {
+		if (r->fleets[i].last != NULL)
+			pass_unref(r->fleets[i].last->pass);
+		r->fleets[i].last = NULL;
+	}
+	pass_unref(r->last);
+	r->last = NULL;
+}
+
 static int fleets_from_config(struct reconciler *r, const struct config *config)
 {
 	struct fleet_state *n = calloc(config->n_fleets ? config->n_fleets : 1, sizeof(*n));
@@ -398,6 +688,7 @@ static int fleets_from_config(struct reconciler *r, const struct config *config)
 			n[i] = *old;           /* keep history, pause state */
 		snprintf(n[i].name, sizeof(n[i].name), "%s", config->fleets[i].name);
 		n[i].last = NULL;
+		n[i].busy = NULL;
 	}
 	free(r->fleets);
 	r->fleets = n;
@@ -447,9 +738,15 @@ void reconciler_free(struct reconciler *r)
 	sd_event_source_disable_unref(r->defer);
 	sd_event_source_disable_unref(r->debounce);
 	sd_event_source_disable_unref(r->idle_defer);
+	sd_event_source_disable_unref(r->walk_timer);
+	sd_event_source_disable_unref(r->backoff_timer);
+	forget_observations(r);
 	/* A pass still running here means the AWS client was cancelled first; its ops are gone. */
-	pass_free(r->current);
-	pass_free(r->last);
+	while (r->running != NULL) {
+		struct pass *p = r->running;
+		r->running = p->next_running;
+		pass_unref(p);
+	}
 	sweep_free(r->sweep);
 	backoff_free(r->backoff);
 	free(r->fleets);
@@ -458,15 +755,15 @@ void reconciler_free(struct reconciler *r)
 
 int reconciler_set_config(struct reconciler *r, const struct config *config)
 {
-	/* The running pass keeps pointers into the old config: callers swap only when idle. */
+	/* The running pass keeps pointers into the old config: callers swap only when idle. The
+	 * last observations refer to the old config's fleets: drop them. */
+	forget_observations(r);
 	int rc = fleets_from_config(r, config);
 	if (rc < 0)
 		return rc;
 	r->config = config;
 	sweep_forget(r);
-	/* The last observation refers to the old config's fleets: drop it. */
-	pass_free(r->last);
-	r->last = NULL;
+	r->held = false;
 	reconciler_wake(r, "reload");
 	return 0;
 }
@@ -474,6 +771,19 @@ int reconciler_set_config(struct reconciler *r, const struct config *config)
 bool reconciler_has_fleet(const struct reconciler *r, const char *fleet)
 {
 	return rec_fleet_state(r, fleet) != NULL;
+}
+
+size_t reconciler_fleet_of_stage(const struct reconciler *r, const char *arn)
+{
+	for (size_t i = 0; i < r->n_fleets && i < r->config->n_fleets; i++) {
+		const struct obs_fleet *f = r->fleets[i].last;
+		if (strcmp(r->config->fleets[i].origin_stage_arn, arn) == 0)
+			return i;
+		for (size_t k = 0; f != NULL && k < f->n_replicas; k++)
+			if (strcmp(f->replicas[k].arn, arn) == 0)
+				return i;
+	}
+	return SIZE_MAX;
 }
 
 int reconciler_pause(struct reconciler *r, const char *fleet, bool paused)
@@ -503,13 +813,11 @@ int reconciler_drain(struct reconciler *r, const char *stage_arn, char *err, siz
 	char key[KEY_MAX], by[KEY_MAX];
 	bool owned = false;
 
-	if (r->last != NULL) {
-		for (size_t fi = 0; fi < r->last->n_fleets && !owned; fi++) {
-			const struct obs_fleet *f = &r->last->fleets[fi];
-			for (size_t i = 0; i < f->n_replicas; i++)
-				if (strcmp(f->replicas[i].arn, stage_arn) == 0)
-					owned = true;
-		}
+	for (size_t fi = 0; fi < r->n_fleets && !owned; fi++) {
+		const struct obs_fleet *f = r->fleets[fi].last;
+		for (size_t i = 0; f != NULL && i < f->n_replicas; i++)
+			if (strcmp(f->replicas[i].arn, stage_arn) == 0)
+				owned = true;
 	}
 	if (!owned) {
 		snprintf(err, errlen, "%s is not a replica stage this daemon owns (origin and "

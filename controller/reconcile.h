@@ -1,5 +1,11 @@
 /*
- * reconcile.h — the reconcile loop: observe → plan → act → record, one pass at a time.
+ * reconcile.h — the reconcile loop: observe → plan → act → record, per fleet.
+ *
+ * Passes: a wake-up names fleets (or all) and starts a targeted pass over them, whose calls go
+ * first in each operation's budget; the resync walks every fleet at a steady pace
+ * (aws.resync_share x max_tps), one round per resync_interval or back to back when the fleets
+ * need longer. Passes run side by side; one fleet is in at most one pass at a time (a wake-up
+ * for it meanwhile makes exactly one more pass follow).
  *
  * A pass is a small state machine driven by completions on the daemon's sd-event loop:
  *   observe: ListStages (all pages) → per fleet, in parallel: the Redis read (viewers,
@@ -16,6 +22,7 @@
 #define IVS_RECONCILE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -48,12 +55,22 @@ void reconciler_free(struct reconciler *r);
 /* A new configuration (after SIGHUP); fleets are matched by name, state is kept. */
 int reconciler_set_config(struct reconciler *r, const struct config *config);
 
-/* Start a pass (over all fleets) now, or right after the running one. */
+/* A pass over every fleet now (each fleet right after its running pass, if any). */
 void reconciler_wake(struct reconciler *r, const char *reason);
-/* Like reconciler_wake, but at most one such pass per second (keyspace events can be many). */
-void reconciler_wake_debounced(struct reconciler *r, const char *reason);
+/* A pass over one fleet (NULL or "": all). 0, or -ENOENT (no such fleet). */
+int reconciler_wake_fleet(struct reconciler *r, const char *fleet, const char *reason);
+/*
+ * Like reconciler_wake_fleet for fleet (configuration index; SIZE_MAX: all), but at most one
+ * targeted pass per second over the fleets changed meanwhile (keyspace events can be many).
+ */
+void reconciler_wake_debounced(struct reconciler *r, size_t fleet, const char *reason);
 /* Arm the periodic resync timer (jittered); the first pass starts at once. */
 int reconciler_start(struct reconciler *r);
+/*
+ * A new configuration waits for the reconciler to be idle: start no pass (wake-ups are kept)
+ * and let the resync walk end early, until reconciler_set_config.
+ */
+void reconciler_hold(struct reconciler *r);
 /* No new passes or actions; true once nothing is in flight. */
 bool reconciler_stop(struct reconciler *r);
 /* --once / --dry-run: run the first pass only; wakes after it start nothing. */
@@ -79,7 +96,13 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet);
 json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet);
 json_t *reconciler_replication_status_json(const struct reconciler *r, const char *stage_arn);
 bool reconciler_has_fleet(const struct reconciler *r, const char *fleet);
+/* The fleet (configuration index) whose origin or replica stage arn is, as last observed;
+ * SIZE_MAX when none. */
+size_t reconciler_fleet_of_stage(const struct reconciler *r, const char *arn);
 
+/* "resync period 40 s: 300 fleets at 2 observation calls/s (...)" when the resync takes longer
+ * than resync_interval, else "". */
+void reconciler_resync_line(const struct reconciler *r, char *buf, size_t len);
 /* One line for sd_notify STATUS=. */
 void reconciler_status_line(const struct reconciler *r, char *buf, size_t len);
 /* The plans of the last pass as text (for --dry-run). */

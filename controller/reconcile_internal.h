@@ -33,11 +33,22 @@ struct fleet_state {
 	bool no_host_reported;
 	bool fail_static_reported;
 	bool origin_missing_reported;
-	/* Bad Redis values last reported ("" = none): warned when they appear or change. */
-	char override_reported[STORE_ERR_MAX];
-	char publisher_reported[STORE_ERR_MAX];
-	char viewers_reported[STORE_ERR_MAX];
-	struct obs_fleet *last;                  /* points into r->last (NULL before first pass) */
+	/*
+	 * Bad Redis values last reported, as a hash of the message (0 = none): warned when they
+	 * appear or change. Only a change matters, so the text is not kept (480 bytes a fleet).
+	 */
+	uint64_t override_reported;
+	uint64_t publisher_reported;
+	uint64_t viewers_reported;
+	/* Its last recorded observation (in a pass it holds a reference of); NULL before one. */
+	struct obs_fleet *last;
+	struct pass *busy;                       /* the pass observing/acting on it, or NULL */
+	bool wake;                               /* a pass for it is due (one, however many wakes) */
+	bool wake_debounced;                     /* a keyspace change, due at the debounce */
+	/* Monotonic time of its last CreateStage/DeleteStage answer: a listing started before
+	 * it may miss that change (see pass_walk_step). */
+	uint64_t stages_changed_us;
+	int64_t backoff_wake_ms;                 /* wall ms: an action's backoff ends (0 = none) */
 };
 
 struct manual_replication {
@@ -46,7 +57,7 @@ struct manual_replication {
 	char participant[IVS_PARTICIPANT_ID_MAX + 1];
 };
 
-#define REC_WAKE_REASONS 11
+#define REC_WAKE_REASONS 12
 struct rec_wake_reason {
 	const char *reason;                      /* as passed to reconciler_wake (NULL: any other) */
 	const char *name;                        /* in the status view */
@@ -65,11 +76,20 @@ struct reconciler {
 
 	struct fleet_state *fleets;
 	size_t n_fleets;
-	struct pass *current;                    /* running pass or NULL */
+	struct pass *running;                    /* passes running (list), targeted and resync */
+	struct pass *resync;                     /* the resync walk running, or NULL */
 	struct pass *last;                       /* last recorded pass or NULL */
 	uint64_t passes;
 	uint64_t next_pass_id;
-	bool wake_pending;
+	bool resync_due;                         /* the resync timer fired: walk when free */
+	bool held;                               /* a new configuration waits: start nothing */
+	sd_event_source *walk_timer;             /* paces the resync walk */
+	sd_event_source *backoff_timer;          /* the earliest fleet_state.backoff_wake_ms */
+	/* The resync's real period (it cannot go faster than resync_share x max_tps allows). */
+	uint64_t resync_period_ms;
+	uint64_t resync_period_logged_ms;
+	double resync_calls_per_s;
+	uint64_t resync_rounds;
 	uint64_t wakes[REC_WAKE_REASONS];        /* wake-ups received, per rec_wake_reasons[] */
 	bool stopping;
 	bool redis_up;
@@ -121,6 +141,15 @@ int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const 
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
 /* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
 void rec_check_idle(struct reconciler *r);
+/* Resync walk: arm the timer for the next fleet of p (the walk's pace); p's round ended. */
+void rec_walk_schedule(struct reconciler *r, struct pass *p);
+void rec_resync_ended(struct reconciler *r, struct pass *p);
+/* A pass for fleet (configuration index) soon: with the others due, at most one a second. */
+void rec_wake_soon(struct reconciler *r, size_t fleet);
+/* An action of fleet (configuration index) may be retried at at_ms (wall): wake it then. */
+void rec_backoff_wake(struct reconciler *r, size_t fleet, int64_t at_ms);
+/* A CreateStage/DeleteStage of fleet (configuration index) answered. */
+void rec_stages_changed(struct reconciler *r, size_t fleet);
 
 /*
  * The fleet's origin is not among the stages IVS listed (the list was read completely): a

@@ -140,14 +140,28 @@ void rec_forget_stage(struct reconciler *r, const char *arn)
 
 /* ---- journald events of a plan ----------------------------------------------------------- */
 
+/* FNV-1a of a message; 0 only for "" (nothing wrong). */
+static uint64_t message_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	if (s[0] == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h != 0 ? h : 1;
+}
+
 /*
  * A bad value in Redis stays bad for many passes: warn when it appears or changes, say when it
- * clears, and only debug in between. last holds what was reported ("" = nothing wrong).
+ * clears, and only debug in between. last holds the hash of what was reported (0 = nothing).
  */
-static void report_bad_value(const char *fleet, const char *what, const char *error, char *last,
-			     size_t lastlen)
+static void report_bad_value(const char *fleet, const char *what, const char *error,
+			     uint64_t *last)
 {
-	if (strcmp(error, last) == 0) {
+	uint64_t h = message_hash(error);
+
+	if (h == *last) {
 		if (error[0] != '\0')
 			log_debug("fleet %s: %s still ignored: %s", fleet, what, error);
 		return;
@@ -158,7 +172,7 @@ static void report_bad_value(const char *fleet, const char *what, const char *er
 	else
 		log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", fleet),
 			  "fleet %s: %s valid again", fleet, what);
-	snprintf(last, lastlen, "%s", error);
+	*last = h;
 }
 
 void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fleet_state *fs)
@@ -205,7 +219,7 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 	} else if (f->n_hosts > 0) {
 		fs->no_host_reported = false;
 	}
-	if (rec_origin_missing(r->current, f) != fs->origin_missing_reported) {
+	if (rec_origin_missing(f->pass, f) != fs->origin_missing_reported) {
 		fs->origin_missing_reported = !fs->origin_missing_reported;
 		if (fs->origin_missing_reported) {
 			/* arn:aws:ivs:REGION:... — name a region mismatch, the likeliest mistake. */
@@ -231,12 +245,12 @@ void record_fleet_decisions(struct reconciler *r, struct obs_fleet *f, struct fl
 	/* Without a Redis answer nothing is known about the values: keep what was reported. */
 	if (f->redis_ok) {
 		report_bad_value(f->cfg->name, "desired_stages override",
-				 f->override == PLAN_OVERRIDE_INVALID ? f->override_error : "",
-				 fs->override_reported, sizeof(fs->override_reported));
-		report_bad_value(f->cfg->name, "publisher info", f->publisher_error,
-				 fs->publisher_reported, sizeof(fs->publisher_reported));
-		report_bad_value(f->cfg->name, "viewer count", f->viewers_error,
-				 fs->viewers_reported, sizeof(fs->viewers_reported));
+				 f->override == PLAN_OVERRIDE_INVALID ? obs_override_error(f) : "",
+				 &fs->override_reported);
+		report_bad_value(f->cfg->name, "publisher info", obs_publisher_error(f),
+				 &fs->publisher_reported);
+		report_bad_value(f->cfg->name, "viewer count", obs_viewers_error(f),
+				 &fs->viewers_reported);
 	}
 	(void)r;
 }
@@ -370,22 +384,25 @@ static void record_metrics(struct reconciler *r, const struct pass *p)
 	metric_observe(m->reconcile_duration, NULL, (double)p->duration_us / 1e6);
 	if (p->ok)
 		metric_set(m->last_success_timestamp, NULL, (double)p->finished_ms / 1000.0);
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		const struct obs_fleet *f = &p->fleets[fi];
-		const char *fleet[1] = { f->cfg->name };
-		if (!f->planned)
-			continue;
-		const struct plan_summary *s = &f->summary;
-		metric_set(m->desired_stages, fleet, s->desired_stages);
-		metric_set(m->actual_stages, fleet, s->serving_stages);
-		metric_set(m->replications_active, fleet, s->active_replications);
-		metric_set(m->fleet_capped, fleet, s->capped);
-		metric_set(m->fleet_fail_static, fleet, s->fail_static);
-		metric_set(m->override_invalid, fleet, f->override == PLAN_OVERRIDE_INVALID);
-		/* Only a complete stage list can tell that the origin is gone. */
-		if (p->stages_ok)
-			metric_set(m->origin_missing, fleet, !f->origin_seen);
-	}
+}
+
+static void record_fleet_metrics(struct reconciler *r, const struct obs_fleet *f)
+{
+	struct ivs_metrics *m = r->metrics;
+	const char *fleet[1] = { f->cfg->name };
+	const struct plan_summary *s = &f->summary;
+
+	if (m == NULL || !f->planned)
+		return;
+	metric_set(m->desired_stages, fleet, s->desired_stages);
+	metric_set(m->actual_stages, fleet, s->serving_stages);
+	metric_set(m->replications_active, fleet, s->active_replications);
+	metric_set(m->fleet_capped, fleet, s->capped);
+	metric_set(m->fleet_fail_static, fleet, s->fail_static);
+	metric_set(m->override_invalid, fleet, f->override == PLAN_OVERRIDE_INVALID);
+	/* Only a complete stage list can tell that the origin is gone. */
+	if (f->pass->stages_ok)
+		metric_set(m->origin_missing, fleet, !f->origin_seen);
 }
 
 static bool has_replica(const struct obs_fleet *f, const char *arn)
@@ -408,49 +425,54 @@ static bool deleted_by(const struct obs_fleet *f, const char *arn)
 
 /*
  * A replica stage deleted out of band (console, another tool) leaves its Redis keys behind.
- * When two complete listings in a row are available, an owned stage in the previous one and
- * absent from this one is gone: delete stage:{arn}, replication:{arn} and its draining keys.
+ * When two complete listings of the fleet in a row are available, an owned stage in the
+ * previous observation and absent from this one is gone: delete stage:{arn}, replication:{arn}
+ * and its draining keys.
  */
-static void forget_vanished_stages(struct reconciler *r, const struct pass *p)
+static void forget_vanished_stages(struct reconciler *r, const struct pass *p,
+				   const struct obs_fleet *f)
 {
-	if (r->last == NULL || !r->last->stages_ok || !p->stages_ok)
+	struct fleet_state *fs = &r->fleets[f->index];
+	const struct obs_fleet *prev = fs->last;
+
+	if (prev == NULL || !prev->pass->stages_ok || !p->stages_ok || fs->paused)
 		return;
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		const struct obs_fleet *f = &p->fleets[fi];
-		struct fleet_state *fs = rec_fleet_state(r, f->cfg->name);
-		const struct obs_fleet *prev = fs != NULL ? fs->last : NULL;
-		if (prev == NULL || (fs != NULL && fs->paused))
+	/* what the previous pass listed, and the stages it created (not in its listing) */
+	for (size_t i = 0; i < prev->n_replicas + prev->n_created; i++) {
+		const char *arn = i < prev->n_replicas ? prev->replicas[i].arn
+						       : prev->created[i - prev->n_replicas];
+		if (has_replica(f, arn) || deleted_by(prev, arn))
 			continue;
-		for (size_t i = 0; i < prev->n_replicas; i++) {
-			const char *arn = prev->replicas[i].arn;
-			if (has_replica(f, arn) || deleted_by(prev, arn))
-				continue;
-			log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name,
-							     "IVS_STAGE_ARN", arn),
-				  "replica stage %s is gone; forgetting its redis keys", arn);
-			rec_forget_stage(r, arn);
-		}
+		log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", arn),
+			  "replica stage %s is gone; forgetting its redis keys", arn);
+		rec_forget_stage(r, arn);
 	}
+}
+
+/* Called by pass.c when a planned fleet is done, before it replaces the fleet's last one. */
+void record_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+
+	record_fleet_redis(r, f);
+	record_fleet_keys(r, f);
+	/* Written (store copies what it sends): no view needs it. */
+	free(f->open);
+	f->open = NULL;
+	f->n_open = 0;
+	record_fleet_metrics(r, f);
+	forget_vanished_stages(r, p, f);
 }
 
 /* Called by pass.c once every fleet is done, before the pass replaces the last one. */
 void record_pass(struct reconciler *r, struct pass *p)
 {
-	for (size_t fi = 0; fi < p->n_fleets; fi++) {
-		struct obs_fleet *f = &p->fleets[fi];
-		record_fleet_redis(r, f);
-		record_fleet_keys(r, f);
-		/* Written (store copies what it sends): no view needs it. */
-		free(f->open);
-		f->open = NULL;
-		f->n_open = 0;
-	}
 	record_status_hash(r, p);
 	record_metrics(r, p);
 	log_event(p->ok ? LOG_DEBUG : LOG_INFO, NULL, NULL,
-		  "reconcile pass %" PRIu64 " %s in %" PRIu64 " ms (%u actions done, %u failed, %u "
-		  "reads failed)", p->id, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
+		  "reconcile pass %" PRIu64 " (%s, %zu fleets) %s in %" PRIu64 " ms (%u actions done, "
+		  "%u failed, %u reads failed)", p->id, p->kind == PASS_RESYNC ? "resync" : "targeted",
+		  p->n_fleets, p->ok ? "ok" : "incomplete", p->duration_us / 1000,
 		  p->actions_done, p->actions_failed, p->reads_failed);
-	forget_vanished_stages(r, p);
 	sweep_after_pass(r, p);
 }

@@ -21,7 +21,7 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 {
 	const struct obs_fleet *f = fs->last;
 	json_t *o = json_pack("{s:s, s:b, s:b}", "name", fs->name, "paused", fs->paused,
-			      "origin_missing", rec_origin_missing(r->last, f));
+			      "origin_missing", rec_origin_missing(f != NULL ? f->pass : NULL, f));
 	size_t idx = rec_fleet_index(r, fs->name);
 	if (idx != SIZE_MAX)
 		json_object_set_new(o, "origin", json_string(r->config->fleets[idx].origin_stage_arn));
@@ -43,16 +43,56 @@ static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet
 	json_object_set_new(o, "decision", json_string(s->decision.reason ? s->decision.reason : ""));
 	json_object_set_new(o, "note", s->note ? json_string(s->note) : json_null());
 	json_object_set_new(o, "override_invalid", json_boolean(f->override == PLAN_OVERRIDE_INVALID));
-	json_object_set_new(o, "origin_missing", json_boolean(rec_origin_missing(r->last, f)));
-	if (f->override_error[0])
-		json_object_set_new(o, "override_error", json_string(f->override_error));
-	if (f->publisher_error[0])
-		json_object_set_new(o, "publisher_error", json_string(f->publisher_error));
-	if (f->viewers_error[0])
-		json_object_set_new(o, "viewers_error", json_string(f->viewers_error));
+	json_object_set_new(o, "origin_missing", json_boolean(rec_origin_missing(f->pass, f)));
+	if (obs_override_error(f)[0])
+		json_object_set_new(o, "override_error", json_string(obs_override_error(f)));
+	if (obs_publisher_error(f)[0])
+		json_object_set_new(o, "publisher_error", json_string(obs_publisher_error(f)));
+	if (obs_viewers_error(f)[0])
+		json_object_set_new(o, "viewers_error", json_string(obs_viewers_error(f)));
 	json_object_set_new(o, "actions_failed", json_integer(f->actions_failed));
 	json_object_set_new(o, "hosts_not_publishing", json_integer(f->not_publishing));
 	return o;
+}
+
+/*
+ * The resync walk: its configured interval, its real period (longer when the fleets' reads at
+ * resync_share x max_tps need it) and where the walk is.
+ */
+static json_t *resync_json(const struct reconciler *r)
+{
+	const struct pass *p = r->resync;
+	json_t *o = json_pack("{s:I, s:I, s:I, s:f, s:b, s:I}",
+		"interval_ms", (json_int_t)r->config->reconcile.resync_interval_ms,
+		"period_ms", (json_int_t)r->resync_period_ms,
+		"fleets", (json_int_t)r->n_fleets,
+		"calls_per_s", r->resync_calls_per_s,
+		"walking", p != NULL,
+		"rounds", (json_int_t)r->resync_rounds);
+
+	if (p != NULL) {
+		size_t visited = 0;
+		const char *next = NULL;
+		for (size_t i = 0; i < p->n_fleets; i++) {
+			if (p->fleets[i].reached)
+				visited++;
+			else if (next == NULL)
+				next = p->fleets[i].cfg->name;
+		}
+		json_object_set_new(o, "visited", json_integer((json_int_t)visited));
+		json_object_set_new(o, "next_fleet", next != NULL ? json_string(next) : json_null());
+	}
+	return o;
+}
+
+void reconciler_resync_line(const struct reconciler *r, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (r->resync_period_ms > r->config->reconcile.resync_interval_ms)
+		snprintf(buf, len, "resync period %g s: %zu fleets at %g observation calls/s "
+			 "(resync_interval %g s)", (double)r->resync_period_ms / 1000.0, r->n_fleets,
+			 r->resync_calls_per_s,
+			 (double)r->config->reconcile.resync_interval_ms / 1000.0);
 }
 
 json_t *reconciler_status_json(const struct reconciler *r)
@@ -65,14 +105,32 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	json_object_set_new(o, "leader", json_true());
 	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
-	json_object_set_new(o, "pass_running", json_boolean(r->current != NULL));
+	/* a pass due for a woken fleet counts: it starts on the next turn of the loop */
+	bool due = false;
+	for (size_t i = 0; i < r->n_fleets && !r->stopping; i++)
+		due = due || r->fleets[i].wake;
+	json_object_set_new(o, "pass_running", json_boolean(r->running != NULL || due));
+	size_t targeted = 0;
+	for (const struct pass *p = r->running; p != NULL; p = p->next_running)
+		targeted += p->kind == PASS_TARGETED;
+	json_object_set_new(o, "targeted_passes_running", json_integer((json_int_t)targeted));
 	json_object_set_new(o, "redis_connected", json_boolean(r->redis_up));
 	/* Pauses and manual replications are read from Redis once; nothing changes before. */
 	json_object_set_new(o, "admin_state_loaded", json_boolean(r->admin_loaded));
 	json_object_set_new(o, "wakes", wakes);
-	for (size_t i = 0; i < REC_WAKE_REASONS; i++)
+	uint64_t total = 0;
+	for (size_t i = 0; i < REC_WAKE_REASONS; i++) {
 		json_object_set_new(wakes, rec_wake_reasons[i].name,
 				    json_integer((json_int_t)r->wakes[i]));
+		total += r->wakes[i];
+	}
+	json_object_set_new(o, "wakes_total", json_integer((json_int_t)total));
+	json_t *resync = resync_json(r);
+	char line[200];
+	reconciler_resync_line(r, line, sizeof(line));
+	if (line[0] != '\0')
+		json_object_set_new(resync, "summary", json_string(line));
+	json_object_set_new(o, "resync", resync);
 	if (r->last != NULL) {
 		json_object_set_new(o, "last_pass", json_pack("{s:s, s:s, s:I, s:i, s:i, s:i}",
 			"at", at, "result", r->last->ok ? "ok" : "error",
@@ -158,7 +216,7 @@ json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet)
 	return a;
 }
 
-static json_t *plan_json(const struct reconciler *r, const struct fleet_state *fs,
+static json_t *plan_json(const struct fleet_state *fs,
 			 const struct obs_fleet *f, const struct plan_output *o)
 {
 	json_t *acts = json_array();
@@ -175,7 +233,7 @@ static json_t *plan_json(const struct reconciler *r, const struct fleet_state *f
 	return json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:o}", "fleet", f->cfg->name,
 			 "desired", o->summary.desired_stages, "serving", o->summary.serving_stages,
 			 "capped", o->summary.capped, "fail_static", o->summary.fail_static,
-			 "paused", fs->paused, "origin_missing", rec_origin_missing(r->last, f),
+			 "paused", fs->paused, "origin_missing", rec_origin_missing(f->pass, f),
 			 "override_invalid", f->override == PLAN_OVERRIDE_INVALID, "actions", acts);
 }
 
@@ -183,8 +241,6 @@ static json_t *plan_json(const struct reconciler *r, const struct fleet_state *f
 json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 {
 	json_t *a = json_array();
-	if (r->last == NULL)
-		return a;
 	for (size_t i = 0; i < r->n_fleets; i++) {
 		const struct fleet_state *fs = &r->fleets[i];
 		const struct obs_fleet *f = fs->last;
@@ -195,9 +251,9 @@ json_t *reconciler_plan_json(const struct reconciler *r, const char *fleet)
 		struct plan_output *out = calloc(1, sizeof(*out));
 		struct plan_input in;
 		if (scratch != NULL && out != NULL) {
-			rec_plan_input_build(r, r->last, f, scratch, &in);
+			rec_plan_input_build(r, f->pass, f, scratch, &in);
 			if (plan_fleet(&in, &history, rec_wall_ms(), out) == 0)
-				json_array_append_new(a, plan_json(r, fs, f, out));
+				json_array_append_new(a, plan_json(fs, f, out));
 		}
 		free(scratch);
 		free(out);
@@ -212,25 +268,26 @@ json_t *reconciler_publisher_json(const struct reconciler *r, const char *fleet)
 		const struct obs_fleet *f = r->fleets[i].last;
 		if (f == NULL || (fleet != NULL && strcmp(fleet, r->fleets[i].name) != 0))
 			continue;
-		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "has_publisher",
-				      f->publisher_present);
-		if (f->publisher_present)
+		const struct store_publisher *pub = obs_publisher(f);
+		json_t *o = json_pack("{s:s, s:b}", "fleet", f->cfg->name, "has_publisher", pub != NULL);
+		if (pub != NULL)
 			json_object_set_new(o, "publisher_info", json_pack("{s:s, s:s, s:s, s:s}",
-				"participant_id", f->publisher.participant_id,
-				"stage_arn", f->publisher.stage_arn, "user_id", f->publisher.user_id,
-				"joined_at", f->publisher.joined_at));
+				"participant_id", pub->participant_id,
+				"stage_arn", pub->stage_arn, "user_id", pub->user_id,
+				"joined_at", pub->joined_at));
 		else
 			json_object_set_new(o, "publisher_info", json_null());
-		if (f->publisher_error[0])
-			json_object_set_new(o, "error", json_string(f->publisher_error));
+		if (obs_publisher_error(f)[0])
+			json_object_set_new(o, "error", json_string(obs_publisher_error(f)));
 		/* What IVS says: is the stored participant publishing in the origin right now? */
 		bool live = false;
 		json_t *hosts = json_array();
 		for (size_t h = 0; h < f->n_hosts; h++) {
 			json_array_append_new(hosts, json_pack("{s:s, s:s}", "participant_id",
-				f->hosts[h].participant_id, "user_id", f->hosts[h].user_id));
-			if (f->publisher_present &&
-			    strcmp(f->hosts[h].participant_id, f->publisher.participant_id) == 0)
+				f->hosts[h].participant_id, "user_id",
+				f->hosts[h].user_id != NULL ? f->hosts[h].user_id : ""));
+			if (pub != NULL &&
+			    strcmp(f->hosts[h].participant_id, pub->participant_id) == 0)
 				live = true;
 		}
 		json_object_set_new(o, "publishing", json_boolean(live));
@@ -302,10 +359,10 @@ void reconciler_print_plan(const struct reconciler *r, FILE *out)
 		fprintf(out, "no pass completed\n");
 		return;
 	}
-	for (size_t fi = 0; fi < r->last->n_fleets; fi++) {
-		const struct obs_fleet *f = &r->last->fleets[fi];
-		if (!f->planned) {
-			fprintf(out, "fleet %s: no plan\n", f->cfg->name);
+	for (size_t fi = 0; fi < r->n_fleets; fi++) {
+		const struct obs_fleet *f = r->fleets[fi].last;
+		if (f == NULL || !f->planned) {
+			fprintf(out, "fleet %s: no plan\n", r->fleets[fi].name);
 			continue;
 		}
 		const struct plan_summary *s = &f->summary;

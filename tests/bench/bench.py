@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make bench: the five figures of docs/benchmarks.md, measured against the local IVS simulator
+"""make bench: the figures of docs/benchmarks.md, measured against the local IVS simulator
 and a private redis-server, each printed beside its bound.
 
 Every figure is printed as `BENCH <name> value=<v> unit=<u> bound=<b> ratio=<v/b>` and in a table
@@ -399,27 +399,32 @@ def bench_converge(fail_rate, steady):
         env.close()
 
 
-def bench_steady(env, n_fleets, passes=3):
-    st = env.wait_idle_after(env.status()["passes"], timeout=120)   # let a full idle pass finish
+def bench_steady(env, n_fleets, rounds=3):
+    """Calls per resync round (the walk over every fleet), over `rounds` whole rounds once the
+    convergence's passes are over; the walk runs back to back when a round takes longer than
+    resync_interval, so rounds are counted, not idle moments."""
+    harness.wait_until(lambda: env.status().get("targeted_passes_running", 0) == 0, 120,
+                       what="the convergence's passes to end")
+
+    def next_round(after):
+        return harness.wait_until(lambda: (lambda st: st if st["resync"]["rounds"] > after
+                                           else None)(env.status()), 120, interval=0.01,
+                                  what=f"resync round #{after + 1} to end")
+    st = next_round(env.status()["resync"]["rounds"])
     before = api_calls(env.sim.counters())
-    n = first = st["passes"]
-    for _ in range(passes):
-        admin(env.daemon.socket, "reconcile")
-        st = env.wait_idle_after(n, timeout=120)
-        n = st["passes"]
+    first = st["resync"]["rounds"]
+    st = next_round(first + rounds - 1)
     after = api_calls(env.sim.counters())
+    done = st["resync"]["rounds"] - first
     delta = {op: after.get(op, 0) - before.get(op, 0) for op in after}
     delta = {op: v for op, v in delta.items() if v}
-    # The periodic resync may add passes of its own inside the window: count them all. Both
-    # snapshots are taken with no pass running, so every call counted belongs to a counted pass.
-    done = n - first
     stages = len(env.sim.state()["stages"])
     minimum = math.ceil(stages / 100) + n_fleets + n_fleets       # one host per fleet
     per = sum(delta.values()) / done
     mutating = sum(v for op, v in delta.items() if op in MUTATING)
-    info(f"steady: {done} passes, calls per pass {json.dumps({k: v / done for k, v in sorted(delta.items())})}; "
-         f"minimum {minimum} ({stages} stages)")
-    report("steady_calls_ratio", per / minimum, "ratio", 1.0, f"{per:.1f} calls/pass vs {minimum}")
+    info(f"steady: {done} resync rounds, calls per round {json.dumps({k: v / done for k, v in sorted(delta.items())})}; "
+         f"minimum {minimum} ({stages} stages); resync {json.dumps(st['resync'])}")
+    report("steady_calls_ratio", per / minimum, "ratio", 1.0, f"{per:.1f} calls/round vs {minimum}")
     report("steady_mutating_calls", mutating, "calls", 0, "must be 0")
 
 
@@ -524,6 +529,102 @@ def bench_admin(clients, per_client):
         env.close()
 
 
+# ---- 6. many fleets: reaction under the resync, and the resync's own rate -------------------
+
+OBSERVATION = ("ListStages", "GetStage", "ListParticipants", "ListParticipantReplicas")
+
+
+def scale_env(n_fleets, tag):
+    """n fleets with one publishing host each against IVS's real quotas (5 TPS per operation,
+    50 ms per call); the daemon with its defaults (resync_interval 15s, max_tps 4)."""
+    env = Env(tag, sim_args=["--latency-ms", "50"], tps=5)
+    fleets = make_fleets(env, n_fleets, 0)
+    for f in fleets:
+        f["scale_down_delay"] = "1ms"
+    d = env.start_daemon(fleets, max_tps=4, resync="15s")
+    d.wait_ready()
+    # Steady state: the start-up passes over every fleet are over, only the resync walks.
+    harness.wait_until(lambda: (lambda st: st["passes"] >= 1 and
+                                st.get("targeted_passes_running", 0) == 0)(env.status()),
+                       300, interval=0.2, what="the start-up passes to end")
+    return env, fleets
+
+
+def measure_resync_rate(env, window):
+    """Observation calls per second and operation over window seconds with no wake-up."""
+    before = api_calls(env.sim.counters())
+    t0 = time.monotonic()
+    time.sleep(window)          # a measuring window, not synchronisation
+    after = api_calls(env.sim.counters())
+    dt = time.monotonic() - t0
+    return {op: (after.get(op, 0) - before.get(op, 0)) / dt for op in OBSERVATION}
+
+
+def reaction_trials(env, fleets, trials, spread_s):
+    """Wake one fleet at a time (its override 1 -> 2, a wake-channel message naming it) at
+    random moments of the resync cycle; the reaction is the arrival of the next CreateStage."""
+    import random
+    rng = random.Random(13)
+    conn = RedisConn(env.redis.port)
+    samples = []
+    try:
+        env.simlog.new()
+        for k in range(trials):
+            f = fleets[(k * 37) % len(fleets)]["name"]
+            desired = f"{PREFIX}fleet:{f}:desired"
+            time.sleep(rng.uniform(0.2, spread_s))      # lands anywhere in the resync cycle
+            env.simlog.new()
+            t0 = time.time()
+            conn.pipeline(("SET", desired, "2"), ("PUBLISH", f"{PREFIX}autoscaler:wake", f))
+            deadline = time.monotonic() + 60
+            got = None
+            while got is None and time.monotonic() < deadline:
+                for e in env.simlog.new():
+                    if e["operation"] == "CreateStage" and e["status"] == 200 and got is None:
+                        got = e
+                if got is None:
+                    time.sleep(0.002)
+            if got is None:
+                raise RuntimeError(f"no CreateStage within 60 s of waking {f}")
+            samples.append((got["arrived"] - t0) * 1000.0)
+            # back to one stage: the override down and the new stage removed out of band
+            conn.pipeline(("SET", desired, "1"))
+            for st in owned(env.sim.state()):
+                env.sim.delete_stage(st["arn"])
+    finally:
+        conn.close()
+    return samples
+
+
+def bench_scale(trials):
+    n_fleets, max_tps, share = 100, 4, 0.5
+    env, fleets = scale_env(n_fleets, "scale")
+    try:
+        rates = measure_resync_rate(env, 30)
+        st = env.status()
+        info(f"scale: observation calls/s with {n_fleets} fleets and no wake-up: "
+             f"{json.dumps({k: round(v, 2) for k, v in rates.items()})}; "
+             f"resync: {json.dumps(st.get('resync', {}))}")
+        worst = max(rates.values())
+        report("resync_calls_per_s", worst, "calls/s", share * max_tps,
+               f"busiest operation, {n_fleets} fleets")
+        samples = reaction_trials(env, fleets, trials, 3.0)
+    finally:
+        env.close()
+    env1, fleets1 = scale_env(1, "scale1")
+    try:
+        one = reaction_trials(env1, fleets1, max(10, trials // 2), 1.0)
+    finally:
+        env1.close()
+    p50, p99 = percentile(samples, 50), percentile(samples, 99)
+    p99_1 = percentile(one, 99)
+    info(f"scale: reaction over {len(samples)} trials with {n_fleets} fleets: min "
+         f"{min(samples):.1f} p50 {p50:.1f} p99 {p99:.1f} max {max(samples):.1f} ms; "
+         f"with 1 fleet ({len(one)} trials): p50 {percentile(one, 50):.1f} p99 {p99_1:.1f} ms")
+    report("reaction_100_p99_ms", p99, "ms", 500.0, f"1 fleet: p99 {p99_1:.0f} ms, p50 "
+           f"{percentile(one, 50):.0f} ms; 100 fleets p50 {p50:.0f} ms")
+
+
 def machine():
     cpu = "?"
     try:
@@ -548,8 +649,10 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
-    ap.add_argument("--only", default="", help="comma list: reaction,converge,memory,admin")
+    ap.add_argument("--only", default="",
+                    help="comma list: reaction,converge,memory,admin,scale")
     ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--scale-trials", type=int, default=40)
     ap.add_argument("--resyncs", type=int, default=20)
     args = ap.parse_args()
     harness.BUILD = os.path.abspath(args.build)
@@ -573,6 +676,8 @@ def main():
             bench_memory(args.resyncs)
         if want("admin"):
             bench_admin(10, 100)
+        if want("scale"):
+            bench_scale(args.scale_trials)
     except Stop as e:
         print(f"\nbench: {e}, stopped", flush=True)
         return 130

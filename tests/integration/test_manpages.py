@@ -96,6 +96,7 @@ def test_config_page_documents_every_key():
     text = rendered("ivs-autoscaler.yaml.5")
     keys = {
         "AWS": ["region", "endpoint", "profile", "credentials_file", "max_tps (number, default 4",
+                "resync_share (number, default 0.5",
                 "timeout (duration, default 10s)", "connect_timeout (duration, default 3s)"],
         "REDIS": ["url (string, default redis://127.0.0.1:6379/0)", "password ",
                   "password_file", 'key_prefix (string, default "ivs:prod:")',

@@ -76,7 +76,7 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok, detail=None):
+    def log(self, op, status, error, started, sig_ok, detail=None, stage=None):
         if self.log_file is None:
             return
         entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -85,6 +85,8 @@ class Sim:
                  "signatureOk": sig_ok}
         if detail:
             entry["detail"] = detail
+        if stage:
+            entry["stage"] = stage
         line = json.dumps(entry)
         with self.log_lock:
             self.log_file.write(line + "\n")
@@ -380,7 +382,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(200, out)
         with sim.lock:
             sim.count(op, None)
-        sim.log(op, 200, None, started, True, detail if op in MUTATING else None)
+        # The stage the call concerns (the source of a replication; the new stage of a
+        # CreateStage), so a test can tell which fleet a call was for.
+        stage = req.get("stageArn") or req.get("sourceStageArn") or req.get("arn")
+        if op == "CreateStage" and isinstance(out, dict):
+            stage = out.get("stage", {}).get("arn")
+        sim.log(op, 200, None, started, True, detail if op in MUTATING else None,
+                stage if isinstance(stage, str) else None)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------

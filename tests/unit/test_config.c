@@ -96,7 +96,7 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:3: metrics.port: unknown key (expected one of: listen)" },
 	{ "unknown aws key", "aws:\n  regoin: x\n" FLEET,
 	  "t.yaml:2:3: aws.regoin: unknown key (expected one of: region, endpoint, profile, "
-	  "credentials_file, max_tps, timeout, connect_timeout)" },
+	  "credentials_file, max_tps, resync_share, timeout, connect_timeout)" },
 	{ "unknown redis key", "redis:\n  host: x\n" FLEET,
 	  "t.yaml:2:3: redis.host: unknown key (expected one of: url, password, password_file, "
 	  "key_prefix, timeout, wake_channel, keys, tls, sentinel)" },
@@ -198,6 +198,18 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:12: aws.max_tps: must be greater than 0 and at most 100, got 0" },
 	{ "max_tps 101", "aws:\n  max_tps: 101\n" FLEET,
 	  "t.yaml:2:12: aws.max_tps: must be greater than 0 and at most 100, got 101" },
+	{ "resync_share 0", "aws:\n  resync_share: 0\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: must be greater than 0 and at most 1, got 0" },
+	{ "resync_share 1.5", "aws:\n  resync_share: 1.5\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: must be greater than 0 and at most 1, got 1.5" },
+	{ "resync_share negative", "aws:\n  resync_share: -0.1\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: must be greater than 0 and at most 1, got -0.1" },
+	{ "resync_share percent", "aws:\n  resync_share: 50%\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: expected a number, got \"50%\"" },
+	{ "resync_share string", "aws:\n  resync_share: \"0.5\"\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: expected a number, got a quoted string" },
+	{ "resync_share list", "aws:\n  resync_share: [0.5]\n" FLEET,
+	  "t.yaml:2:17: aws.resync_share: expected a number, got a sequence" },
 	{ "max_clients 0", "control:\n  max_clients: 0\n" FLEET,
 	  "t.yaml:2:16: control.max_clients: must be between 1 and 1024, got 0" },
 	{ "too many tags", NULL, "t.yaml:5:7: fleets[0].tags: at most 47 tags are allowed (IVS allows 50, 3 are ours), got 48" },
@@ -419,6 +431,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c->aws.region, "");
 	assert_string_equal(c->aws.endpoint, "");
 	assert_true(c->aws.max_tps == 4);
+	assert_true(c->aws.resync_share == 0.5);
 	assert_true(c->aws.timeout_ms == 10000 && c->aws.connect_timeout_ms == 3000);
 	assert_string_equal(c->redis.host, "127.0.0.1");
 	assert_int_equal(c->redis.port, 6379);
@@ -519,7 +532,8 @@ static void test_error_cap_and_size(void **state)
 	assert_int_equal(errs.count, CONFIG_ERRORS_MAX);
 	assert_true(errs.truncated);
 	assert_string_equal(errs.msgs[0], "t.yaml:2:3: aws.k0: unknown key (expected one of: region, "
-			    "endpoint, profile, credentials_file, max_tps, timeout, connect_timeout)");
+			    "endpoint, profile, credentials_file, max_tps, resync_share, timeout, "
+			    "connect_timeout)");
 	config_errors_free(&errs);
 
 	/* A flat list of 30000 scalars stays under 1 MiB but is refused before it costs memory. */
@@ -710,7 +724,7 @@ static void test_print_masks_secrets(void **state)
 static void test_print_round_trip(void **state)
 {
 	static const char yaml[] =
-		"aws:\n  region: eu-west-1\n  max_tps: 2.5\n  timeout: 1m30s\n"
+		"aws:\n  region: eu-west-1\n  max_tps: 2.5\n  resync_share: 0.25\n  timeout: 1m30s\n"
 		"redis:\n  url: unix:///run/r.sock?db=1\n  keys: {publisher: \"p:{fleet}\", desired_stages: \"d:{fleet}\"}\n"
 		"control: {admin_group: ivs, max_clients: 8}\n"
 		"fleets:\n  - name: a\n    origin_stage_arn: " ARN "\n    tags: {team: \"media ops\", \"x:y\": \"\"}\n"

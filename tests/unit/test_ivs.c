@@ -281,6 +281,68 @@ static void test_pagination_three_pages(void **state)
 	teardown(f);
 }
 
+struct pages {
+	int pages, items, done, kind;
+	size_t most;                    /* the largest page held at once */
+	char last[IVS_ARN_MAX + 1];
+};
+
+static void on_page(void *ud, const struct ivs_stage_list *page)
+{
+	struct pages *p = ud;
+
+	p->pages++;
+	p->items += (int)page->n;
+	if (page->n > p->most)
+		p->most = page->n;
+	if (page->n > 0)
+		snprintf(p->last, sizeof(p->last), "%s", page->items[page->n - 1].arn);
+}
+
+static void on_pages_done(void *ud, const struct aws_error *err, const struct ivs_stage_list *l)
+{
+	struct pages *p = ud;
+
+	p->done++;
+	p->kind = err->kind;
+	if (err->kind == AWS_OK)
+		assert_int_equal(l->n, 0);      /* every stage went to on_page */
+	else
+		assert_null(l);
+}
+
+/* Page by page: each page is handed over as it arrives and not kept; an error ends it. */
+static void test_pagination_page_by_page(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/a\"}],\"nextToken\":\"t1\"}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/b\"},"
+		  "{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/c\"}],\"nextToken\":\"t2\"}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/d\"}]}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":\"arn:aws:ivs:us-east-1:1:stage/e\"}],\"nextToken\":\"u\"}" },
+		{ .status = 200, .body = "{\"stages\":[{\"arn\":5}]}" },
+	};
+	struct fixture *f = setup(responses, 5, 0);
+	struct pages p = { 0 }, bad = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_list_stages_paged(f->aws, NULL, on_pages_done, &p), -EINVAL);
+	assert_int_equal(ivs_list_stages_paged(f->aws, on_page, on_pages_done, &p), 0);
+	run_until(f->event, &p.done, 1);
+	assert_int_equal(p.kind, AWS_OK);
+	assert_int_equal(p.pages, 3);
+	assert_int_equal(p.items, 4);
+	assert_int_equal(p.most, 2);
+	assert_string_equal(p.last, "arn:aws:ivs:us-east-1:1:stage/d");
+	assert_string_equal(f->server.requests[2].body, "{\"maxResults\":100,\"nextToken\":\"t2\"}");
+	/* a page that does not parse ends the listing with an error after the good ones */
+	assert_int_equal(ivs_list_stages_paged(f->aws, on_page, on_pages_done, &bad), 0);
+	run_until(f->event, &bad.done, 1);
+	assert_int_equal(bad.kind, AWS_ERR_PARSE);
+	assert_int_equal(bad.pages, 1);
+	teardown(f);
+}
+
 static void test_repeated_token_and_bad_body(void **state)
 {
 	static const struct fake_response responses[] = {
@@ -524,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_timeouts_exhaust_attempts),
 		cmocka_unit_test(test_dropped_then_ok),
 		cmocka_unit_test(test_pagination_three_pages),
+		cmocka_unit_test(test_pagination_page_by_page),
 		cmocka_unit_test(test_repeated_token_and_bad_body),
 		cmocka_unit_test(test_cancel_on_free_and_bad_args),
 		cmocka_unit_test(test_queue_cap_fifo_signed_when_sent),

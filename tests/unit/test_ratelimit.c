@@ -86,9 +86,27 @@ static void test_invalid(void **state)
 	assert_int_equal(ratelimit_init(&b, 0.0 / 0.0, 4, 0), -EINVAL);
 }
 
+/* ratelimit_wait tells the same wait as ratelimit_take and never takes. */
+static void test_wait_does_not_take(void **state)
+{
+	struct ratelimit b;
+
+	(void)state;
+	assert_int_equal(ratelimit_init(&b, 2, 1, 0), 0);
+	assert_int_equal(ratelimit_wait(&b, 0), 0);
+	assert_int_equal(ratelimit_wait(&b, 0), 0);
+	assert_int_equal(ratelimit_take(&b, 0), 0);
+	assert_int_equal(ratelimit_wait(&b, 0), 500000);
+	assert_int_equal(ratelimit_wait(&b, 100000), 400000);
+	assert_int_equal(ratelimit_take(&b, 100000), 400000);
+	assert_int_equal(ratelimit_wait(&b, 500000), 0);
+	assert_int_equal(ratelimit_take(&b, 500000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wait_does_not_take),
 		cmocka_unit_test(test_burst_then_wait),
 		cmocka_unit_test(test_refill_caps_at_burst),
 		cmocka_unit_test(test_steady_rate),

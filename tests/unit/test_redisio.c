@@ -77,6 +77,13 @@ static void on_wake(void *ud, const char *reason)
 	snprintf(h->last_wake, sizeof(h->last_wake), "%s", reason);
 }
 
+static void on_wake_message(void *ud, const char *message)
+{
+	struct harness *h = ud;
+	h->wakes++;
+	snprintf(h->last_wake, sizeof(h->last_wake), "message:%s", message);
+}
+
 static void on_reply(void *ud, redisReply *r, const char *error)
 {
 	struct harness *h = ud;
@@ -105,9 +112,19 @@ static double fixed_random(void *ud)
 	return 0.5;
 }
 
+static void harness_open_cbs(struct harness *h, struct redisio_options *o,
+			     const struct redisio_callbacks *cbs);
+
 static void harness_open(struct harness *h, struct redisio_options *o)
 {
-	static const struct redisio_callbacks cbs = { on_state, on_wake };
+	static const struct redisio_callbacks cbs = { on_state, on_wake, NULL };
+
+	harness_open_cbs(h, o, &cbs);
+}
+
+static void harness_open_cbs(struct harness *h, struct redisio_options *o,
+			     const struct redisio_callbacks *cbs)
+{
 
 	memset(h, 0, sizeof(*h));
 	assert_int_equal(sd_event_new(&h->event), 0);
@@ -116,7 +133,7 @@ static void harness_open(struct harness *h, struct redisio_options *o)
 	if (o->backoff_max_ms == 0)
 		o->backoff_max_ms = 50;
 	o->random01 = fixed_random;
-	h->rio = redisio_new(h->event, o, &cbs, h);
+	h->rio = redisio_new(h->event, o, cbs, h);
 	assert_non_null(h->rio);
 }
 
@@ -287,6 +304,46 @@ static void test_wake_and_keyspace(void **state)
 	harness_close(&h);
 }
 
+/* Publish msg until the subscriber receives it; true once a wake arrived. */
+static bool publish_wake(struct harness *h, const char *channel, const char *msg, int target)
+{
+	for (uint64_t end = mono_ms() + DEADLINE_MS; h->wakes < target && mono_ms() < end;) {
+		redisContext *c = sync_client(&srv, NULL);
+		redisReply *r = redisCommand(c, "PUBLISH %s %s", channel, msg);
+		long long receivers = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+		freeReplyObject(r);
+		redisFree(c);
+		if (receivers > 0)
+			return run_until(h, &h->wakes, target);
+		assert_true(sd_event_run(h->event, 10 * 1000) >= 0);
+	}
+	return h->wakes >= target;
+}
+
+/* With on_wake_message the payload arrives: a fleet name, "" for all, "" for an oversize one. */
+static void test_wake_message_payload(void **state)
+{
+	static const struct redisio_callbacks cbs = { on_state, on_wake, on_wake_message };
+	struct redisio_options o = { .unix_path = srv.sock, .key_prefix = "ivs:m:",
+	                             .wake_channel = "ivs:m:autoscaler:wake" };
+	char big[REDISIO_WAKE_MESSAGE_MAX + 2];
+	struct harness h;
+
+	(void)state;
+	memset(big, 'f', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	harness_open_cbs(&h, &o, &cbs);
+	assert_true(run_until(&h, &h.ups, 1));
+	assert_true(publish_wake(&h, o.wake_channel, "main", 1));
+	assert_string_equal(h.last_wake, "message:main");
+	assert_true(publish_wake(&h, o.wake_channel, "", 2));
+	assert_string_equal(h.last_wake, "message:");
+	assert_true(publish_wake(&h, o.wake_channel, big, 3));
+	assert_string_equal(h.last_wake, "message:");
+	assert_int_equal(h.wakes, 3);
+	harness_close(&h);
+}
+
 static void test_auth(void **state)
 {
 	static const char *const extra[] = { "--requirepass", "s3cret", NULL };
@@ -369,6 +426,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unix_command, start_plain),
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_wake_and_keyspace),
+		cmocka_unit_test(test_wake_message_payload),
 		cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_command_timeout),

@@ -70,7 +70,7 @@ static redisReply *sync_get(const char *fmt, ...)
 
 static int group_setup(void **state)
 {
-	static const struct redisio_callbacks cbs = { on_state, NULL };
+	static const struct redisio_callbacks cbs = { .on_state = on_state };
 	struct redisio_options o = { 0 };
 
 	(void)state;

@@ -229,9 +229,10 @@ def test_request_log_and_state_file(tmp_path):
     assert lines[0]["operation"] == "CreateStage" and lines[0]["status"] == 200
     assert lines[1]["signatureOk"] is False and lines[1]["errorType"] == "InvalidSignatureException"
     assert set(lines[0]) == {"time", "operation", "status", "errorType", "latencyMs", "signatureOk",
-                             "detail"}
+                             "detail", "stage"}
     assert lines[0]["detail"] == {"name": "keep", "arn": arn}
-    assert "detail" not in lines[1]
+    assert lines[0]["stage"] == arn                 # the new stage of a CreateStage
+    assert "detail" not in lines[1] and "stage" not in lines[1]   # refused
     assert os.path.exists(state)
     s2 = Sim(tmp_path, "--tps", "0", "--state", str(state))
     try:
