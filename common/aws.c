@@ -56,6 +56,8 @@ struct aws_client {
 	int64_t (*unix_seconds)(void *ctx);
 	void *hook_ctx;
 	const struct retry_policy *policy;
+	bool (*may_send)(void *ctx, const char *operation);
+	void *may_send_ctx;
 	struct retry_quota quota;
 	struct aws_op ops[AWS_MAX_OPERATIONS];
 	struct aws_op_stats stats_view[AWS_MAX_OPERATIONS];
@@ -318,6 +320,8 @@ static int call_send(struct aws_call *call)
 	size_t n = 0, i;
 	int r;
 
+	if (c->may_send != NULL && !c->may_send(c->may_send_ctx, call->op->stats.operation))
+		return -ECANCELED;
 	r = c->credentials(c->credentials_ctx, &creds);
 	if (r < 0 || creds.access_key_id == NULL || creds.secret_access_key == NULL) {
 		aws_credentials_clear(&creds);
@@ -362,6 +366,15 @@ out:
 	return r;
 }
 
+static void call_send_failed(struct aws_call *call, int r)
+{
+	if (r == -ECANCELED)
+		call_fail_local(call, AWS_ERR_CANCELLED, "not permitted now", r);
+	else
+		call_fail_local(call, AWS_ERR_LOCAL,
+				r == -ENOKEY ? "no credentials" : "cannot send request", r);
+}
+
 /* The call has its token: send now if a slot is free, else wait in the ready queue. */
 static void call_dispatch(struct aws_call *call)
 {
@@ -375,8 +388,7 @@ static void call_dispatch(struct aws_call *call)
 	}
 	r = call_send(call);
 	if (r < 0)
-		call_fail_local(call, AWS_ERR_LOCAL,
-				r == -ENOKEY ? "no credentials" : "cannot send request", r);
+		call_send_failed(call, r);
 }
 
 static int arm_op_timer(struct aws_op *op, uint64_t delay_us)
@@ -473,8 +485,7 @@ static int on_ready_defer(sd_event_source *s, void *userdata)
 		call_dequeue(call);
 		r = call_send(call);
 		if (r < 0)
-			call_fail_local(call, AWS_ERR_LOCAL,
-					r == -ENOKEY ? "no credentials" : "cannot send request", r);
+			call_send_failed(call, r);
 	}
 	return 0;
 }
@@ -678,6 +689,8 @@ int aws_client_new(sd_event *event, const struct aws_client_options *o, struct a
 	c->unix_seconds = o->unix_seconds ? o->unix_seconds : default_unix_seconds;
 	c->hook_ctx = o->hook_ctx;
 	c->policy = o->retry ? o->retry : &retry_policy_standard;
+	c->may_send = o->may_send;
+	c->may_send_ctx = o->may_send_ctx;
 	retry_quota_init(&c->quota, c->policy);
 	r = set_endpoint(c, o->endpoint, o->region);
 	if (r == 0)

@@ -10,6 +10,7 @@
 #ifndef IVS_AWS_H
 #define IVS_AWS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -40,6 +41,13 @@ struct aws_client_options {
 	int64_t (*unix_seconds)(void *ctx);
 	void *hook_ctx;
 	const struct retry_policy *retry;   /* NULL → retry_policy_standard */
+	/*
+	 * Asked before every attempt is put on the wire (after any rate-limit or retry wait);
+	 * false fails the call with AWS_ERR_CANCELLED ("not permitted now"). NULL = always send.
+	 * The daemon refuses mutating operations once it is no longer the leader.
+	 */
+	bool (*may_send)(void *ctx, const char *operation);
+	void *may_send_ctx;
 };
 
 /*

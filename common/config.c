@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "redis_tls.h"
 #include "util.h"
@@ -91,6 +92,8 @@ static int config_set_defaults(struct config *c)
 		{ &c->redis.sentinel_password_file, "" },
 		{ &c->control.socket, "/run/ivs-autoscaler/control.sock" },
 		{ &c->control.admin_group, "" },
+		{ &c->controller.owner, "" }, { &c->controller.instance, "" },
+		{ &c->ha.lease_key, "autoscaler:leader" },
 		{ &c->metrics.listen, "" },
 	};
 
@@ -110,7 +113,29 @@ static int config_set_defaults(struct config *c)
 	c->reconcile.backoff_initial_ms = 1000;
 	c->reconcile.backoff_max_ms = 5 * 60 * 1000;
 	c->reconcile.stop_timeout_ms = 20000;
+	c->ha.lease_duration_ms = 15000;
+	c->ha.renew_deadline_ms = 10000;
+	c->ha.retry_period_ms = 2000;
 	return 0;
+}
+
+/* The host name as an instance name: characters outside [A-Za-z0-9_-] become '-'. */
+static int default_instance(struct config *c)
+{
+	char host[256] = "";
+	size_t n;
+
+	if (c->controller.instance[0] != '\0')
+		return 0;
+	if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "ivs-autoscaler");
+	host[64] = '\0';
+	n = strlen(host);
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+		      (host[i] >= '0' && host[i] <= '9') || host[i] == '_' || host[i] == '-'))
+			host[i] = '-';
+	return config_set_string(&c->controller.instance, host);
 }
 
 
@@ -408,6 +433,9 @@ void config_free(struct config *c)
 	free(c->redis.sentinel_password_file);
 	free(c->control.socket);
 	free(c->control.admin_group);
+	free(c->controller.owner);
+	free(c->controller.instance);
+	free(c->ha.lease_key);
 	free(c->metrics.listen);
 	for (size_t i = 0; i < c->n_fleets; i++) {
 		struct config_fleet *f = &c->fleets[i];
@@ -472,6 +500,8 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
 		config_resolve_fleet_keys(&l);
 	if (errs->count == 0)
 		config_check_key_collisions(&l);
+	if (errs->count == 0 && default_instance(l.cfg) < 0)
+		config_errors_add(errs, "%s:1:1: out of memory", name);
 	r = errs->count == 0 && !errs->truncated ? 0 : -EINVAL;
 	if (errs->truncated && errs->count == 0)
 		config_errors_add(errs, "%s:1:1: out of memory", name);

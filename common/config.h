@@ -21,7 +21,7 @@
 #define CONFIG_ERRORS_MAX     20
 #define CONFIG_MAX_BYTES      (1024 * 1024)
 #define CONFIG_MAX_DEPTH      16
-#define CONFIG_MAX_TAGS       47
+#define CONFIG_MAX_TAGS       45      /* IVS allows 50 per stage; 5 are ours */
 #define CONFIG_KEY_MAX        512     /* longest expanded Redis key */
 
 struct config_errors {
@@ -105,6 +105,21 @@ struct config_reconcile {
 	uint64_t stop_timeout_ms;
 };
 
+/* controller: identities (see "Two hosts" in the operator guide). */
+struct config_controller {
+	char *owner;             /* "" = no owner tag on stages, none required to match */
+	char *instance;          /* this daemon in the lease and in logs; default: the host name */
+};
+
+/* ha: leader election over a Redis lease. Durations in ms; lease_key relative to key_prefix. */
+struct config_ha {
+	bool enabled;
+	char *lease_key;
+	uint64_t lease_duration_ms;   /* 1s..5m: the Redis PX */
+	uint64_t renew_deadline_ms;   /* >= 500ms, < lease_duration: the right to mutate */
+	uint64_t retry_period_ms;     /* >= 100ms, < renew_deadline: renew / acquire interval */
+};
+
 struct config_tag {
 	char *key;
 	char *value;
@@ -136,6 +151,8 @@ struct config {
 	struct config_redis redis;
 	struct config_control control;
 	struct config_reconcile reconcile;
+	struct config_controller controller;
+	struct config_ha ha;
 	struct config_metrics metrics;
 	struct config_fleet *fleets;
 	size_t n_fleets;

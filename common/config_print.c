@@ -128,6 +128,17 @@ void config_print(const struct config *c, FILE *f)
 	put_duration(f, 2, "backoff_max", c->reconcile.backoff_max_ms);
 	put_duration(f, 2, "stop_timeout", c->reconcile.stop_timeout_ms);
 
+	fprintf(f, "controller:\n");
+	put_string(f, 2, "owner", c->controller.owner);
+	put_string(f, 2, "instance", c->controller.instance);
+
+	fprintf(f, "ha:\n");
+	fprintf(f, "  enabled: %s\n", c->ha.enabled ? "true" : "false");
+	put_string(f, 2, "lease_key", c->ha.lease_key);
+	put_duration(f, 2, "lease_duration", c->ha.lease_duration_ms);
+	put_duration(f, 2, "renew_deadline", c->ha.renew_deadline_ms);
+	put_duration(f, 2, "retry_period", c->ha.retry_period_ms);
+
 	fprintf(f, "metrics:\n");
 	put_string(f, 2, "listen", c->metrics.listen);
 

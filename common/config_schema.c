@@ -21,7 +21,7 @@
 #include "listen_addr.h"
 #include "util.h"
 
-#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (47); bounds the O(n^2) checks */
+#define MAP_MAX_ENTRIES  64    /* the largest schema mapping is tags (45); bounds the O(n^2) checks */
 #define FLEETS_MAX       256
 #define DURATION_MAX_MS  (30ULL * 24 * 3600 * 1000)
 
@@ -810,7 +810,7 @@ static void custom_tags(struct loader *l, const struct node *n, const char *path
 		return;
 	}
 	if (n->n / 2 > CONFIG_MAX_TAGS) {
-		config_node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 3 are ours), got %zu",
+		config_node_error(l, n, path, "at most %d tags are allowed (IVS allows 50, 5 are ours), got %zu",
 				  CONFIG_MAX_TAGS, n->n / 2);
 		return;
 	}
@@ -1019,11 +1019,81 @@ static void custom_fleets(struct loader *l, const struct node *n, const char *pa
 	walk_fleets(l, n, path);
 }
 
+/* ---- controller and ha sections -------------------------------------------------------- */
+
+/* controller.owner / controller.instance: names that go into tags and the lease value. */
+static const char *check_identity(const char *s)
+{
+	return s[0] == '\0' ? NULL : check_fleet_name(s);
+}
+
+static void custom_bool(struct loader *l, const struct node *n, const char *path, bool *out)
+{
+	if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "true") == 0)
+		*out = true;
+	else if (n->kind == NODE_SCALAR && n->plain && strcasecmp(n->value, "false") == 0)
+		*out = false;
+	else
+		config_node_error(l, n, path, "expected true or false, got %s%.64s%s",
+				  n->kind == NODE_SCALAR ? "\"" : config_node_kind(n),
+				  n->kind == NODE_SCALAR ? n->value : "", n->kind == NODE_SCALAR ? "\"" : "");
+}
+
+static void custom_ha_enabled(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	custom_bool(l, n, path, &((struct config_ha *)base)->enabled);
+}
+
+static const struct field controller_fields[] = {
+	STR(struct config_controller, owner, check_identity),
+	STR(struct config_controller, instance, check_identity),
+};
+
+static const struct field ha_fields[] = {
+	{ .key = "enabled", .type = F_CUSTOM, .custom = custom_ha_enabled },
+	STR(struct config_ha, lease_key, check_nonempty_key_text),
+	DUR_MAX(struct config_ha, lease_duration, 1000, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, renew_deadline, 500, 5 * 60 * 1000),
+	DUR_MAX(struct config_ha, retry_period, 100, 5 * 60 * 1000),
+};
+
+static void custom_controller(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(controller_fields)];
+	(void)base;
+	walk_mapping(l, n, path, controller_fields, NFIELDS(controller_fields), &l->cfg->controller,
+		     seen);
+}
+
+/* The leader must stop (renew_deadline) before its lease can expire (lease_duration), and
+ * must get several renewal attempts (retry_period) within its deadline. */
+static void custom_ha(struct loader *l, const struct node *n, const char *path, void *base)
+{
+	const struct node *seen[NFIELDS(ha_fields)];
+	struct config_ha *h = &l->cfg->ha;
+	size_t rd = field_index(ha_fields, NFIELDS(ha_fields), "renew_deadline");
+	size_t rp = field_index(ha_fields, NFIELDS(ha_fields), "retry_period");
+	size_t before = l->errs->count;
+	(void)base;
+
+	walk_mapping(l, n, path, ha_fields, NFIELDS(ha_fields), h, seen);
+	if (l->errs->count != before)
+		return;
+	if (h->renew_deadline_ms >= h->lease_duration_ms)
+		config_node_error(l, seen[rd] != NULL ? seen[rd] : n, "ha.renew_deadline",
+				  "must be less than ha.lease_duration");
+	else if (h->retry_period_ms >= h->renew_deadline_ms)
+		config_node_error(l, seen[rp] != NULL ? seen[rp] : n, "ha.retry_period",
+				  "must be less than ha.renew_deadline");
+}
+
 static const struct field top_fields[] = {
 	{ .key = "aws", .type = F_CUSTOM, .custom = custom_aws },
 	{ .key = "redis", .type = F_CUSTOM, .custom = custom_redis },
 	{ .key = "control", .type = F_CUSTOM, .custom = custom_control },
 	{ .key = "reconcile", .type = F_CUSTOM, .custom = custom_reconcile },
+	{ .key = "controller", .type = F_CUSTOM, .custom = custom_controller },
+	{ .key = "ha", .type = F_CUSTOM, .custom = custom_ha },
 	{ .key = "metrics", .type = F_CUSTOM, .custom = custom_metrics },
 	{ .key = "fleets", .type = F_CUSTOM, .custom = custom_fleets, .required = true },
 };

@@ -17,7 +17,7 @@ struct ivs_call {
 	struct aws_call_class cls;          /* the client's class when queued: every page keeps it */
 	enum result_kind kind;
 	const char *operation;              /* static string */
-	char path[64];
+	char path[320];             /* "/Operation", or /tags/<percent-encoded ARN> */
 	json_t *request;
 	void *cb;
 	ivs_stage_page_fn page_cb;          /* ListStages page by page: each page, then cb */
@@ -304,6 +304,49 @@ int ivs_delete_stage(struct aws_client *c, const char *arn, ivs_done_fn cb, void
 	return start(call, set_strings(call->request, "arn", arn, NULL));
 }
 
+/* RFC 3986 unreserved characters stay, everything else is %XX (the ARN's ':' and '/'). */
+static int percent_encode(const char *s, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool keep = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+		if (n + (keep ? 1 : 3) >= size)
+			return -ENAMETOOLONG;
+		if (keep) {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int ivs_tag_resource(struct aws_client *c, const char *arn, const struct ivs_kv *tags,
+		     size_t ntags, ivs_done_fn cb, void *ud)
+{
+	struct ivs_call *call = call_new(c, R_DONE, "TagResource", (void *)cb, ud);
+	char encoded[sizeof(call->path)];
+	int r;
+
+	if (call == NULL)
+		return cb ? -ENOMEM : -EINVAL;
+	r = arn != NULL && arn[0] != '\0' && ntags > 0 ? 0 : -EINVAL;
+	if (r == 0)
+		r = percent_encode(arn, encoded, sizeof(encoded) - 6);
+	if (r == 0) {
+		snprintf(call->path, sizeof(call->path), "/tags/%s", encoded);
+		r = set_map(call->request, "tags", tags, ntags);
+	}
+	return start(call, r);
+}
+
 int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud)
 {
 	struct ivs_call *call = call_new(c, R_STAGES, "ListStages", (void *)cb, ud);
@@ -427,4 +470,18 @@ int ivs_list_participant_replicas(struct aws_client *c, const char *source_stage
 	if (r == 0)
 		r = json_object_set_new(call->request, "maxResults", json_integer(50));
 	return start(call, r < 0 ? -EINVAL : 0);
+}
+
+bool ivs_operation_mutates(const char *operation)
+{
+	static const char *const reads[] = {
+		"ListStages", "GetStage", "ListParticipants", "GetParticipant",
+		"ListParticipantReplicas", "ListTagsForResource",
+	};
+
+	/* Everything not known to be a read counts as a write: a new operation is gated too. */
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		if (strcmp(operation, reads[i]) == 0)
+			return false;
+	return true;
 }

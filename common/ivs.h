@@ -69,6 +69,9 @@ int ivs_create_stage(struct aws_client *c, const char *name, const struct ivs_kv
 		     size_t ntags, ivs_stage_fn cb, void *ud);
 int ivs_get_stage(struct aws_client *c, const char *arn, ivs_stage_fn cb, void *ud);
 int ivs_delete_stage(struct aws_client *c, const char *arn, ivs_done_fn cb, void *ud);
+/* POST /tags/{arn} {"tags": {...}}: add (or overwrite) tags on a resource; ntags 1..50. */
+int ivs_tag_resource(struct aws_client *c, const char *arn, const struct ivs_kv *tags,
+		     size_t ntags, ivs_done_fn cb, void *ud);
 int ivs_list_stages(struct aws_client *c, ivs_stages_fn cb, void *ud);
 /*
  * ListStages page by page, so a listing of any size costs one page of memory: page runs for
@@ -96,5 +99,8 @@ int ivs_stop_participant_replication(struct aws_client *c, const char *source_st
 				     const char *participant_id, ivs_done_fn cb, void *ud);
 int ivs_list_participant_replicas(struct aws_client *c, const char *source_stage_arn,
 				  const char *participant_id, ivs_replicas_fn cb, void *ud);
+
+/* Does this operation change anything in IVS? (Only a leader may send those.) */
+bool ivs_operation_mutates(const char *operation);
 
 #endif

@@ -37,6 +37,7 @@
 #define MSGID_ADMIN_COMMAND          "b587123efcfe42e980c4ee6999e01969"
 #define MSGID_STARTED                "fee1b3fe06c141609cf1d3099dbed12b"
 #define MSGID_ORIGIN_MISSING         "abcfb0243c394b87bd4a40e5a4ad6c0b"
+#define MSGID_LEADERSHIP             "fa1828038cfc4239af96a356a862acdb"
 
 /*
  * log_init: choose the sink (journal or stderr) and the initial level. verbose != 0 enables

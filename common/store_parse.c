@@ -330,6 +330,46 @@ out:
 	return out;
 }
 
+int store_parse_stage_parent(const char *s, size_t len, char *parent, size_t parentlen,
+                             char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+	int r = -EINVAL;
+
+	if (parentlen > 0)
+		parent[0] = '\0';
+	if (s == NULL || len == 0) {
+		set_err(err, errlen, "empty value");
+		return -EINVAL;
+	}
+	if (len > STORE_PUBLISHER_MAX_SIZE) {
+		set_err(err, errlen, "too large (%zu bytes, max %d)", len, STORE_PUBLISHER_MAX_SIZE);
+		return -EINVAL;
+	}
+	root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		set_err(err, errlen, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
+		        jerr.column);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		set_err(err, errlen, "not a JSON object");
+		goto out;
+	}
+	if (get_opt_string(root, "parentStage", parent, parentlen, err, errlen) < 0)
+		goto out;
+	if (parent[0] != '\0' && !store_is_stage_arn(parent, strlen(parent))) {
+		set_err(err, errlen, "parentStage is not a stage ARN");
+		parent[0] = '\0';
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
 char *store_format_stage_info(const char *arn, const char *name, const char *created_at_iso,
                               const char *parent_stage_arn)
 {

@@ -56,6 +56,14 @@ int store_parse_draining(const char *s, size_t len, int64_t *since_ms, char *err
 int store_parse_publisher(const char *s, size_t len, struct store_publisher *out,
                           char *err, size_t errlen);
 
+/*
+ * stage:{arn}: JSON object {name, arn, autoScaled, createdAt, parentStage}; only parentStage is
+ * read: a stage ARN, or absent / null (parent = ""). Other members are ignored. 0 or -EINVAL
+ * (with err) for anything that is not such an object.
+ */
+int store_parse_stage_parent(const char *s, size_t len, char *parent, size_t parentlen,
+                             char *err, size_t errlen);
+
 /* 1 when s is a stage ARN as the IVS model defines it (arn:aws:ivs:REGION:ACCOUNT:stage/ID). */
 int store_is_stage_arn(const char *s, size_t len);
 

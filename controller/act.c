@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "pass.h"
+#include "ownership.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
 #include "store.h"
@@ -286,7 +287,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		return;
 	case PLAN_CREATE_STAGE: {
 		char name[IVS_STAGE_NAME_MAX + 1], created[40];
-		struct ivs_kv tags[3 + CONFIG_MAX_TAGS];
+		struct ivs_kv tags[OWNERSHIP_TAGS_MAX + CONFIG_MAX_TAGS];
 		size_t nt = 0;
 		int64_t now = rec_wall_ms();
 		op = pass_op_new(r, p, fi);
@@ -298,6 +299,9 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 			 ++r->stage_seq);
 		tags[nt++] = (struct ivs_kv){ TAG_MANAGED, "true" };
 		tags[nt++] = (struct ivs_kv){ TAG_FLEET, f->cfg->name };
+		tags[nt++] = (struct ivs_kv){ TAG_ORIGIN, ownership_origin_id(f->cfg->origin_stage_arn) };
+		if (r->config->controller.owner[0] != '\0')
+			tags[nt++] = (struct ivs_kv){ TAG_OWNER, r->config->controller.owner };
 		tags[nt++] = (struct ivs_kv){ TAG_CREATED, created };
 		for (size_t i = 0; i < f->cfg->n_tags; i++)
 			tags[nt++] = (struct ivs_kv){ f->cfg->tags[i].key, f->cfg->tags[i].value };
@@ -454,7 +458,7 @@ void rec_plan_input_build(const struct reconciler *r, const struct pass *p,
 	}
 	in->manual = s->manual;
 	in->n_manual = nm;
-	in->stages_ok = p->stages_ok && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
+	in->stages_ok = p->stages_ok && !f->legacy_unknown && f->n_replicas <= PLAN_MAX_REPLICA_STAGES;
 	in->hosts_ok = f->hosts_ok;
 	in->viewers_ok = f->redis_ok && f->viewers_ok;
 	in->viewer_keys = f->viewer_keys;
@@ -492,6 +496,56 @@ static int keep_plan(struct obs_fleet *f, const struct plan_output *o)
 }
 
 /* Plan one fleet whose observation is complete and send its actions (deletes come later). */
+static void on_adopt_done(void *ud, const struct aws_error *err)
+{
+	struct op *op = ud;
+	struct obs_fleet *f = &op->pass->fleets[op->fleet];
+
+	if (err == NULL || err->kind == AWS_OK) {
+		op->pass->actions_done++;
+		log_event(LOG_NOTICE, NULL,
+			  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", op->created_arn,
+				     "IVS_OPERATION", "TagResource"),
+			  "adopted replica stage %s into fleet %s (its stage record names the fleet's "
+			  "origin); origin tag added", op->created_arn, f->cfg->name);
+	} else {
+		record_failure(op, "TagResource", err);
+	}
+	pass_op_done(op);
+}
+
+/*
+ * 0.1-style stages adopted this pass get the tags that make them ours by their tags alone
+ * (the origin, and the owner when one is configured). Only a daemon that may mutate does it.
+ */
+static void tag_adopted(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+
+	for (size_t i = 0; i < f->n_replicas; i++) {
+		struct ivs_kv tags[3];
+		size_t nt = 0;
+		struct op *op;
+
+		if (!f->replicas[i].adopted)
+			continue;
+		op = pass_op_new(r, p, fi);
+		if (op == NULL)
+			return;
+		snprintf(op->created_arn, sizeof(op->created_arn), "%s", f->replicas[i].arn);
+		op->action.kind = PLAN_CREATE_STAGE;   /* for the failure log's backoff key only */
+		op->action.stage_arn = f->replicas[i].arn;
+		/* managed=true again: IAM policies that allow TagResource only with that request tag
+		 * (docs/examples/iam-policy.json) allow this one too. */
+		tags[nt++] = (struct ivs_kv){ TAG_MANAGED, "true" };
+		tags[nt++] = (struct ivs_kv){ TAG_ORIGIN, ownership_origin_id(f->cfg->origin_stage_arn) };
+		if (r->config->controller.owner[0] != '\0')
+			tags[nt++] = (struct ivs_kv){ TAG_OWNER, r->config->controller.owner };
+		if (ivs_tag_resource(r->aws, f->replicas[i].arn, tags, nt, on_adopt_done, op) < 0)
+			on_adopt_done(op, &pass_not_queued);
+	}
+}
+
 void act_fleet(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
@@ -516,6 +570,7 @@ void act_fleet(struct reconciler *r, struct pass *p, size_t fi)
 	record_fleet_decisions(r, f, fs);
 	if (!rec_may_mutate(r, fs))
 		goto out;
+	tag_adopted(r, p, fi);
 	for (size_t i = 0; i < f->n_actions; i++) {
 		const struct plan_action *a = &f->actions[i];
 		char key[ACTION_KEY_MAX];

@@ -127,6 +127,10 @@ static void render_status(const json_t *d, struct strbuf *out)
 		      jint(d, "pid"), jint(d, "uptime_s"),
 		      json_is_true(json_object_get(d, "leader")) ? "leader" : "standby",
 		      json_is_true(json_object_get(d, "dry_run")) ? ", dry run" : "");
+	if (json_is_true(json_object_get(d, "ha")))
+		strbuf_printf(out, "ha: instance %s, leader %s, lease until %s, %lld transitions\n",
+			      jstr(d, "instance"), jstr(d, "leader_id"), jstr(d, "lease_deadline"),
+			      jint(d, "leader_transitions"));
 	strbuf_printf(out, "redis: %s\n",
 		      json_is_true(json_object_get(d, "redis_connected")) ? "connected" : "DOWN");
 	if (json_is_object(last))
@@ -145,6 +149,11 @@ static void render_status(const json_t *d, struct strbuf *out)
 	render_fleet_header(out);
 	json_array_foreach(json_object_get(d, "fleets"), i, f)
 		render_fleet_line(f, out);
+	json_array_foreach(json_object_get(d, "foreign_stages"), i, f)
+		strbuf_printf(out, "foreign-managed: %s (fleet %s, origin %s%s%s)%s\n", jstr(f, "arn"),
+			      jstr(f, "fleet"), jstr(f, "origin")[0] ? jstr(f, "origin") : "none",
+			      jstr(f, "owner")[0] ? ", owner " : "", jstr(f, "owner"),
+			      json_is_true(json_object_get(f, "legacy")) ? " [0.1-style, not adopted]" : "");
 }
 
 static void render_fleets(const json_t *d, struct strbuf *out)
@@ -391,7 +400,8 @@ static int pause_or_resume(void *ud, const struct control_request *req, json_t *
 {
 	struct command_context *c = ctx_of(ud);
 	const char *fleet;
-	if (check_fleet(c, req, &fleet, err, errlen) < 0)
+	if (check_fleet(c, req, &fleet, err, errlen) < 0 ||
+	    reconciler_check_leader(c->reconciler, err, errlen) < 0)
 		return -1;
 	reconciler_pause(c->reconciler, fleet, paused);
 	log_event(LOG_NOTICE, NULL, LOG_FIELDS("IVS_FLEET", fleet),
@@ -415,7 +425,8 @@ static int cmd_drain(void *ud, const struct control_request *req, json_t **data,
 		     size_t errlen)
 {
 	struct command_context *c = ctx_of(ud);
-	if (reconciler_drain(c->reconciler, req->argv[0], err, errlen) < 0)
+	if (reconciler_check_leader(c->reconciler, err, errlen) < 0 ||
+	    reconciler_drain(c->reconciler, req->argv[0], err, errlen) < 0)
 		return -1;
 	*data = json_pack("{s:s, s:b}", "stage", req->argv[0], "draining", 1);
 	return 0;
@@ -447,7 +458,8 @@ static int replication_change(void *ud, const struct control_request *req, json_
 			      char *err, size_t errlen, bool start)
 {
 	struct command_context *c = ctx_of(ud);
-	if (reconciler_replication(c->reconciler, start, req->argv[0], req->argv[1], req->argv[2],
+	if (reconciler_check_leader(c->reconciler, err, errlen) < 0 ||
+	    reconciler_replication(c->reconciler, start, req->argv[0], req->argv[1], req->argv[2],
 				   err, errlen) < 0)
 		return -1;
 	*data = json_pack("{s:s, s:s, s:s, s:s}", "request", start ? "start" : "stop",

@@ -45,9 +45,10 @@ static const struct ctl_help {
 	const char *details;     /* what the text reply holds; may be NULL */
 } commands[] = {
 	{ "status", "", 0, "daemon, Redis and last pass, then one row per fleet",
-	  "Lines: version, pid, uptime and leader/standby; redis connected or DOWN; the last pass\n"
-	  "(result, time, duration, actions done/failed, reads failed); passes so far. Then the\n"
-	  "fleets table (see `help fleets`)." },
+	  "Lines: version, pid, uptime and leader/standby; with ha.enabled, this instance, the\n"
+	  "leader's instance, the lease deadline and the role changes; redis connected or DOWN; the\n"
+	  "last pass (result, time, duration, actions done/failed, reads failed); passes so far;\n"
+	  "one line per foreign-managed stage. Then the fleets table (see `help fleets`)." },
 	{ "fleets", "", 0, "one row per fleet: stage and replication counts, flags, decision",
 	  "Columns: FLEET; STAGES(SRV/DES) stages serving viewers (origin included, draining\n"
 	  "excluded) / stages the sizing policy wants; DRAINING stages being drained; HOSTS hosts\n"
@@ -57,8 +58,9 @@ static const struct ctl_help {
 	  "origin stage is not in the stage list), override-invalid (the desired-stages key does\n"
 	  "not parse), or -; DECISION the sizing policy's reason." },
 	{ "stages", "[FLEET]", 0, "every stage of the last pass with its viewers and replications",
-	  "Columns: FLEET, ROLE (origin|replica), ARN, VIEWERS (? when unknown), DRAINING (yes|no),\n"
-	  "REPLICATION (participant=ACTIVE|STOPPED|none|unknown per host); last line: the count." },
+	  "Columns: FLEET, ROLE (origin|replica|foreign-managed: another deployment's, never\n"
+	  "touched), ARN, VIEWERS (? when unknown), DRAINING (yes|no), REPLICATION\n"
+	  "(participant=ACTIVE|STOPPED|none|unknown per host); last line: the count." },
 	{ "replicas", "[FLEET]", 0, "the replications IVS reports for each host",
 	  "Columns: FLEET, PARTICIPANT, DESTINATION stage ARN, STATE (ACTIVE|STOPPED); last line:\n"
 	  "the count." },

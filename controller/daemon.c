@@ -24,6 +24,8 @@
 #include "config.h"
 #include "control.h"
 #include "creds.h"
+#include "ivs.h"
+#include "leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -44,6 +46,10 @@ struct daemon {
 	struct ivs_metrics metrics;
 	bool metrics_ready;
 	struct reconciler *reconciler;
+	struct leader *leader;                  /* ha.enabled; NULL: always the leader */
+	bool started;                           /* reconciler_start ran */
+	bool releasing;                         /* stopping: the lease release is on the wire */
+	sd_event_source *once_timer;            /* --once with ha: start even if Redis never answers */
 	struct command_context commands;
 	sd_event_source *stop_timer;
 	uint64_t started_s;
@@ -126,6 +132,28 @@ static void finish(struct daemon *d, int code)
 	sd_event_exit(d->event, code);
 }
 
+static void on_lease_released(void *ud)
+{
+	struct daemon *d = ud;
+	finish(d, d->exit_code);
+}
+
+/*
+ * A clean end: nothing is in flight any more, so the lease can go (compare-and-delete) and a
+ * standby take over at its next retry instead of waiting for the key to expire.
+ */
+static void finish_releasing(struct daemon *d, int code)
+{
+	if (d->finishing || d->releasing)
+		return;
+	d->exit_code = code;
+	if (leader_release(d->leader, on_lease_released, d) == 1) {
+		d->releasing = true;
+		return;
+	}
+	finish(d, code);
+}
+
 static int on_stop_deadline(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct daemon *d = ud;
@@ -154,7 +182,7 @@ static void begin_stop(struct daemon *d, const char *why)
 	if (d->control != NULL)
 		control_stop_accepting(d->control);
 	if (reconciler_stop(d->reconciler)) {
-		finish(d, 0);
+		finish_releasing(d, 0);
 		return;
 	}
 	if (sd_event_add_time_relative(d->event, &d->stop_timer, CLOCK_MONOTONIC,
@@ -185,6 +213,13 @@ static void describe_restart_only_changes(const struct config *old, const struct
 	    strcmp(old->redis.key_prefix, new->redis.key_prefix) != 0)
 		log_warnx("reload: aws and control connection settings and redis.key_prefix take "
 			  "effect only after a restart; fleets and policies changed now");
+	if (old->ha.enabled != new->ha.enabled || strcmp(old->ha.lease_key, new->ha.lease_key) != 0 ||
+	    old->ha.lease_duration_ms != new->ha.lease_duration_ms ||
+	    old->ha.renew_deadline_ms != new->ha.renew_deadline_ms ||
+	    old->ha.retry_period_ms != new->ha.retry_period_ms ||
+	    strcmp(old->controller.instance, new->controller.instance) != 0)
+		log_warnx("reload: ha settings and controller.instance take effect only after a "
+			  "restart; controller.owner changed now");
 }
 
 static int redis_options(struct daemon *d, const struct config *cfg, struct redisio_options *ro,
@@ -371,7 +406,7 @@ static void on_pass_done(void *ud, bool ok)
 	/* A stop asked for by a signal exits 0, whatever the mode, once nothing is in flight. */
 	if (d->stopping) {
 		if (reconciler_idle(d->reconciler))
-			finish(d, 0);
+			finish_releasing(d, 0);
 		return;
 	}
 	if (d->opts->dry_run) {
@@ -381,7 +416,7 @@ static void on_pass_done(void *ud, bool ok)
 		return;
 	}
 	if (d->opts->once) {
-		finish(d, ok ? 0 : 1);
+		finish_releasing(d, ok ? 0 : 1);
 		return;
 	}
 }
@@ -393,7 +428,7 @@ static void on_idle(void *ud)
 	if (d->finishing)
 		return;
 	if (d->stopping)
-		finish(d, 0);
+		finish_releasing(d, 0);
 	else if (d->pending_config != NULL)
 		swap_config(d);
 }
@@ -406,6 +441,7 @@ static void on_redis_state(void *ud, bool connected)
 	reconciler_set_redis_up(d->reconciler, connected);
 	if (connected) {
 		log_info("redis connected");
+		leader_redis_up(d->leader);
 		reconciler_wake(d->reconciler, "redis connected");
 	} else {
 		log_warnx("redis connection lost; reconnecting");
@@ -474,6 +510,77 @@ static void on_redis_wake_message(void *ud, const char *message)
 		reconciler_wake(d->reconciler, "wake channel");
 }
 
+/* ---- leadership ---------------------------------------------------------------------------- */
+
+static void start_reconciler(struct daemon *d)
+{
+	if (d->started)
+		return;
+	d->started = true;
+	if (reconciler_start(d->reconciler) < 0) {
+		log_errorx("cannot start the reconciler");
+		finish(d, 1);
+	}
+}
+
+/* Every change of role: a journald event, the metrics, STATUS=, and a pass at once. */
+static void on_leader_changed(void *ud, enum lease_change change)
+{
+	struct daemon *d = ud;
+	char holder[LEASE_INSTANCE_MAX + 1], line[512];
+	bool leading = leader_is_leader(d->leader);
+
+	if (change != LEASE_UNCHANGED) {
+		leader_holder(d->leader, holder, sizeof(holder));
+		if (leading)
+			log_event(LOG_NOTICE, MSGID_LEADERSHIP,
+				  LOG_FIELDS("IVS_ROLE", "leader", "IVS_INSTANCE", leader_instance(d->leader)),
+				  "%s is the leader now: mutating calls allowed",
+				  leader_instance(d->leader));
+		else
+			log_event(change == LEASE_RELEASED ? LOG_NOTICE : LOG_WARNING, MSGID_LEADERSHIP,
+				  LOG_FIELDS("IVS_ROLE", "standby", "IVS_INSTANCE",
+					     leader_instance(d->leader), "IVS_LEADER",
+					     holder[0] ? holder : NULL),
+				  "%s is no longer the leader (%s): no new mutating calls; standing by",
+				  leader_instance(d->leader), lease_change_name(change));
+		if (d->metrics_ready) {
+			metric_set(d->metrics.leader, NULL, leading ? 1 : 0);
+			metric_add(d->metrics.leader_transitions, NULL, 1);
+		}
+		reconciler_status_line(d->reconciler, line, sizeof(line));
+		sd_notifyf(0, "STATUS=%s", line);
+		if (leading && d->started)
+			reconciler_wake(d->reconciler, "became leader");
+	}
+	/* --once acts only as the leader: its pass starts once the first acquire answered. */
+	if (d->opts->once && !d->started) {
+		if (!leading) {
+			leader_holder(d->leader, holder, sizeof(holder));
+			log_warnx("--once: the lease is held by %s; this pass observes and plans only",
+				  holder[0] ? holder : "another daemon");
+		}
+		start_reconciler(d);
+	}
+}
+
+static int on_once_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	(void)s; (void)usec;
+	if (!d->started)
+		log_warnx("--once: no answer from Redis about the lease; this pass cannot act");
+	start_reconciler(d);
+	return 0;
+}
+
+/* The AWS client's gate: reads always, mutating operations only while leading. */
+static bool may_send(void *ud, const char *operation)
+{
+	struct daemon *d = ud;
+	return !ivs_operation_mutates(operation) || leader_may_mutate(d->leader);
+}
+
 /* ---- credentials --------------------------------------------------------------------------- */
 
 static int get_credentials(void *ctx, struct aws_credentials *out)
@@ -530,6 +637,8 @@ static int setup_aws(struct daemon *d)
 		.connect_timeout_ms = (long)d->config->aws.connect_timeout_ms,
 		.credentials = get_credentials,
 		.credentials_ctx = d->creds,
+		.may_send = may_send,
+		.may_send_ctx = d,
 	};
 	rc = aws_client_new(d->event, &ao, &d->aws);
 	if (rc < 0)
@@ -666,8 +775,31 @@ int daemon_run(const struct daemon_options *opts, struct config *config)
 		goto out;
 	if (service)
 		sd_event_set_watchdog(d.event, true);
-	if (reconciler_start(d.reconciler) < 0)
+	if (d.config->ha.enabled && !opts->dry_run) {
+		static const struct leader_hooks lh = { on_leader_changed, NULL };
+		struct leader_hooks h = lh;
+		h.ud = &d;
+		d.leader = leader_new(d.event, d.redis, d.config, &h);
+		if (d.leader == NULL) {
+			log_errorx("cannot set up leader election");
+			goto out;
+		}
+		reconciler_set_leader(d.reconciler, d.leader);
+		log_info("ha: instance %s, lease %s%s, standby until the lease is acquired",
+			 d.config->controller.instance, d.config->redis.key_prefix,
+			 d.config->ha.lease_key);
+	}
+	if (d.metrics_ready)
+		metric_set(d.metrics.leader, NULL, d.leader == NULL ? 1 : 0);
+	if (!(opts->once && d.leader != NULL)) {
+		d.started = true;
+		if (reconciler_start(d.reconciler) < 0)
+			goto out;
+	} else if (sd_event_add_time_relative(d.event, &d.once_timer, CLOCK_MONOTONIC,
+					      d.config->ha.lease_duration_ms * 1000u, 1000,
+					      on_once_deadline, &d) < 0) {
 		goto out;
+	}
 	log_event(LOG_NOTICE, MSGID_STARTED, NULL, "ivs-autoscaler %s started: %zu fleets%s%s",
 		  IVS_AUTOSCALER_VERSION, d.config->n_fleets, opts->dry_run ? ", dry run" : "",
 		  opts->once ? ", one pass" : "");
@@ -683,6 +815,7 @@ out:
 	if (d.aws != NULL)
 		aws_client_cancel_all(d.aws);
 	redisio_free(d.redis);         /* pending Redis callbacks run while the reconciler lives */
+	leader_free(d.leader);         /* after redisio_free: that answered its pending requests */
 	control_free(d.control);
 	metrics_http_free(d.metrics_http);
 	reconciler_free(d.reconciler);
@@ -691,6 +824,7 @@ out:
 	if (d.metrics_ready)
 		ivs_metrics_free(&d.metrics);
 	sd_event_source_disable_unref(d.stop_timer);
+	sd_event_source_disable_unref(d.once_timer);
 	sd_event_unref(d.event);
 	config_free(d.pending_config);
 	config_free(d.config);

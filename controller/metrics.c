@@ -634,7 +634,7 @@ const size_t ivs_metrics_nresults = 4;
 /* Only the operations the daemon calls: a series for an operation it never sends is noise. */
 const char *const ivs_metrics_operations[] = {
 	"ListStages", "CreateStage", "DeleteStage", "ListParticipants", "ListParticipantReplicas",
-	"StartParticipantReplication", "StopParticipantReplication",
+	"StartParticipantReplication", "StopParticipantReplication", "TagResource",
 };
 const size_t ivs_metrics_noperations =
 	sizeof(ivs_metrics_operations) / sizeof(ivs_metrics_operations[0]);
@@ -718,6 +718,11 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	im->resync_period = metrics_register(reg, METRIC_GAUGE, P "resync_period_seconds",
 		"Time the resync takes to visit every fleet: resync_interval, or longer when the "
 		"fleets' reads at resync_share x max_tps need more.", NULL, 0, NULL, 0);
+	im->leader = metrics_register(reg, METRIC_GAUGE, P "leader",
+		"1 while this daemon holds the leader lease (always 1 without ha.enabled).", NULL, 0,
+		NULL, 0);
+	im->leader_transitions = metrics_register(reg, METRIC_COUNTER, P "leader_transitions_total",
+		"Times this daemon became leader or stopped being leader.", NULL, 0, NULL, 0);
 	im->build_info = metrics_register(reg, METRIC_GAUGE, P "build_info",
 		"Build information; the value is always 1.", &ver, 1, NULL, 0);
 	if (im->reconcile_total == NULL || im->reconcile_duration == NULL ||
@@ -728,7 +733,8 @@ int ivs_metrics_init(struct ivs_metrics *im, const char *version, const char *co
 	    im->fleet_fail_static == NULL || im->origin_missing == NULL ||
 	    im->override_invalid == NULL || im->config_reload_failures_total == NULL ||
 	    im->redis_up == NULL || im->last_success_timestamp == NULL ||
-	    im->credentials_expiry == NULL || im->resync_period == NULL || im->build_info == NULL) {
+	    im->credentials_expiry == NULL || im->resync_period == NULL || im->build_info == NULL ||
+	    im->leader == NULL || im->leader_transitions == NULL) {
 		r = errno != 0 ? -errno : -ENOMEM;
 		ivs_metrics_free(im);
 		return r;

@@ -114,6 +114,8 @@ struct ivs_metrics {
 	struct metric *credentials_expiry;       /* gauge, unix seconds, 0 = never */
 	struct metric *resync_period;            /* gauge, seconds */
 	struct metric *build_info;               /* gauge {version} = 1 */
+	struct metric *leader;                   /* gauge, 0/1 */
+	struct metric *leader_transitions;       /* counter */
 };
 
 /* Create the registry and every family above. 0 or negative errno (then nothing to free). */

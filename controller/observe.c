@@ -14,6 +14,7 @@
 #include "ivs.h"
 #include "log.h"
 #include "plan.h"
+#include "ownership.h"
 #include "pass.h"
 #include "reconcile_internal.h"
 #include "redisio.h"
@@ -407,6 +408,24 @@ out:
 	pass_op_done(op);
 }
 
+/* A stage's names in one heap block (freed with the observation) and its tags' facts. */
+static int obs_stage_init(struct obs_stage *s, const struct ivs_stage *st)
+{
+	size_t alen = strlen(st->arn), nlen = strlen(st->name);
+	char *block = malloc(alen + nlen + 2);
+
+	if (block == NULL)
+		return -ENOMEM;
+	memcpy(block, st->arn, alen + 1);
+	memcpy(block + alen + 1, st->name, nlen + 1);
+	memset(s, 0, sizeof(*s));
+	s->arn = block;
+	s->name = block + alen + 1;
+	snprintf(s->session, sizeof(s->session), "%s", st->active_session_id);
+	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
+	return 0;
+}
+
 static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 {
 	if (f->n_replicas == f->cap_replicas) {
@@ -417,18 +436,9 @@ static int obs_add_replica(struct obs_fleet *f, const struct ivs_stage *st)
 		f->replicas = n;
 		f->cap_replicas = cap;
 	}
-	size_t alen = strlen(st->arn), nlen = strlen(st->name);
-	char *block = malloc(alen + nlen + 2);
-	if (block == NULL)
+	if (obs_stage_init(&f->replicas[f->n_replicas], st) < 0)
 		return -ENOMEM;
-	memcpy(block, st->arn, alen + 1);
-	memcpy(block + alen + 1, st->name, nlen + 1);
-	struct obs_stage *s = &f->replicas[f->n_replicas++];
-	memset(s, 0, sizeof(*s));
-	s->arn = block;
-	s->name = block + alen + 1;
-	snprintf(s->session, sizeof(s->session), "%s", st->active_session_id);
-	s->created_ms = parse_iso_ms(ivs_stage_tag(st, TAG_CREATED));
+	f->n_replicas++;
 	return 0;
 }
 
@@ -463,7 +473,7 @@ static void observe_hosts(struct reconciler *r, struct pass *p, size_t fi)
 }
 
 /* The fleet's Redis read and its hosts, once it has a slot (observe_pump). */
-void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+static void observe_fleet_reads(struct reconciler *r, struct pass *p, size_t fi)
 {
 	struct obs_fleet *f = &p->fleets[fi];
 	struct op *rop = pass_op_new(r, p, fi);
@@ -495,6 +505,204 @@ static bool is_configured_origin(const struct config *c, const char *arn)
 	return false;
 }
 
+/* ---- ownership (common/ownership.h) ------------------------------------------------------ */
+
+static int add_foreign(struct pass *p, const struct ivs_stage *st, bool legacy)
+{
+	struct obs_foreign *n = realloc(p->foreign, (p->n_foreign + 1) * sizeof(*n));
+	const char *fleet = ivs_stage_tag(st, TAG_FLEET), *origin = ivs_stage_tag(st, TAG_ORIGIN);
+	const char *owner = ivs_stage_tag(st, TAG_OWNER);
+
+	if (n == NULL)
+		return -ENOMEM;
+	p->foreign = n;
+	n = &p->foreign[p->n_foreign++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->arn, sizeof(n->arn), "%s", st->arn);
+	snprintf(n->name, sizeof(n->name), "%s", st->name);
+	snprintf(n->fleet, sizeof(n->fleet), "%.128s", fleet != NULL ? fleet : "");
+	snprintf(n->origin, sizeof(n->origin), "%.128s", origin != NULL ? origin : "");
+	snprintf(n->owner, sizeof(n->owner), "%.128s", owner != NULL ? owner : "");
+	n->legacy = legacy;
+	return 0;
+}
+
+static int add_legacy(struct obs_fleet *f, const struct ivs_stage *st)
+{
+	struct obs_stage *n = realloc(f->legacy, (f->n_legacy + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	f->legacy = n;
+	n = &f->legacy[f->n_legacy];
+	if (obs_stage_init(n, st) < 0)
+		return -ENOMEM;
+	f->n_legacy++;
+	return 0;
+}
+
+/*
+ * Which fleet, if any, a listed stage (not an origin) belongs to, among every configured fleet
+ * (a targeted pass holds a few of them: a stage of a fleet outside the pass is ours all the
+ * same, only not observed by this pass). 0 or -ENOMEM.
+ */
+static int classify_stage(const struct reconciler *r, struct pass *p,
+			  const struct ownership_fleet *fleets, const struct ivs_stage *st)
+{
+	struct ownership_tags tags = {
+		ivs_stage_tag(st, TAG_MANAGED), ivs_stage_tag(st, TAG_FLEET),
+		ivs_stage_tag(st, TAG_ORIGIN), ivs_stage_tag(st, TAG_OWNER),
+	};
+	enum stage_ownership o;
+	size_t ci;
+
+	o = ownership_classify(&tags, fleets, r->config->n_fleets, r->config->controller.owner, &ci);
+	if (o == STAGE_UNMANAGED)
+		return 0;
+	if (o == STAGE_FOREIGN)
+		return add_foreign(p, st, false);
+	for (size_t fi = 0; fi < p->n_fleets; fi++) {
+		if (p->fleets[fi].index != ci)
+			continue;
+		return o == STAGE_OWNED ? obs_add_replica(&p->fleets[fi], st)
+					: add_legacy(&p->fleets[fi], st);
+	}
+	return 0;                               /* a fleet this pass does not observe */
+}
+
+/* true the first time arn is seen here (for as long as the daemon runs): warn once. */
+static bool first_warning(struct reconciler *r, const char *arn)
+{
+	char (*n)[IVS_ARN_MAX + 1];
+
+	for (size_t k = 0; k < r->n_foreign_warned; k++)
+		if (strcmp(r->foreign_warned[k], arn) == 0)
+			return false;
+	if (r->n_foreign_warned >= 4096)
+		return false;
+	n = realloc(r->foreign_warned, (r->n_foreign_warned + 1) * sizeof(*n));
+	if (n == NULL)
+		return false;
+	r->foreign_warned = n;
+	snprintf(n[r->n_foreign_warned++], sizeof(*n), "%s", arn);
+	return true;
+}
+
+static void warn_foreign(struct reconciler *r, const struct pass *p)
+{
+	for (size_t i = 0; i < p->n_foreign; i++) {
+		const struct obs_foreign *s = &p->foreign[i];
+		if (!first_warning(r, s->arn))
+			continue;
+		log_event(LOG_WARNING, NULL, LOG_FIELDS("IVS_STAGE_ARN", s->arn, "IVS_FLEET", s->fleet),
+			  "stage %s is managed by another deployment (fleet \"%s\", origin \"%s\", "
+			  "owner \"%s\"): it is never planned on, fed, drained or deleted", s->arn,
+			  s->fleet, s->origin, s->owner);
+	}
+}
+
+/* A 0.1-style stage's record: adopted when its parentStage is this fleet's origin. */
+static void on_legacy_record(void *ud, redisReply *reply, const char *error)
+{
+	struct op *op = ud;
+	struct reconciler *r = op->r;
+	struct pass *p = op->pass;
+	struct obs_fleet *f = &p->fleets[op->fleet];
+	struct obs_stage *s = &f->legacy[op->index];
+	char parent[IVS_ARN_MAX + 1] = "", why[STORE_ERR_MAX] = "no stage record";
+	bool unknown = reply == NULL || reply->type == REDIS_REPLY_ERROR;
+
+	if (unknown) {
+		/* Unknown, not "no": the fleet's stage list counts as incomplete this pass. */
+		f->legacy_unknown = true;
+		snprintf(why, sizeof(why), "redis: %s", reply != NULL && reply->str != NULL ? reply->str
+			 : error != NULL ? error : "?");
+	} else if (reply->type == REDIS_REPLY_STRING &&
+		 store_parse_stage_parent(reply->str, reply->len, parent, sizeof(parent), why,
+					  sizeof(why)) == 0 && parent[0] == '\0')
+		snprintf(why, sizeof(why), "its stage record names no parentStage");
+	else if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL)
+		snprintf(why, sizeof(why), "its stage record is not a string");
+	if (parent[0] != '\0' && strcmp(parent, f->cfg->origin_stage_arn) == 0) {
+		struct ivs_stage st = { 0 };
+		snprintf(st.arn, sizeof(st.arn), "%s", s->arn);
+		snprintf(st.name, sizeof(st.name), "%s", s->name);
+		if (obs_add_replica(f, &st) == 0) {
+			f->replicas[f->n_replicas - 1].created_ms = s->created_ms;
+			f->replicas[f->n_replicas - 1].adopted = true;
+		} else {
+			p->stages_ok = false;
+		}
+	} else {
+		struct ivs_stage st = { 0 };
+		struct ivs_tag tags[2] = { { (char *)TAG_MANAGED, (char *)"true" },
+					   { (char *)TAG_FLEET, (char *)f->cfg->name } };
+		snprintf(st.arn, sizeof(st.arn), "%s", s->arn);
+		snprintf(st.name, sizeof(st.name), "%s", s->name);
+		st.tags = tags;
+		st.ntags = 2;
+		if (parent[0] != '\0')
+			snprintf(why, sizeof(why), "its parentStage is %s", parent);
+		if (unknown)
+			log_debug("stage %s: its record could not be read (%s); left alone this pass",
+				  s->arn, why);
+		else if (first_warning(r, s->arn))
+			log_event(LOG_WARNING, NULL,
+				  LOG_FIELDS("IVS_FLEET", f->cfg->name, "IVS_STAGE_ARN", s->arn),
+				  "stage %s has fleet %s's tag but no origin tag, and %s: left alone",
+				  s->arn, f->cfg->name, why);
+		if (add_foreign(p, &st, true) < 0)
+			p->stages_ok = false;
+	}
+	if (--f->legacy_pending == 0)
+		observe_fleet_reads(r, p, op->fleet);
+	pass_op_done(op);
+}
+
+/*
+ * Ask Redis about each 0.1-style candidate of a fleet. true when the fleet waits for the
+ * answers (the last one starts observe_fleet_reads); false: nothing to ask (or Redis down: the
+ * candidates are left alone this pass) and the caller observes the fleet now.
+ */
+static bool check_legacy(struct reconciler *r, struct pass *p, size_t fi)
+{
+	struct obs_fleet *f = &p->fleets[fi];
+	bool redis_up = r->redis != NULL && redisio_connected(r->redis);
+
+	f->legacy_pending = 1;                  /* a hold: no answer may observe the fleet yet */
+	for (size_t i = 0; i < f->n_legacy; i++) {
+		char key[KEY_MAX];
+		const char *argv[2] = { "GET", key };
+		struct op *op = NULL;
+		if (redis_up && rec_stage_key(r, STORE_KEY_STAGE, f->legacy[i].arn, key, sizeof(key)) == 0)
+			op = pass_op_new(r, p, fi);
+		if (op != NULL) {
+			/* The fleet is observed when the last answer is in; a candidate that Redis
+			 * cannot vouch for this pass is left alone. */
+			op->index = i;
+			f->legacy_pending++;
+			if (redisio_command_argv(r->redis, 2, argv, NULL, on_legacy_record, op) == 0)
+				continue;
+			f->legacy_pending--;
+			pass_op_done(op);
+		}
+		struct ivs_stage st = { 0 };
+		snprintf(st.arn, sizeof(st.arn), "%s", f->legacy[i].arn);
+		snprintf(st.name, sizeof(st.name), "%s", f->legacy[i].name);
+		f->legacy_unknown = true;
+		if (add_foreign(p, &st, true) < 0)
+			p->stages_ok = false;
+	}
+	return --f->legacy_pending > 0;
+}
+
+/* One fleet's reads, once its 0.1-style candidates (if any) have been checked. */
+void observe_fleet(struct reconciler *r, struct pass *p, size_t fi)
+{
+	if (!check_legacy(r, p, fi))
+		observe_fleet_reads(r, p, fi);
+}
+
 /*
  * One page of ListStages: the origins' sessions and our replica stages, by fleet. The page is
  * forgotten once it is read, so memory holds one page of 100, not the whole listing.
@@ -520,23 +728,31 @@ static void on_stage_page(void *ud, const struct ivs_stage_list *list)
 				p->listed[p->n_listed++] = sweep_arn_hash(list->items[i].arn);
 		}
 	}
+	if (p->own_fleets == NULL) {
+		const struct config *c = op->r->config;
+		p->own_fleets = calloc(c->n_fleets + 1, sizeof(*p->own_fleets));
+		if (p->own_fleets == NULL) {
+			p->stages_alloc_failed = true;
+			return;
+		}
+		for (size_t ci = 0; ci < c->n_fleets; ci++)
+			p->own_fleets[ci] = (struct ownership_fleet){ c->fleets[ci].name,
+								      c->fleets[ci].origin_stage_arn };
+	}
 	for (size_t i = 0; i < list->n; i++) {
 		const struct ivs_stage *st = &list->items[i];
-		const char *managed = ivs_stage_tag(st, TAG_MANAGED);
-		const char *fleet = ivs_stage_tag(st, TAG_FLEET);
 		for (size_t fi = 0; fi < p->n_fleets; fi++) {
 			struct obs_fleet *f = &p->fleets[fi];
 			if (strcmp(st->arn, f->cfg->origin_stage_arn) == 0) {
 				f->origin_seen = true;
 				snprintf(f->origin_session, sizeof(f->origin_session), "%s",
 					 st->active_session_id);
-			} else if (managed != NULL && strcmp(managed, "true") == 0 &&
-				   fleet != NULL && strcmp(fleet, f->cfg->name) == 0 &&
-				   !is_configured_origin(op->r->config, st->arn)) {
-				if (obs_add_replica(f, st) < 0)
-					p->stages_alloc_failed = true;
 			}
 		}
+		/* Origins are configured, not owned, whatever their tags say. */
+		if (!is_configured_origin(op->r->config, st->arn) &&
+		    classify_stage(op->r, p, p->own_fleets, st) < 0)
+			p->stages_alloc_failed = true;
 	}
 }
 
@@ -560,6 +776,7 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 			p->listed = calloc(1, sizeof(*p->listed));      /* nothing listed at all */
 		if (p->listed != NULL)
 			sweep_sort_hashes(p->listed, p->n_listed);
+		warn_foreign(op->r, p);
 	}
 	for (size_t fi = 0; fi < p->n_fleets; fi++) {
 		struct obs_fleet *f = &p->fleets[fi];

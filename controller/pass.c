@@ -43,6 +43,9 @@ static void obs_fleet_clear(struct obs_fleet *f)
 	free(f->actions);
 	free(f->open);
 	free(f->created);
+	for (size_t i = 0; i < f->n_legacy; i++)
+		free((char *)f->legacy[i].arn);         /* the block holds the name too */
+	free(f->legacy);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -55,7 +58,9 @@ void pass_free(struct pass *p)
 		obs_fleet_clear(&p->fleets[i]);
 	free(p->fleets);
 	free(p->stops_done);
+	free(p->foreign);
 	free(p->listed);
+	free(p->own_fleets);
 	free(p->obs_queue);
 	free(p);
 }

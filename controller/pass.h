@@ -65,6 +65,7 @@ struct obs_stage {
 	int64_t draining_since_ms;
 	bool operator_drain;                     /* drained_by "operator": never put back */
 	bool fed_this_pass;                      /* a StartParticipantReplication into it succeeded */
+	bool adopted;                            /* 0.1-style, adopted this pass: tag it (leader) */
 	/* Draining stages only: what still replicates into it, whatever its source's state. */
 	struct obs_feeders *feeders;             /* heap; NULL = none found or not listed */
 	bool feeders_unknown;                    /* the listing failed: the stage is not deleted */
@@ -81,6 +82,16 @@ struct obs_notes {
 struct obs_fleet;
 /* The fleet's notes, allocated on first use (NULL: out of memory, the note is lost). */
 struct obs_notes *obs_notes_of(struct obs_fleet *f);
+
+/* A managed stage that is not ours (common/ownership.h): shown, never touched. */
+struct obs_foreign {
+	char arn[IVS_ARN_MAX + 1];
+	char name[IVS_STAGE_NAME_MAX + 1];
+	char fleet[129];                         /* its tags (cut at 128 bytes), "" when absent */
+	char origin[129];
+	char owner[129];
+	bool legacy;                             /* 0.1-style, no parentStage record naming our origin */
+};
 
 struct obs_fleet {
 	const struct config_fleet *cfg;
@@ -134,6 +145,12 @@ struct obs_fleet {
 	/* Stages created by this pass: open to viewers at once, like the observed serving ones. */
 	char (*created)[IVS_ARN_MAX + 1];        /* heap, n_created entries */
 	size_t n_created;
+	/* 0.1-style stages (no origin tag) naming this fleet: adopted once their stage:{arn}
+	 * record names our origin as parentStage. The fleet's reads wait for those answers. */
+	struct obs_stage *legacy;
+	size_t n_legacy, legacy_pending;
+	bool legacy_unknown;                     /* a candidate could not be checked: the stage
+						    list is incomplete for this fleet */
 };
 
 enum pass_kind {
@@ -156,6 +173,8 @@ struct pass {
 	bool stages_alloc_failed;                /* a page's stage could not be kept */
 	char stages_error[300];
 	/* the fleets of this pass only (a targeted pass has a few of the configuration's) */
+	struct obs_foreign *foreign;             /* foreign-managed stages seen by ListStages */
+	size_t n_foreign;
 	struct obs_fleet *fleets;
 	size_t n_fleets;
 	size_t walk_next;                        /* resync: the next fleet the walk reaches */
@@ -180,6 +199,7 @@ struct pass {
 	/* Every ARN the complete ListStages returned, as sorted sweep_arn_hash values (sweep.c). */
 	uint64_t *listed;                        /* hashes of every ARN listed (sweep.c) */
 	size_t n_listed;
+	struct ownership_fleet *own_fleets;       /* every configured fleet, for ownership_classify */
 	bool listed_lost;                        /* no memory for them: no sweep after this pass */
 };
 

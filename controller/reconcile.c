@@ -24,6 +24,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "ivs.h"
+#include "leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -82,13 +83,36 @@ int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const 
 }
 
 /*
- * The one "may I mutate now?" check (leadership will join it here). Nothing is mutated before
- * the admin state kept in Redis has been read once: a fleet paused before a restart stays
- * untouched until the daemon knows it is paused.
+ * The one "may I mutate now?" check. The lease is asked with the clock of this moment, so a
+ * leader whose renew deadline passed (a pause, Redis unreachable) starts nothing more. Nothing
+ * is mutated before the admin state kept in Redis has been read once: a fleet paused before a
+ * restart stays untouched until the daemon knows it is paused.
  */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs)
 {
-	return !r->dry_run && !r->stopping && r->admin_loaded && !(fs != NULL && fs->paused);
+	return !r->dry_run && !r->stopping && r->admin_loaded && leader_may_mutate(r->leader) &&
+	       !(fs != NULL && fs->paused);
+}
+
+bool rec_may_write(const struct reconciler *r)
+{
+	return !r->dry_run && leader_may_mutate(r->leader);
+}
+
+void reconciler_set_leader(struct reconciler *r, struct leader *leader)
+{
+	r->leader = leader;
+}
+
+int reconciler_check_leader(const struct reconciler *r, char *err, size_t errlen)
+{
+	char holder[LEASE_INSTANCE_MAX + 1];
+
+	if (leader_may_mutate(r->leader))
+		return 0;
+	leader_holder(r->leader, holder, sizeof(holder));
+	snprintf(err, errlen, "not the leader (leader: %s)", holder[0] ? holder : "unknown");
+	return -EBUSY;
 }
 
 static int on_idle_defer(sd_event_source *s, void *ud)
@@ -750,6 +774,7 @@ void reconciler_free(struct reconciler *r)
 	sweep_free(r->sweep);
 	backoff_free(r->backoff);
 	free(r->fleets);
+	free(r->foreign_warned);
 	free(r);
 }
 
@@ -925,6 +950,15 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 	if (start && i == r->n_manual && r->n_manual == MAX_MANUAL) {
 		snprintf(err, errlen, "too many manual replications (%d)", MAX_MANUAL);
 		return -ENOSPC;
+	}
+	if (start && r->last != NULL) {
+		for (size_t k = 0; k < r->last->n_foreign; k++) {
+			if (strcmp(r->last->foreign[k].arn, dst) == 0) {
+				snprintf(err, errlen, "%s is managed by another deployment; it is never "
+					 "replicated into", dst);
+				return -EPERM;
+			}
+		}
 	}
 	if (!start) {
 		/* Refuse to undo what the controller wants, unless the fleet is paused. */

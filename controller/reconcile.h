@@ -31,6 +31,7 @@
 struct aws_client;
 struct config;
 struct ivs_metrics;
+struct leader;
 struct redisio;
 struct reconciler;
 
@@ -80,6 +81,13 @@ bool reconciler_idle(const struct reconciler *r);
 void reconciler_set_redis_up(struct reconciler *r, bool up);
 /* The AWS region in use (resolved from the config, environment or profile), for messages. */
 void reconciler_set_region(struct reconciler *r, const char *region);
+/* The leader lease (ha.enabled); NULL = always the leader. Not owned. */
+void reconciler_set_leader(struct reconciler *r, struct leader *leader);
+/*
+ * 0 when this daemon leads; else -EBUSY with "not the leader (leader: <instance>)" in err.
+ * Mutating admin commands ask this first.
+ */
+int reconciler_check_leader(const struct reconciler *r, char *err, size_t errlen);
 
 /* Admin steering. 0, or -ENOENT (no such fleet / stage), -EINVAL, -EPERM (with err). */
 int reconciler_pause(struct reconciler *r, const char *fleet, bool paused);

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "ivs.h"
+#include "ownership.h"
 #include "pass.h"
 #include "plan.h"
 #include "policy.h"
@@ -19,9 +20,6 @@
 #include "store.h"
 #include "store_parse.h"
 
-#define TAG_MANAGED   "ivs-autoscaler:managed"
-#define TAG_FLEET     "ivs-autoscaler:fleet"
-#define TAG_CREATED   "ivs-autoscaler:created"
 #define MAX_MANUAL        64
 #define KEY_MAX           CONFIG_KEY_MAX
 
@@ -73,6 +71,7 @@ struct reconciler {
 	bool dry_run;
 	bool one_pass;           /* --once / --dry-run: no pass after the first */
 	struct reconciler_hooks hooks;
+	struct leader *leader;                   /* NULL: ha off, always the leader */
 
 	struct fleet_state *fleets;
 	size_t n_fleets;
@@ -109,6 +108,9 @@ struct reconciler {
 	bool hook_pending;
 	bool hook_ok;
 	uint64_t stage_seq;                      /* makes stage names unique within a millisecond */
+	/* Foreign-managed stages already warned about (one warning each). */
+	char (*foreign_warned)[IVS_ARN_MAX + 1];
+	size_t n_foreign_warned;
 	struct sweep *sweep;                     /* sweep.c; NULL before the first sweep */
 	/*
 	 * Admin state (pauses, manual replications) kept in Redis across restarts: read once
@@ -137,8 +139,10 @@ size_t rec_fleet_index(const struct reconciler *r, const char *name);
 /* The Redis key of a stage of ours (store.c spells it), under the prefix. 0 or -ENAMETOOLONG. */
 int rec_stage_key(const struct reconciler *r, enum store_stage_key which, const char *arn,
 		  char *out, size_t len);
-/* The one "may I mutate now?" check. */
+/* The one "may I mutate now?" check (dry run, stopping, the leader lease, pause). */
 bool rec_may_mutate(const struct reconciler *r, const struct fleet_state *fs);
+/* May this daemon write its Redis records now? Not in dry run, only while leading. */
+bool rec_may_write(const struct reconciler *r);
 /* After anything that may have made the reconciler idle: schedules hooks.idle if it is. */
 void rec_check_idle(struct reconciler *r);
 /* Resync walk: arm the timer for the next fleet of p (the walk's pace); p's round ended. */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "ivs.h"
+#include "leader.h"
 #include "log.h"
 #include "metrics.h"
 #include "pass.h"
@@ -49,7 +50,7 @@ static void on_record_write(void *ud, int err, const char *error)
 
 bool rec_write_begin(struct reconciler *r, bool record, const char *key)
 {
-	if (r->redis == NULL || r->dry_run)
+	if (r->redis == NULL || !rec_may_write(r))
 		return false;
 	if (!redisio_connected(r->redis)) {
 		/* A record write: the pass already reported the outage (fail static). */
@@ -357,17 +358,24 @@ static void record_fleet_keys(struct reconciler *r, const struct obs_fleet *f)
 
 static void record_status_hash(struct reconciler *r, const struct pass *p)
 {
-	char key[KEY_MAX], at[40], passes[24], dur[24];
+	char key[KEY_MAX], at[40], passes[24], dur[24], deadline[40] = "";
+	int64_t until = leader_deadline_wall_ms(r->leader);
 	if (r->dry_run || r->redis == NULL ||
 	    store_status_key(key, sizeof(key), r->config->redis.key_prefix) < 0)
 		return;
+	if (until > 0)
+		rec_iso_time(until, deadline, sizeof(deadline));
 	rec_iso_time(p->finished_ms, at, sizeof(at));
 	snprintf(passes, sizeof(passes), "%" PRIu64, r->passes);
 	snprintf(dur, sizeof(dur), "%" PRIu64, p->duration_us / 1000);
 	const char *const fields[] = { "last_pass_at", "last_pass_result", "last_pass_duration_ms",
-				       "passes", "version", "leader" };
+				       "passes", "version", "leader", "leader_id",
+				       "lease_deadline" };
+	/* Only the leader writes (rec_write_begin): the hash names it and its lease deadline
+	 * ("" without ha.enabled). */
 	const char *const values[] = { at, p->ok ? "ok" : "error", dur, passes,
-				       IVS_AUTOSCALER_VERSION, "true" };
+				       IVS_AUTOSCALER_VERSION, "true",
+				       r->config->controller.instance, deadline };
 	if (rec_write_begin(r, true, key))
 		rec_write_sent(r, true, key,
 			       store_put_status(r->redis, key, sizeof(fields) / sizeof(fields[0]),

@@ -211,7 +211,8 @@ void sweep_after_pass(struct reconciler *r, const struct pass *p)
 	char prefix[KEY_MAX];
 	int64_t now = rec_wall_ms();
 
-	if (r->dry_run || r->stopping || r->redis == NULL || !redisio_connected(r->redis) ||
+	/* Only a daemon that may write sweeps: not in dry run, not a standby (ha). */
+	if (!rec_may_write(r) || r->stopping || r->redis == NULL || !redisio_connected(r->redis) ||
 	    !p->stages_ok || p->listed == NULL || any_paused(r))
 		return;
 	if (s == NULL) {

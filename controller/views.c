@@ -11,11 +11,14 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "leader.h"
 #include "plan.h"
 #include "reconcile.h"
 #include "reconcile_internal.h"
 
 /* ---- views ------------------------------------------------------------------------------- */
+
+static json_t *foreign_json(const struct obs_foreign *s);
 
 static json_t *fleet_summary_json(const struct reconciler *r, const struct fleet_state *fs)
 {
@@ -95,6 +98,28 @@ void reconciler_resync_line(const struct reconciler *r, char *buf, size_t len)
 			 (double)r->config->reconcile.resync_interval_ms / 1000.0);
 }
 
+/* Role, leader id and lease deadline (ha.enabled), or "leader" for a lone daemon. */
+static void leader_status_json(const struct reconciler *r, json_t *o)
+{
+	char holder[LEASE_INSTANCE_MAX + 1], until[40] = "";
+	bool leading = leader_may_mutate(r->leader);
+	int64_t deadline = leader_deadline_wall_ms(r->leader);
+
+	leader_holder(r->leader, holder, sizeof(holder));
+	if (r->leader == NULL || leading)
+		snprintf(holder, sizeof(holder), "%s", r->config->controller.instance);
+	if (deadline > 0)
+		rec_iso_time(deadline, until, sizeof(until));
+	json_object_set_new(o, "leader", json_boolean(leading));
+	json_object_set_new(o, "role", json_string(leading ? "leader" : "standby"));
+	json_object_set_new(o, "ha", json_boolean(r->leader != NULL));
+	json_object_set_new(o, "instance", json_string(r->config->controller.instance));
+	json_object_set_new(o, "leader_id", holder[0] ? json_string(holder) : json_null());
+	json_object_set_new(o, "lease_deadline", until[0] ? json_string(until) : json_null());
+	json_object_set_new(o, "leader_transitions",
+			    json_integer((json_int_t)leader_transitions(r->leader)));
+}
+
 json_t *reconciler_status_json(const struct reconciler *r)
 {
 	json_t *o = json_object(), *fleets = json_array(), *wakes = json_object();
@@ -102,7 +127,7 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	if (r->last != NULL)
 		rec_iso_time(r->last->finished_ms, at, sizeof(at));
 	json_object_set_new(o, "version", json_string(IVS_AUTOSCALER_VERSION));
-	json_object_set_new(o, "leader", json_true());
+	leader_status_json(r, o);
 	json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
 	json_object_set_new(o, "passes", json_integer((json_int_t)r->passes));
 	/* a pass due for a woken fleet counts: it starts on the next turn of the loop */
@@ -146,6 +171,13 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	for (size_t i = 0; i < r->n_fleets; i++)
 		json_array_append_new(fleets, fleet_summary_json(r, &r->fleets[i]));
 	json_object_set_new(o, "fleets", fleets);
+	json_object_set_new(o, "owner", json_string(r->config->controller.owner));
+	{
+		json_t *foreign = json_array();
+		for (size_t i = 0; r->last != NULL && i < r->last->n_foreign; i++)
+			json_array_append_new(foreign, foreign_json(&r->last->foreign[i]));
+		json_object_set_new(o, "foreign_stages", foreign);
+	}
 	return o;
 }
 
@@ -183,6 +215,13 @@ static json_t *stage_json(const struct obs_fleet *f, const struct obs_stage *s, 
 	return o;
 }
 
+static json_t *foreign_json(const struct obs_foreign *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "fleet", s->fleet, "arn", s->arn,
+			 "name", s->name, "role", "foreign-managed", "origin", s->origin,
+			 "owner", s->owner, "legacy", s->legacy);
+}
+
 json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet)
 {
 	json_t *a = json_array();
@@ -193,6 +232,12 @@ json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet)
 		json_array_append_new(a, stage_json(f, &f->origin, "origin"));
 		for (size_t s = 0; s < f->n_replicas; s++)
 			json_array_append_new(a, stage_json(f, &f->replicas[s], "replica"));
+	}
+	/* Stages another deployment manages, listed so nobody mistakes them for ours. */
+	for (size_t i = 0; r->last != NULL && i < r->last->n_foreign; i++) {
+		const struct obs_foreign *s = &r->last->foreign[i];
+		if (fleet == NULL || strcmp(fleet, s->fleet) == 0)
+			json_array_append_new(a, foreign_json(s));
 	}
 	return a;
 }
@@ -330,6 +375,16 @@ void reconciler_status_line(const struct reconciler *r, char *buf, size_t len)
 {
 	size_t used = 0;
 	buf[0] = '\0';
+	if (r->leader != NULL) {
+		char holder[LEASE_INSTANCE_MAX + 1];
+		int n;
+		leader_holder(r->leader, holder, sizeof(holder));
+		if (leader_may_mutate(r->leader))
+			n = snprintf(buf, len, "leader; ");
+		else
+			n = snprintf(buf, len, "standby (leader: %s); ", holder[0] ? holder : "unknown");
+		used = n > 0 && (size_t)n < len ? (size_t)n : 0;
+	}
 	for (size_t i = 0; i < r->n_fleets && used < len; i++) {
 		const struct obs_fleet *f = r->fleets[i].last;
 		int n;

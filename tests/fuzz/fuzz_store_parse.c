@@ -1,6 +1,7 @@
 /*
- * fuzz_store_parse.c — every Redis value (and record key) parser over arbitrary bytes. The first byte picks the
- * parser so one corpus covers them all; the rest is the value. Invariants checked: success means
+ * fuzz_store_parse.c — every Redis value (and record key) parser over arbitrary bytes. The first
+ * byte picks the parser so one corpus covers them all (of the stage ARN's share, 10 mod 12 is the
+ * stage record); the rest is the value. Invariants checked: success means
  * the output obeys the documented limits; failure always leaves a NUL-terminated reason.
  */
 #include <stdint.h>
@@ -70,6 +71,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Stage ARNs, and the manual-replication members made of them. */
 		struct store_manual_replication m;
 		char back[2 * STORE_STAGE_ARN_MAX + STORE_PARTICIPANT_ID_MAX + 3];
+		if (data[0] % 12 == 10) {
+			/* stage:{arn} records: a parent is a stage ARN or nothing. */
+			char parent[160];
+			if (store_parse_stage_parent(s, len, parent, sizeof(parent), err, sizeof(err)) == 0 &&
+			    parent[0] != '\0' && !store_is_stage_arn(parent, strlen(parent)))
+				abort();
+			break;
+		}
 		(void)store_is_stage_arn(s, len);
 		if (store_parse_manual(s, len, &m, err, sizeof(err)) == 0 &&
 		    (!store_is_stage_arn(m.src, strlen(m.src)) ||

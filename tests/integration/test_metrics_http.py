@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 USED_OPERATIONS = {"ListStages", "CreateStage", "DeleteStage", "ListParticipants",
                    "ListParticipantReplicas", "StartParticipantReplication",
-                   "StopParticipantReplication"}
+                   "StopParticipantReplication", "TagResource"}
 
 
 @pytest.fixture(autouse=True)

@@ -76,13 +76,13 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok, detail=None, stage=None):
+    def log(self, op, status, error, started, sig_ok, detail=None, stage=None, access_key=None):
         if self.log_file is None:
             return
         entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  "operation": op, "status": status, "errorType": error,
                  "latencyMs": round((time.monotonic() - started) * 1000, 3),
-                 "signatureOk": sig_ok}
+                 "signatureOk": sig_ok, "accessKeyId": access_key}
         if detail:
             entry["detail"] = detail
         if stage:
@@ -121,7 +121,12 @@ class Sim:
             return ("IncompleteSignatureException", "Authorization header requires 'Credential', "
                     "'SignedHeaders' and 'Signature' with the AWS4-HMAC-SHA256 algorithm")
         a = self.args
-        secret_key, session_token, bad = self.sts.ivs_credentials(parsed["access_key"])
+        # --extra-credential keys are plain long-term keys (no session token), told apart in the log.
+        extra = dict(e.partition(":")[::2] for e in (a.extra_credential or ()))
+        if parsed["access_key"] in extra:
+            secret_key, session_token, bad = extra[parsed["access_key"]], None, None
+        else:
+            secret_key, session_token, bad = self.sts.ivs_credentials(parsed["access_key"])
         if bad is not None:
             return bad
         token = headers.get("x-amz-security-token")
@@ -299,12 +304,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         started = time.monotonic()
         op, arn = route(self.command, path, query)
         opname = op or "Unknown"
+        parsed_auth = sigv4.parse_authorization(self.headers.get("Authorization") or "")
+        akid = parsed_auth["access_key"] if parsed_auth else None
 
         def fail(status, code, message, key="exceptionMessage", sig_ok=True):
             self.send(status, {key: message}, [("x-amzn-ErrorType", code)])
             with sim.lock:
                 sim.count(opname, code)
-            sim.log(opname, status, code, started, sig_ok)
+            sim.log(opname, status, code, started, sig_ok, access_key=akid)
 
         sim.wait_if_paused()
         headers = Headers(self.headers)
@@ -340,7 +347,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sim.stopping.wait(f["hangSeconds"])
             with sim.lock:
                 sim.count(opname, "ConnectionDropped" if kind == "drop" else "Hung")
-            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True)
+            sim.log(opname, 0, "ConnectionDropped" if kind == "drop" else "Hung", started, True,
+                    access_key=akid)
             self.drop()
             return
         if op in ("ListTagsForResource", "UntagResource"):
@@ -376,7 +384,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The operation took effect; its answer is lost (the client cannot tell).
             with sim.lock:
                 sim.count(op, "DroppedAfterCommit")
-            sim.log(op, 0, "DroppedAfterCommit", started, True, detail)
+            sim.log(op, 0, "DroppedAfterCommit", started, True, detail, akid)
             self.drop()
             return
         self.send(200, out)
@@ -388,7 +396,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if op == "CreateStage" and isinstance(out, dict):
             stage = out.get("stage", {}).get("arn")
         sim.log(op, 200, None, started, True, detail if op in MUTATING else None,
-                stage if isinstance(stage, str) else None)
+                stage if isinstance(stage, str) else None, akid)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------

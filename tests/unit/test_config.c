@@ -78,7 +78,7 @@ static const struct config_case cases[] = {
 
 	/* ---- unknown and duplicate keys at each level ---- */
 	{ "unknown top key", "awz:\n  region: x\n" FLEET,
-	  "t.yaml:1:1: awz: unknown key (expected one of: aws, redis, control, reconcile, metrics, fleets)" },
+	  "t.yaml:1:1: awz: unknown key (expected one of: aws, redis, control, reconcile, controller, ha, metrics, fleets)" },
 	{ "metrics endpoint", "metrics:\n  listen: \"127.0.0.1:9464\"\n" FLEET, NULL },
 	{ "metrics endpoint ipv6", "metrics:\n  listen: \"[::1]:9464\"\n" FLEET, NULL },
 	{ "metrics endpoint off", "metrics:\n  listen: \"\"\n" FLEET, NULL },
@@ -109,6 +109,11 @@ static const struct config_case cases[] = {
 	{ "unknown reconcile key", "reconcile:\n  interval: 5s\n" FLEET,
 	  "t.yaml:2:3: reconcile.interval: unknown key (expected one of: resync_interval, "
 	  "backoff_initial, backoff_max, stop_timeout)" },
+	{ "unknown controller key", "controller:\n  name: x\n" FLEET,
+	  "t.yaml:2:3: controller.name: unknown key (expected one of: owner, instance)" },
+	{ "unknown ha key", "ha:\n  ttl: 5s\n" FLEET,
+	  "t.yaml:2:3: ha.ttl: unknown key (expected one of: enabled, lease_key, lease_duration, "
+	  "renew_deadline, retry_period)" },
 	{ "unknown fleet key", FLEET "    max_replica: 3\n",
 	  "t.yaml:4:5: fleets[0].max_replica: unknown key (expected one of: name, origin_stage_arn, "
 	  "viewers_per_stage, target_utilization, min_replicas, max_replicas, scale_down_delay, "
@@ -212,7 +217,7 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:17: aws.resync_share: expected a number, got a sequence" },
 	{ "max_clients 0", "control:\n  max_clients: 0\n" FLEET,
 	  "t.yaml:2:16: control.max_clients: must be between 1 and 1024, got 0" },
-	{ "too many tags", NULL, "t.yaml:5:7: fleets[0].tags: at most 47 tags are allowed (IVS allows 50, 3 are ours), got 48" },
+	{ "too many tags", NULL, "t.yaml:5:7: fleets[0].tags: at most 45 tags are allowed (IVS allows 50, 5 are ours), got 46" },
 	{ "reserved tag", FLEET "    tags:\n      \"ivs-autoscaler:fleet\": x\n",
 	  "t.yaml:5:7: fleets[0].tags.ivs-autoscaler:fleet: tag keys starting with \"ivs-autoscaler:\" "
 	  "or \"aws:\" are reserved" },
@@ -225,6 +230,49 @@ static const struct config_case cases[] = {
 	  "t.yaml:2:12: aws.timeout: must not be negative" },
 	{ "duration without unit", FLEET "    scale_down_delay: 300\n",
 	  "t.yaml:4:23: fleets[0].scale_down_delay: expected a duration like 250ms, 15s, 5m or 1h30m, got \"300\"" },
+	/* ---- controller and ha ---- */
+	{ "owner and instance", "controller:\n  owner: prod\n  instance: host-a_1\n" FLEET, NULL },
+	{ "ha with sub-second timings",
+	  "ha:\n  enabled: true\n  lease_key: lead\n  lease_duration: 1s\n  renew_deadline: 600ms\n"
+	  "  retry_period: 100ms\n" FLEET, NULL },
+	{ "ha at the upper bound", "ha:\n  lease_duration: 5m\n  renew_deadline: 4m\n" FLEET, NULL },
+	{ "owner with a dot", "controller:\n  owner: prod.eu\n" FLEET,
+	  "t.yaml:2:10: controller.owner: must contain only A-Z, a-z, 0-9, '_' and '-'" },
+	{ "owner too long", "controller:\n  owner: "
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" FLEET,
+	  "t.yaml:2:10: controller.owner: must be 1 to 64 characters" },
+	{ "instance with a colon", "controller:\n  instance: \"a:b\"\n" FLEET,
+	  "t.yaml:2:13: controller.instance: must contain only A-Z, a-z, 0-9, '_' and '-'" },
+	{ "owner is a number list", "controller:\n  owner: [1]\n" FLEET,
+	  "t.yaml:2:10: controller.owner: expected a string, got a sequence" },
+	{ "ha.enabled yes", "ha:\n  enabled: yes\n" FLEET,
+	  "t.yaml:2:12: ha.enabled: expected true or false, got \"yes\"" },
+	{ "ha.enabled mapping", "ha:\n  enabled: {}\n" FLEET,
+	  "t.yaml:2:12: ha.enabled: expected true or false, got a mapping" },
+	{ "ha.lease_key with a space", "ha:\n  lease_key: \"a b\"\n" FLEET,
+	  "t.yaml:2:14: ha.lease_key: must not contain spaces or control characters" },
+	{ "ha.lease_key empty", "ha:\n  lease_key: \"\"\n" FLEET,
+	  "t.yaml:2:14: ha.lease_key: must not be empty" },
+	{ "lease under 1s", "ha:\n  lease_duration: 999ms\n" FLEET,
+	  "t.yaml:2:19: ha.lease_duration: must be at least 1s" },
+	{ "lease over 5m", "ha:\n  lease_duration: 5m1s\n" FLEET,
+	  "t.yaml:2:19: ha.lease_duration: must be at most 5m" },
+	{ "lease not a duration", "ha:\n  lease_duration: soon\n" FLEET,
+	  "t.yaml:2:19: ha.lease_duration: expected a duration like 250ms, 15s, 5m or 1h30m, got \"soon\"" },
+	{ "renew deadline under 500ms", "ha:\n  renew_deadline: 499ms\n  retry_period: 100ms\n" FLEET,
+	  "t.yaml:2:19: ha.renew_deadline: must be at least 500ms" },
+	{ "renew deadline equals lease", "ha:\n  lease_duration: 10s\n" FLEET,
+	  "t.yaml:2:3: ha.renew_deadline: must be less than ha.lease_duration" },
+	{ "renew deadline above lease", "ha:\n  lease_duration: 5s\n  renew_deadline: 6s\n" FLEET,
+	  "t.yaml:3:19: ha.renew_deadline: must be less than ha.lease_duration" },
+	{ "retry period under 100ms", "ha:\n  retry_period: 99ms\n" FLEET,
+	  "t.yaml:2:17: ha.retry_period: must be at least 100ms" },
+	{ "retry period equals renew deadline", "ha:\n  renew_deadline: 2s\n  retry_period: 2s\n" FLEET,
+	  "t.yaml:3:17: ha.retry_period: must be less than ha.renew_deadline" },
+	{ "negative retry period", "ha:\n  retry_period: -1s\n" FLEET,
+	  "t.yaml:2:17: ha.retry_period: must not be negative" },
+	{ "ha is a list", "ha: [1]\n" FLEET, "t.yaml:1:5: ha: expected a mapping, got a sequence" },
+
 	{ "resync under 1s", "reconcile:\n  resync_interval: 999ms\n" FLEET,
 	  "t.yaml:2:20: reconcile.resync_interval: must be at least 1s" },
 	{ "duration too large", "reconcile:\n  stop_timeout: 100000h\n" FLEET,
@@ -447,6 +495,14 @@ static void test_defaults(void **state)
 	assert_true(c->reconcile.resync_interval_ms == 15000);
 	assert_true(c->reconcile.backoff_initial_ms == 1000 && c->reconcile.backoff_max_ms == 300000);
 	assert_true(c->reconcile.stop_timeout_ms == 20000);
+	assert_string_equal(c->controller.owner, "");
+	assert_true(c->controller.instance[0] != '\0');
+	assert_true(strspn(c->controller.instance, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			   "0123456789_-") == strlen(c->controller.instance));
+	assert_false(c->ha.enabled);
+	assert_string_equal(c->ha.lease_key, "autoscaler:leader");
+	assert_true(c->ha.lease_duration_ms == 15000 && c->ha.renew_deadline_ms == 10000 &&
+		    c->ha.retry_period_ms == 2000);
 	assert_int_equal(c->n_fleets, 1);
 	f = config_find_fleet(c, "main");
 	assert_non_null(f);
@@ -499,10 +555,10 @@ static void test_many_tags(void **state)
 	(void)state;
 
 	used = (size_t)snprintf(yaml, sizeof(yaml), FLEET "    tags:\n");
-	for (int i = 0; i < 48; i++)
+	for (int i = 0; i < 46; i++)
 		used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "      t%d: v\n", i);
 	assert_rejects("too many tags", yaml, used,
-		       "t.yaml:5:7: fleets[0].tags: at most 47 tags are allowed (IVS allows 50, 3 are ours), got 48");
+		       "t.yaml:5:7: fleets[0].tags: at most 45 tags are allowed (IVS allows 50, 5 are ours), got 46");
 
 	used = (size_t)snprintf(yaml, sizeof(yaml), FLEET "    tags:\n      k: ");
 	for (int i = 0; i < 257; i++)

@@ -127,7 +127,8 @@ static void on_stages(void *ud, const struct aws_error *err, const struct ivs_st
 	o->kind = err->kind;
 	if (l != NULL) {
 		o->items = l->n;
-		snprintf(o->first, sizeof(o->first), "%s", l->items[0].arn);
+		if (l->n > 0)
+			snprintf(o->first, sizeof(o->first), "%s", l->items[0].arn);
 	}
 }
 
@@ -197,6 +198,85 @@ static void test_throttled_then_ok_signed_each_time(void **state)
 	assert_int_equal(st[0].throttles, 1);
 	assert_int_equal(st[0].outcomes[AWS_OK], 1);
 	assert_int_equal(st[0].latency_count, 1);
+	teardown(f);
+}
+
+static void test_tag_resource_path_and_body(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 200, .headers = "x-amzn-RequestId: r-1\r\n", .body = "{}" },
+	};
+	struct fixture *f = setup(responses, 1, 0);
+	static const struct ivs_kv tags[] = { { "ivs-autoscaler:origin", "OriginA" },
+					      { "ivs-autoscaler:owner", "prod" } };
+	struct outcome o = { 0 };
+
+	(void)state;
+	assert_int_equal(ivs_tag_resource(f->aws, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd",
+					  tags, 2, on_done, &o), 0);
+	run_until(f->event, &o.calls, 1);
+	assert_int_equal(o.kind, AWS_OK);
+	assert_string_equal(f->server.requests[0].method, "POST");
+	assert_string_equal(f->server.requests[0].path,
+			    "/tags/arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Astage%2FAbCd");
+	assert_string_equal(f->server.requests[0].body,
+			    "{\"tags\":{\"ivs-autoscaler:origin\":\"OriginA\",\"ivs-autoscaler:owner\":\"prod\"}}");
+	/* No tags, no ARN: refused before anything is queued. */
+	assert_int_equal(ivs_tag_resource(f->aws, "arn:x", tags, 0, on_done, &o), -EINVAL);
+	assert_int_equal(ivs_tag_resource(f->aws, "", tags, 1, on_done, &o), -EINVAL);
+	assert_int_equal(o.calls, 1);
+	teardown(f);
+}
+
+static bool gate_open;
+static int gate_asked;
+
+static bool test_gate(void *ctx, const char *operation)
+{
+	(void)ctx;
+	gate_asked++;
+	return gate_open || !ivs_operation_mutates(operation);
+}
+
+/* The send gate: a mutating call is refused when it would go on the wire; reads pass. */
+static void test_send_gate(void **state)
+{
+	static const struct fake_response responses[] = {
+		{ .status = 200, .headers = "x-amzn-RequestId: r-1\r\n",
+		  .body = "{\"stages\":[]}" },
+		{ .status = 200, .headers = "x-amzn-RequestId: r-2\r\n", .body = "{}" },
+	};
+	struct fixture *f = setup(responses, 2, 0);
+	struct outcome del = { 0 }, list = { 0 }, del2 = { 0 };
+
+	(void)state;
+	aws_client_free(f->aws);
+	{
+		struct aws_client_options o = {
+			.region = "us-east-1", .max_tps = 100, .credentials = test_credentials,
+			.random = zero_random, .unix_seconds = ticking_clock, .hook_ctx = &f->hooks,
+			.endpoint = f->server.url, .may_send = test_gate,
+		};
+		assert_int_equal(aws_client_new(f->event, &o, &f->aws), 0);
+	}
+	gate_open = false;
+	gate_asked = 0;
+	assert_int_equal(ivs_delete_stage(f->aws, "arn:aws:ivs:us-east-1:1:stage/X", on_done, &del), 0);
+	assert_int_equal(ivs_list_stages(f->aws, on_stages, &list), 0);
+	run_until(f->event, &del.calls, 1);
+	run_until(f->event, &list.calls, 1);
+	assert_int_equal(del.kind, AWS_ERR_CANCELLED);
+	assert_int_equal(list.kind, AWS_OK);
+	assert_int_equal(fake_server_nrequests(&f->server), 1);
+	assert_string_equal(f->server.requests[0].path, "/ListStages");
+	gate_open = true;
+	assert_int_equal(ivs_delete_stage(f->aws, "arn:aws:ivs:us-east-1:1:stage/X", on_done, &del2), 0);
+	run_until(f->event, &del2.calls, 1);
+	assert_int_equal(del2.kind, AWS_OK);
+	assert_int_equal(gate_asked, 3);
+	assert_true(ivs_operation_mutates("CreateStage") && ivs_operation_mutates("TagResource") &&
+		    ivs_operation_mutates("SomethingNew") && !ivs_operation_mutates("ListStages") &&
+		    !ivs_operation_mutates("ListParticipantReplicas"));
 	teardown(f);
 }
 
@@ -582,6 +662,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_throttled_then_ok_signed_each_time),
+		cmocka_unit_test(test_tag_resource_path_and_body),
+		cmocka_unit_test(test_send_gate),
 		cmocka_unit_test(test_quota_not_retried),
 		cmocka_unit_test(test_timeouts_exhaust_attempts),
 		cmocka_unit_test(test_dropped_then_ok),

@@ -266,7 +266,11 @@ static void test_ivs_metrics_set(void **state)
 	assert_true(has_line(t, "ivs_autoscaler_override_invalid{fleet=\"main\"} 0"));
 	/* Only the operations the daemon calls have series. */
 	assert_false(has_line(t, "ivs_autoscaler_aws_retries_total{operation=\"GetParticipant\"} 0"));
-	assert_false(has_line(t, "ivs_autoscaler_aws_retries_total{operation=\"TagResource\"} 0"));
+	assert_false(has_line(t, "ivs_autoscaler_aws_retries_total{operation=\"UntagResource\"} 0"));
+	/* TagResource: adopting a stage created by 0.1. */
+	assert_true(has_line(t, "ivs_autoscaler_aws_retries_total{operation=\"TagResource\"} 0"));
+	assert_true(has_line(t, "ivs_autoscaler_leader 0"));
+	assert_true(has_line(t, "ivs_autoscaler_leader_transitions_total 0"));
 	assert_true(has_line(t, "ivs_autoscaler_aws_retries_total{operation=\"StopParticipantReplication\"} 0"));
 	assert_true(has_line(t, "ivs_autoscaler_build_info{version=\"1.2.3\"} 1"));
 	assert_true(t[strlen(t) - 1] == '\n');

@@ -15,6 +15,8 @@
 
 #include "store_parse.h"
 
+#define IVS_ARN_MAX_TEST 128
+
 struct int_case {
 	const char *in;
 	long long want;        /* when ok */
@@ -328,6 +330,40 @@ static void test_format(void **state)
 	assert_null(store_format_replication("a", NULL, "p", "t"));
 }
 
+static void test_stage_parent(void **state)
+{
+	static const struct { const char *in; int rc; const char *parent; const char *err; } cases[] = {
+		{ "{\"name\":\"r\",\"arn\":\"x\",\"autoScaled\":true,\"createdAt\":\"t\","
+		  "\"parentStage\":\"arn:aws:ivs:us-east-1:123456789012:stage/Orig1\"}", 0,
+		  "arn:aws:ivs:us-east-1:123456789012:stage/Orig1", NULL },
+		{ "{\"parentStage\":null}", 0, "", NULL },
+		{ "{\"name\":\"no parent\"}", 0, "", NULL },
+		{ "", -EINVAL, "", "empty value" },
+		{ "[]", -EINVAL, "", "not a JSON object" },
+		{ "{\"parentStage\":", -EINVAL, "", "not JSON" },
+		{ "{\"parentStage\":42}", -EINVAL, "", "parentStage is not a string" },
+		{ "{\"parentStage\":\"stage/Orig1\"}", -EINVAL, "", "parentStage is not a stage ARN" },
+		{ "{\"parentStage\":\"a\",\"parentStage\":\"b\"}", -EINVAL, "", "not JSON" },
+		{ "\"arn:aws:ivs:us-east-1:123456789012:stage/Orig1\"", -EINVAL, "", "not JSON" },
+	};
+	char parent[IVS_ARN_MAX_TEST + 1], err[STORE_ERR_MAX];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		int rc = store_parse_stage_parent(cases[i].in, strlen(cases[i].in), parent,
+						  sizeof(parent), err, sizeof(err));
+		assert_int_equal(rc, cases[i].rc);
+		assert_string_equal(parent, cases[i].parent);
+		if (cases[i].err != NULL && strstr(err, cases[i].err) == NULL)
+			fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, err, cases[i].err);
+	}
+	/* A parent longer than the buffer is refused, not cut. */
+	assert_int_equal(store_parse_stage_parent("{\"parentStage\":\"arn:aws:ivs:us-east-1:1:stage/A\"}",
+						  49, parent, 8, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too long"));
+}
+
 /* The controller's per-stage record keys, and nothing else, yield their stage ARN. */
 static void test_record_keys(void **state)
 {
@@ -397,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_publisher_malformed),
 		cmocka_unit_test(test_publisher_huge_and_nested),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_stage_parent),
 		cmocka_unit_test(test_record_keys),
 		cmocka_unit_test(test_glob_escape),
 		cmocka_unit_test(test_manual_member),

@@ -229,10 +229,11 @@ def test_request_log_and_state_file(tmp_path):
     assert lines[0]["operation"] == "CreateStage" and lines[0]["status"] == 200
     assert lines[1]["signatureOk"] is False and lines[1]["errorType"] == "InvalidSignatureException"
     assert set(lines[0]) == {"time", "operation", "status", "errorType", "latencyMs", "signatureOk",
-                             "detail", "stage"}
+                             "detail", "stage", "accessKeyId"}
     assert lines[0]["detail"] == {"name": "keep", "arn": arn}
     assert lines[0]["stage"] == arn                 # the new stage of a CreateStage
     assert "detail" not in lines[1] and "stage" not in lines[1]   # refused
+    assert lines[0]["accessKeyId"] == "AK"
     assert os.path.exists(state)
     s2 = Sim(tmp_path, "--tps", "0", "--state", str(state))
     try:
@@ -241,6 +242,21 @@ def test_request_log_and_state_file(tmp_path):
         assert len(s2.ok("CreateStage")["stage"]["arn"]) > 0
     finally:
         assert s2.stop() == 0
+
+
+def test_extra_credentials_are_told_apart(tmp_path):
+    log = tmp_path / "req.log"
+    s = Sim(tmp_path, "--tps", "0", "--log", str(log), "--extra-credential", "AK2:SK2")
+    try:
+        assert s.api("ListStages").status == 200
+        assert s.api("ListStages", access_key="AK2", secret="SK2").status == 200
+        # Each key signs with its own secret only.
+        assert s.api("ListStages", access_key="AK2", secret="SK").error_type == "InvalidSignatureException"
+        assert s.api("ListStages", access_key="AK3", secret="SK2").error_type == "UnrecognizedClientException"
+    finally:
+        assert s.stop() == 0
+    keys = [json.loads(x)["accessKeyId"] for x in log.read_text().splitlines()]
+    assert keys == ["AK", "AK2", "AK2", "AK3"]
 
 
 def test_request_log_details_of_a_delete(tmp_path):
