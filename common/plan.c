@@ -7,6 +7,7 @@
  * its delete, starts, creates.
  */
 #include "plan.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -368,7 +369,7 @@ static void track_zero_runs(struct plan_ctx *c, const struct policy_state *state
 		    c->keys_vanished || strlen(s->arn) > POLICY_ARN_MAX)
 			continue;
 		for (k = 0; k < state->n_zero && k < POLICY_ZERO_SLOTS; k++)
-			if (strcmp(state->zero[k].arn, s->arn) == 0 &&
+			if (state->zero[k].arn_hash == str_hash64(s->arn) &&
 			    state->zero[k].since_ms <= c->now_ms)
 				since = state->zero[k].since_ms;
 		c->zero_since[i] = since;
@@ -384,7 +385,7 @@ static void commit_zero_runs(const struct plan_ctx *c, struct policy_state *stat
 	memset(state->zero, 0, sizeof(state->zero));
 	state->n_zero = 0;
 	for (k = 0; k < c->n_zero && k < POLICY_ZERO_SLOTS; k++) {
-		snprintf(state->zero[k].arn, sizeof(state->zero[k].arn), "%s", c->zero[k].arn);
+		state->zero[k].arn_hash = str_hash64(c->zero[k].arn);
 		state->zero[k].since_ms = c->zero[k].since_ms;
 		state->n_zero++;
 	}

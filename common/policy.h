@@ -87,7 +87,7 @@ struct policy_history_slot {
 #define POLICY_ZERO_SLOTS 32
 
 struct policy_zero_mark {
-	char arn[POLICY_ARN_MAX + 1];
+	uint64_t arn_hash;         /* str_hash64 of the stage ARN (not the ARN: 16 bytes a mark) */
 	int64_t since_ms;          /* first pass of the current run of 0-viewer readings */
 };
 

@@ -62,4 +62,7 @@ int read_file_secret(const char *path, char **out, char *err, size_t errlen);
 /* 1 when s starts with prefix. */
 int str_has_prefix(const char *s, const char *prefix);
 
+/* FNV-1a (64 bits) of a NUL-terminated string: a hash for tables and change checks. */
+uint64_t str_hash64(const char *s);
+
 #endif

@@ -4,6 +4,8 @@
  */
 #include "backoff.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +24,6 @@ struct backoff {
 	size_t n_buckets;                        /* a power of two */
 	size_t n_items;
 };
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 14695981039346656037u;      /* FNV-1a */
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211u;
-	}
-	return h;
-}
 
 struct backoff *backoff_new(void)
 {
@@ -65,7 +57,7 @@ void backoff_free(struct backoff *b)
 
 static struct backoff_item **slot_of(const struct backoff *b, const char *key)
 {
-	struct backoff_item **p = &b->buckets[hash(key) & (b->n_buckets - 1)];
+	struct backoff_item **p = &b->buckets[str_hash64(key) & (b->n_buckets - 1)];
 	while (*p != NULL && strcmp((*p)->key, key) != 0)
 		p = &(*p)->next;
 	return p;
@@ -81,7 +73,7 @@ static int grow(struct backoff *b)
 		struct backoff_item *it = b->buckets[i];
 		while (it != NULL) {
 			struct backoff_item *next = it->next;
-			size_t j = hash(it->key) & (n - 1);
+			size_t j = str_hash64(it->key) & (n - 1);
 			it->next = nb[j];
 			nb[j] = it;
 			it = next;

@@ -550,6 +550,8 @@ static void on_leader_changed(void *ud, enum lease_change change)
 		}
 		reconciler_status_line(d->reconciler, line, sizeof(line));
 		sd_notifyf(0, "STATUS=%s", line);
+		if (leading)
+			reconciler_reread_admin_state(d->reconciler);
 		if (leading && d->started)
 			reconciler_wake(d->reconciler, "became leader");
 	}

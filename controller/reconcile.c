@@ -678,6 +678,24 @@ static void admin_state_sync(struct reconciler *r)
 	}
 }
 
+/*
+ * This daemon has just become the leader: the pauses and manual replications it knows were
+ * read when it started, and the leader before it may have changed them since (a standby
+ * changes none: its mutating commands are refused). Read them again, replacing what is in
+ * memory; nothing is mutated until they are in.
+ */
+void reconciler_reread_admin_state(struct reconciler *r)
+{
+	if (r->admin_reads > 0)
+		return;                         /* a read is under way: it brings the current state */
+	for (size_t i = 0; i < r->n_fleets; i++)
+		r->fleets[i].paused = false;
+	r->n_manual = 0;
+	r->admin_loaded = false;
+	if (r->redis_up)
+		admin_state_sync(r);
+}
+
 void reconciler_set_redis_up(struct reconciler *r, bool up)
 {
 	r->redis_up = up;

@@ -79,6 +79,8 @@ void reconciler_one_pass(struct reconciler *r);
 bool reconciler_idle(const struct reconciler *r);
 
 void reconciler_set_redis_up(struct reconciler *r, bool up);
+/* Became the leader (ha.enabled): read the admin state kept in Redis again, replacing memory. */
+void reconciler_reread_admin_state(struct reconciler *r);
 /* The AWS region in use (resolved from the config, environment or profile), for messages. */
 void reconciler_set_region(struct reconciler *r, const char *region);
 /* The leader lease (ha.enabled); NULL = always the leader. Not owned. */

@@ -21,6 +21,7 @@
 #include "reconcile_internal.h"
 #include "redisio.h"
 #include "store.h"
+#include "util.h"
 
 /* ---- Redis writes ------------------------------------------------------------------------ */
 
@@ -144,12 +145,11 @@ void rec_forget_stage(struct reconciler *r, const char *arn)
 /* FNV-1a of a message; 0 only for "" (nothing wrong). */
 static uint64_t message_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h;
 
 	if (s[0] == '\0')
 		return 0;
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h = str_hash64(s);
 	return h != 0 ? h : 1;
 }
 

@@ -26,6 +26,7 @@
 #include "redisio.h"
 #include "store.h"
 #include "store_parse.h"
+#include "util.h"
 
 #define SWEEP_COUNT     500
 #define SWEEP_MAX_FOUND 4096         /* candidates kept per sweep; more wait for a later one */
@@ -50,13 +51,7 @@ struct sweep {
 
 uint64_t sweep_arn_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;      /* FNV-1a */
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return str_hash64(s);
 }
 
 static int cmp_u64(const void *a, const void *b)

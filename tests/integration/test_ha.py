@@ -467,3 +467,29 @@ def test_legacy_stage_with_unreadable_record_blocks_creates(tmpdir_path, redis, 
     redis.cmd("SET", f"{PREFIX}stage:{legacy}", json.dumps({"parentStage": origin}))
     converge(sim2, fleet, pid, 2, d)
     assert len([m for m in mutations(sim2) if m["operation"] == "CreateStage"]) == 1
+
+
+# ---- a new leader reads the admin state its predecessor changed ------------------------------
+
+def test_new_leader_keeps_a_pause_made_on_the_old_one(tmpdir_path, redis, sim2, daemons):
+    fleet = origin_fleet(sim2)
+    origin = fleet["origin_stage_arn"]
+    sim2.add_host(origin)
+    set_viewers(redis, origin, 50)
+    a, b = pair(daemons, tmpdir_path, redis, sim2, [fleet])
+    leader, standby = wait_until(lambda: one_leader(a, b), 20, what="one leader")
+    standby.wait_passes(1)                  # the standby has read the admin state: none paused
+    rc, out, err = leader.ctl("pause", "main")
+    assert rc == 0, (out, err)
+    wait_until(lambda: redis.cmd("SMEMBERS", f"{PREFIX}autoscaler:paused") == ["main"], 10,
+               what="the pause kept in redis")
+    set_viewers(redis, origin, 250)         # 3 stages' worth: a scale-up, if not paused
+    killed_at = time.time()
+    leader.kill()
+    wait_until(lambda: role(standby) == ("leader", standby.instance), 20, what="takeover")
+    nudge(standby)
+    standby.wait_passes(2)
+    fleets = {f["name"]: f for f in standby.status()["fleets"]}
+    assert fleets["main"]["paused"] is True
+    assert mutations(sim2, standby.key, after=killed_at) == []
+    assert owned(sim2) == []
