@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 
 #include "sigv4.h"
+#include "util.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 /* Far more than any AWS request carries; keeps the sort and the allocations bounded. */
@@ -181,17 +182,6 @@ static int is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void sb_add_pct(struct sbuf *b, unsigned char c)
 {
 	static const char digits[] = "0123456789ABCDEF";
@@ -212,9 +202,10 @@ static void uri_encode(struct sbuf *b, const char *s, size_t n, int keep_slash, 
 		if (is_unreserved(c) || (keep_slash && c == '/')) {
 			sb_addc(b, (char)c);
 		} else if (keep_escapes && c == '%' && i + 2 < n &&
-			   hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
-			sb_add_pct(b, (unsigned char)(hexval((unsigned char)s[i + 1]) * 16 +
-						     hexval((unsigned char)s[i + 2])));
+			   hex_digit_value((unsigned char)s[i + 1]) >= 0 &&
+			   hex_digit_value((unsigned char)s[i + 2]) >= 0) {
+			sb_add_pct(b, (unsigned char)(hex_digit_value((unsigned char)s[i + 1]) * 16 +
+						     hex_digit_value((unsigned char)s[i + 2])));
 			i += 2;
 		} else {
 			sb_add_pct(b, c);
@@ -226,10 +217,10 @@ static void uri_encode(struct sbuf *b, const char *s, size_t n, int keep_slash, 
 static void uri_decode(struct sbuf *b, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-		    hexval((unsigned char)s[i + 2]) >= 0) {
-			sb_addc(b, (char)(hexval((unsigned char)s[i + 1]) * 16 +
-					  hexval((unsigned char)s[i + 2])));
+		if (s[i] == '%' && i + 2 < n && hex_digit_value((unsigned char)s[i + 1]) >= 0 &&
+		    hex_digit_value((unsigned char)s[i + 2]) >= 0) {
+			sb_addc(b, (char)(hex_digit_value((unsigned char)s[i + 1]) * 16 +
+					  hex_digit_value((unsigned char)s[i + 2])));
 			i += 2;
 		} else {
 			sb_addc(b, s[i]);

@@ -174,64 +174,116 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-int read_file_secret(const char *path, char **out, char *err, size_t errlen)
+int hex_digit_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int read_file_bounded(const char *path, size_t max, char **out, size_t *len, unsigned *mode,
+		      const char **failed)
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t len = 0;
+	size_t used = 0;
 	int fd, r;
 
 	*out = NULL;
+	*len = 0;
+	*failed = "open";
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(-r));
-		return r;
-	}
+	if (fd < 0)
+		return -errno;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot stat %s: %s", path, strerror(-r));
+		*failed = "stat";
 		goto out;
 	}
+	*failed = NULL;
 	if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
-		snprintf(err, errlen, "%s is not a regular file", path);
 		goto out;
 	}
-	if (st.st_size > UTIL_SECRET_MAX) {
+	if (st.st_size > 0 && (uint64_t)st.st_size > max) {
 		r = -EFBIG;
-		snprintf(err, errlen, "%s is larger than %d bytes", path, UTIL_SECRET_MAX);
 		goto out;
 	}
-	buf = malloc(UTIL_SECRET_MAX + 2);
+	buf = malloc(max + 2);
 	if (buf == NULL) {
 		r = -ENOMEM;
-		snprintf(err, errlen, "out of memory reading %s", path);
 		goto out;
 	}
 	/* Read until EOF, not st_size: the file may change under us; never beyond the cap. */
+	*failed = "read";
 	for (;;) {
-		ssize_t n = read(fd, buf + len, UTIL_SECRET_MAX + 1 - len);
+		ssize_t n = read(fd, buf + used, max + 1 - used);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			r = -errno;
-			snprintf(err, errlen, "cannot read %s: %s", path, strerror(-r));
 			goto out;
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
-		if (len > UTIL_SECRET_MAX) {
+		used += (size_t)n;
+		if (used > max) {
 			r = -EFBIG;
-			snprintf(err, errlen, "%s is larger than %d bytes", path, UTIL_SECRET_MAX);
+			*failed = NULL;
 			goto out;
 		}
 	}
+	buf[used] = '\0';
+	if (mode != NULL)
+		*mode = (unsigned)(st.st_mode & 07777);
+	*out = buf;
+	*len = used;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf != NULL) {
+		explicit_bzero(buf, used);
+		free(buf);
+	}
+	close(fd);
+	return r;
+}
+
+int read_file_secret(const char *path, char **out, char *err, size_t errlen)
+{
+	const char *failed;
+	char *buf;
+	size_t len;
+	unsigned mode;
+	int r;
+
+	*out = NULL;
+	r = read_file_bounded(path, UTIL_SECRET_MAX, &buf, &len, &mode, &failed);
+	if (r < 0 && failed != NULL) {
+		snprintf(err, errlen, "cannot %s %s: %s", failed, path, strerror(-r));
+		return r;
+	}
+	if (r == -EINVAL) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		return r;
+	}
+	if (r == -EFBIG) {
+		snprintf(err, errlen, "%s is larger than %d bytes", path, UTIL_SECRET_MAX);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory reading %s", path);
+		return r;
+	}
 	if (memchr(buf, '\0', len) != NULL) {
-		r = -EINVAL;
 		snprintf(err, errlen, "%s contains a NUL byte", path);
-		goto out;
+		explicit_bzero(buf, len);
+		free(buf);
+		return -EINVAL;
 	}
 	if (len > 0 && buf[len - 1] == '\n') {
 		len--;
@@ -239,20 +291,12 @@ int read_file_secret(const char *path, char **out, char *err, size_t errlen)
 			len--;
 	}
 	buf[len] = '\0';
-	if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0)
+	if ((mode & (S_IRGRP | S_IROTH)) != 0)
 		log_event(LOG_WARNING, NULL, LOG_FIELDS("SECRET_FILE", path),
 			  "secret file %s is readable by group or others (mode %04o); chmod 600 it",
-			  path, (unsigned)(st.st_mode & 07777));
+			  path, mode);
 	*out = buf;
-	buf = NULL;
-	r = 0;
-out:
-	if (buf != NULL) {
-		explicit_bzero(buf, len);
-		free(buf);
-	}
-	close(fd);
-	return r;
+	return 0;
 }
 
 int str_has_prefix(const char *s, const char *prefix)

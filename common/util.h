@@ -1,6 +1,6 @@
 /*
  * util.h — small, strict parsers shared by the config loader and the daemon: durations,
- * decimal integers, and secret files.
+ * decimal integers, hex digits, and bounded file reads (configuration and secret files).
  *
  * All parsers are strict on purpose: input comes from files and Redis written by someone else,
  * and "5 " or "+5" or "1.5" silently becoming 5 or 1 hides mistakes.
@@ -35,6 +35,20 @@ int format_duration_ms(uint64_t ms, char *buf, size_t size);
  */
 int parse_uint64(const char *s, uint64_t max, uint64_t *out);
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* hex_digit_value: 0..15 for 0-9, a-f, A-F; -1 for anything else. */
+int hex_digit_value(int c);
+
+/*
+ * read_file_bounded: reads a regular file of at most max bytes into a new NUL-terminated
+ * buffer (*out, caller frees; *len without the NUL; *mode its permission bits when mode is not
+ * NULL). Reads until EOF, never beyond max. Returns 0 or a negative errno: when a system call
+ * failed, *failed names it ("open", "stat" or "read"); otherwise *failed is NULL and the error
+ * is -EINVAL (not a regular file), -EFBIG (larger than max) or -ENOMEM. The buffer is wiped
+ * before it is freed on error.
+ */
+int read_file_bounded(const char *path, size_t max, char **out, size_t *len, unsigned *mode,
+		      const char **failed);
 
 /*
  * read_file_secret: reads a small regular file (at most UTIL_SECRET_MAX bytes) into a new

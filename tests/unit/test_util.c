@@ -1,6 +1,7 @@
 /*
  * test_util.c — durations, strict integers and secret files.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -338,6 +339,62 @@ static void test_read_secret_errors(void **state)
 	assert_non_null(strstr(err, "NUL"));
 }
 
+static void test_read_file_bounded(void **state)
+{
+	char path[128], missing[128];
+	const char *failed = "untouched";
+	char *out = (char *)"untouched";
+	size_t len = 99;
+	unsigned mode = 0;
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/bounded", tmpdir);
+	write_file(path, "a\0b\n", 4, 0640);
+	/* The bytes as they are: NUL bytes and newlines kept, a NUL added after them. */
+	assert_int_equal(read_file_bounded(path, 4, &out, &len, &mode, &failed), 0);
+	assert_int_equal(len, 4);
+	assert_memory_equal(out, "a\0b\n", 5);
+	assert_int_equal(mode, 0640);
+	free(out);
+
+	assert_int_equal(read_file_bounded(path, 3, &out, &len, NULL, &failed), -EFBIG);
+	assert_null(out);
+	assert_null(failed);
+
+	write_file(path, "", 0, 0600);
+	assert_int_equal(read_file_bounded(path, 0, &out, &len, NULL, &failed), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(out, "");
+	free(out);
+
+	assert_int_equal(read_file_bounded(tmpdir, 16, &out, &len, NULL, &failed), -EINVAL);
+	assert_null(failed);
+
+	snprintf(missing, sizeof(missing), "%s/missing", tmpdir);
+	assert_int_equal(read_file_bounded(missing, 16, &out, &len, NULL, &failed), -ENOENT);
+	assert_non_null(failed);
+	assert_string_equal(failed, "open");
+	assert_null(out);
+}
+
+static void test_hex_digit_value(void **state)
+{
+	static const char digits[] = "0123456789abcdef";
+	(void)state;
+
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(hex_digit_value(digits[i]), i);
+		assert_int_equal(hex_digit_value(toupper((unsigned char)digits[i])), i);
+	}
+	assert_int_equal(hex_digit_value('g'), -1);
+	assert_int_equal(hex_digit_value('G'), -1);
+	assert_int_equal(hex_digit_value('/'), -1);
+	assert_int_equal(hex_digit_value(':'), -1);
+	assert_int_equal(hex_digit_value('%'), -1);
+	assert_int_equal(hex_digit_value('\0'), -1);
+	assert_int_equal(hex_digit_value(0xe9), -1);
+}
+
 static void test_str_has_prefix(void **state)
 {
 	(void)state;
@@ -358,6 +415,8 @@ int main(void)
 		cmocka_unit_test(test_read_secret),
 		cmocka_unit_test(test_read_secret_group_readable_warns),
 		cmocka_unit_test(test_read_secret_errors),
+		cmocka_unit_test(test_read_file_bounded),
+		cmocka_unit_test(test_hex_digit_value),
 		cmocka_unit_test(test_str_has_prefix),
 	};
 	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
