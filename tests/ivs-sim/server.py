@@ -76,7 +76,8 @@ class Sim:
         else:
             c["errors"][error] = c["errors"].get(error, 0) + 1
 
-    def log(self, op, status, error, started, sig_ok, detail=None, stage=None, access_key=None):
+    def log(self, op, status, error, started, sig_ok, detail=None, stage=None,
+            access_key=None):
         if self.log_file is None:
             return
         entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -308,10 +309,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         akid = parsed_auth["access_key"] if parsed_auth else None
 
         def fail(status, code, message, key="exceptionMessage", sig_ok=True):
-            self.send(status, {key: message}, [("x-amzn-ErrorType", code)])
+            # Counted and logged before the answer goes out: a client that has its answer
+            # finds the call in the log.
             with sim.lock:
                 sim.count(opname, code)
             sim.log(opname, status, code, started, sig_ok, access_key=akid)
+            self.send(status, {key: message}, [("x-amzn-ErrorType", code)])
 
         sim.wait_if_paused()
         headers = Headers(self.headers)
@@ -387,7 +390,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sim.log(op, 0, "DroppedAfterCommit", started, True, detail, akid)
             self.drop()
             return
-        self.send(200, out)
         with sim.lock:
             sim.count(op, None)
         # The stage the call concerns (the source of a replication; the new stage of a
@@ -397,6 +399,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             stage = out.get("stage", {}).get("arn")
         sim.log(op, 200, None, started, True, detail if op in MUTATING else None,
                 stage if isinstance(stage, str) else None, akid)
+        self.send(200, out)
         sim.answered_ok(op)
 
     # ---- control plane ---------------------------------------------------------------------

@@ -203,12 +203,13 @@ class Sts:
 
     def _error(self, handler, action, record, status, code, message):
         rid = str(uuid.uuid4())
+        # Recorded before the answer goes out: a client that has its answer finds the record.
+        self._record(action, record, status, code)
         self._send(handler, status,
                    f'<ErrorResponse xmlns="{NS}">\n  <Error>\n    <Type>'
                    f'{"Receiver" if status >= 500 else "Sender"}</Type>\n    <Code>{escape(code)}'
                    f'</Code>\n    <Message>{escape(message)}</Message>\n  </Error>\n  <RequestId>'
                    f'{rid}</RequestId>\n</ErrorResponse>\n')
-        self._record(action, record, status, code)
 
     def _record(self, action, record, status, code):
         record.update(status=status, code=code)
@@ -301,11 +302,11 @@ class Sts:
                  "    <SubjectFromWebIdentityToken>system:serviceaccount:default:ivs-autoscaler"
                  "</SubjectFromWebIdentityToken>\n    <Audience>sts.amazonaws.com</Audience>\n"
                  "    <Provider>oidc.example</Provider>\n")
+        self._record(action, record, 200, None)
         self._send(handler, 200,
                    f'<{action}Response xmlns="{NS}">\n  <{action}Result>\n{user}{creds}{extra}'
                    f'  </{action}Result>\n  <ResponseMetadata>\n    <RequestId>{uuid.uuid4()}'
                    f'</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n')
-        self._record(action, record, 200, None)
 
     # ---- control plane -------------------------------------------------------------------------
     def control(self, method, req):
