@@ -196,33 +196,46 @@ static int get_opt_string(json_t *obj, const char *name, char *dst, size_t dstsi
 	return 0;
 }
 
-int store_parse_publisher(const char *s, size_t len, struct store_publisher *out,
-                          char *err, size_t errlen)
+/* A JSON object of at most STORE_PUBLISHER_MAX_SIZE bytes, duplicate keys refused; NULL with
+ * the reason in err. */
+static json_t *load_json_object(const char *s, size_t len, char *err, size_t errlen)
 {
-	struct store_publisher p;
 	json_error_t jerr;
-	json_t *root = NULL, *id;
-	int r = -EINVAL;
+	json_t *root;
 
-	memset(&p, 0, sizeof(p));
 	if (s == NULL || len == 0) {
 		set_err(err, errlen, "empty value");
-		return -EINVAL;
+		return NULL;
 	}
 	if (len > STORE_PUBLISHER_MAX_SIZE) {
 		set_err(err, errlen, "too large (%zu bytes, max %d)", len, STORE_PUBLISHER_MAX_SIZE);
-		return -EINVAL;
+		return NULL;
 	}
 	root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		set_err(err, errlen, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
 		        jerr.column);
-		return -EINVAL;
+		return NULL;
 	}
 	if (!json_is_object(root)) {
 		set_err(err, errlen, "not a JSON object");
-		goto out;
+		json_decref(root);
+		return NULL;
 	}
+	return root;
+}
+
+int store_parse_publisher(const char *s, size_t len, struct store_publisher *out,
+                          char *err, size_t errlen)
+{
+	struct store_publisher p;
+	json_t *root = NULL, *id;
+	int r = -EINVAL;
+
+	memset(&p, 0, sizeof(p));
+	root = load_json_object(s, len, err, errlen);
+	if (root == NULL)
+		return -EINVAL;
 	id = json_object_get(root, "participantId");
 	if (id == NULL || json_is_null(id)) {
 		set_err(err, errlen, "participantId is missing");
@@ -333,30 +346,14 @@ out:
 int store_parse_stage_parent(const char *s, size_t len, char *parent, size_t parentlen,
                              char *err, size_t errlen)
 {
-	json_error_t jerr;
 	json_t *root;
 	int r = -EINVAL;
 
 	if (parentlen > 0)
 		parent[0] = '\0';
-	if (s == NULL || len == 0) {
-		set_err(err, errlen, "empty value");
+	root = load_json_object(s, len, err, errlen);
+	if (root == NULL)
 		return -EINVAL;
-	}
-	if (len > STORE_PUBLISHER_MAX_SIZE) {
-		set_err(err, errlen, "too large (%zu bytes, max %d)", len, STORE_PUBLISHER_MAX_SIZE);
-		return -EINVAL;
-	}
-	root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL) {
-		set_err(err, errlen, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
-		        jerr.column);
-		return -EINVAL;
-	}
-	if (!json_is_object(root)) {
-		set_err(err, errlen, "not a JSON object");
-		goto out;
-	}
 	if (get_opt_string(root, "parentStage", parent, parentlen, err, errlen) < 0)
 		goto out;
 	if (parent[0] != '\0' && !store_is_stage_arn(parent, strlen(parent))) {
