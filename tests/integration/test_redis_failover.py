@@ -15,27 +15,9 @@ import pytest
 
 from harness import wait_until
 from redis_servers import Certs, PlainRedis, SentinelSet
-from test_redis_tls import (PREFIX, SANITIZER_MARKS, active_replications, converge,
-                            fleet_with_host, new_daemon, owned)
-
-
-@pytest.fixture
-def servers():
-    started = []
-    yield started
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture(autouse=True)
-def sanitizer_clean(tmpdir_path, sim, servers, daemons):
-    yield
-    for d in daemons:
-        d.stop()
-    for d in daemons:
-        text = d.log()
-        for mark in SANITIZER_MARKS:
-            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+# servers and sanitizer_clean (autouse) are test_redis_tls's fixtures, shared by importing them.
+from test_redis_tls import (PREFIX, active_replications, converge, fleet_with_host,  # noqa: F401
+                            new_daemon, owned, sanitizer_clean, servers)
 
 
 def viewers_key(arn):
