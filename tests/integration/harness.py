@@ -23,6 +23,19 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def stop_and_check_sanitizers(daemons):
+    """Stop every daemon, then fail on any sanitizer report in its log (ASan builds)."""
+    for d in daemons:
+        d.stop()
+    for d in daemons:
+        text = d.log()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+
+
 def wait_until(predicate, timeout=20.0, interval=0.02, what="condition"):
     """Poll predicate() until it returns a truthy value; return that value or raise."""
     deadline = time.monotonic() + timeout

@@ -12,14 +12,13 @@ import time
 
 import pytest
 
-from harness import ACCESS_KEY, Daemon, Sim, wait_until
+from harness import ACCESS_KEY, Daemon, Sim, stop_and_check_sanitizers, wait_until
 from test_notify import NotifySocket
 
 PREFIX = "ivs:test:"
 MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
             "StopParticipantReplication", "TagResource", "UntagResource",
             "CreateParticipantToken", "DisconnectParticipant"}
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 KEY_B, SECRET_B = "AKIDSTANDBYHOSTB", "secret-of-host-b"
 LEASE_S, RETRY_S = 1.0, 0.15
 HA = ["ha:", "  enabled: true", "  lease_duration: 1s", "  renew_deadline: 600ms",
@@ -37,12 +36,7 @@ def sim2(tmpdir_path):
 @pytest.fixture(autouse=True)
 def sanitizer_clean(tmpdir_path, redis, sim2, daemons):
     yield
-    for d in daemons:
-        d.stop()
-    for d in daemons:
-        text = d.log()
-        for mark in SANITIZER_MARKS:
-            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+    stop_and_check_sanitizers(daemons)
 
 
 def origin_fleet(sim, name="main", origin_id=None, **policy):

@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-from harness import Daemon, owned_stages, set_viewers, start_daemon, viewers_key, wait_until
+from harness import (Daemon, owned_stages, set_viewers, start_daemon, stop_and_check_sanitizers,
+                     viewers_key, wait_until)
 
 PREFIX = "ivs:test:"
 MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
             "StopParticipantReplication", "TagResource", "UntagResource",
             "CreateParticipantToken", "DisconnectParticipant"}
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 # ---- fixtures and helpers ----------------------------------------------------------------
@@ -28,12 +28,7 @@ def sanitizer_clean(tmpdir_path, redis, sim, daemons):
     Requesting the other fixtures makes this one tear down first: the daemons stop while Redis
     and the simulator still answer, and their logs are read before the directory goes."""
     yield
-    for d in daemons:
-        d.stop()
-    for d in daemons:
-        text = d.log()
-        for mark in SANITIZER_MARKS:
-            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+    stop_and_check_sanitizers(daemons)
 
 
 def origin_fleet(sim, name="main", origin_id=None, **policy):

@@ -13,13 +13,12 @@ import types
 
 import pytest
 
-from harness import Daemon, wait_until
+from harness import Daemon, stop_and_check_sanitizers, wait_until
 from redis_servers import PASSWORD, Certs, PlainRedis, TlsRedis
 
 PREFIX = "ivs:tls:"
 MUTATING = {"CreateStage", "DeleteStage", "UpdateStage", "StartParticipantReplication",
             "StopParticipantReplication", "TagResource", "UntagResource"}
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 @pytest.fixture
@@ -38,12 +37,7 @@ def servers():
 @pytest.fixture(autouse=True)
 def sanitizer_clean(tmpdir_path, sim, servers, daemons):
     yield
-    for d in daemons:
-        d.stop()
-    for d in daemons:
-        text = d.log()
-        for mark in SANITIZER_MARKS:
-            assert mark not in text, f"sanitizer report in {d.stderr_path}:\n{text[-4000:]}"
+    stop_and_check_sanitizers(daemons)
 
 
 def redis_lines(tmpdir, certs, password=PASSWORD, ca="ca.crt", tls=True, extra=()):
