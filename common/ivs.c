@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define IVS_TAG_PATH_MAX 320         /* "/tags/" + a percent-encoded ARN */
+
 enum result_kind { R_DONE, R_STAGE, R_STAGES, R_PARTICIPANT, R_PARTICIPANTS, R_REPLICAS };
 
 struct ivs_call {
@@ -17,14 +19,16 @@ struct ivs_call {
 	struct aws_call_class cls;          /* the client's class when queued: every page keeps it */
 	enum result_kind kind;
 	const char *operation;              /* static string */
-	char path[320];             /* "/Operation", or /tags/<percent-encoded ARN> */
+	/* Heap, TagResource only: "/tags/<percent-encoded ARN>"; NULL: "/Operation". A queued
+	 * CreateStage is one of hundreds at a scale-up: nothing here is sized for the longest. */
+	char *path;
 	json_t *request;
 	void *cb;
 	ivs_stage_page_fn page_cb;          /* ListStages page by page: each page, then cb */
 	void *ud;
 	unsigned pages;
 	bool at_most_once;                  /* CreateStage: no blind retry (retry.h) */
-	char next_token[IVS_NEXT_TOKEN_MAX + 1];
+	char *next_token;                   /* heap: the token of the page asked for last, or NULL */
 	struct ivs_stage_list stages;
 	struct ivs_participant_list participants;
 	struct ivs_replica_list replicas;
@@ -33,6 +37,8 @@ struct ivs_call {
 static void call_free(struct ivs_call *call)
 {
 	json_decref(call->request);
+	free(call->path);
+	free(call->next_token);
 	ivs_stage_list_clear(&call->stages);
 	ivs_participant_list_clear(&call->participants);
 	ivs_replica_list_clear(&call->replicas);
@@ -85,11 +91,14 @@ enum ivs_conflict ivs_conflict_of(const struct aws_error *err)
 static int send_call(struct ivs_call *call)
 {
 	char *body = json_dumps(call->request, JSON_COMPACT);
+	char op_path[64];
 	int r;
 
 	if (body == NULL)
 		return -ENOMEM;
-	r = aws_request_class(call->client, &call->cls, call->operation, "POST", call->path, body,
+	snprintf(op_path, sizeof(op_path), "/%s", call->operation);
+	r = aws_request_class(call->client, &call->cls, call->operation, "POST",
+			      call->path != NULL ? call->path : op_path, body,
 			      call->at_most_once ? AWS_REQUEST_AT_MOST_ONCE : 0, on_aws_done, call);
 	free(body);
 	/* aws.c keeps the body it sends: only a listing needs the request again (nextToken).
@@ -109,7 +118,7 @@ static int next_page(struct ivs_call *call, const char *token, struct aws_error 
 
 	if (token[0] == '\0')
 		return 0;
-	if (strcmp(token, call->next_token) == 0) {
+	if (call->next_token != NULL && strcmp(token, call->next_token) == 0) {
 		aws_error_set(err, AWS_ERR_PARSE, "%s: the service repeated nextToken", call->operation);
 		return -EBADMSG;
 	}
@@ -118,8 +127,10 @@ static int next_page(struct ivs_call *call, const char *token, struct aws_error 
 			      IVS_MAX_PAGES);
 		return -E2BIG;
 	}
-	snprintf(call->next_token, sizeof(call->next_token), "%s", token);
-	if (json_object_set_new(call->request, "nextToken", json_string(token)) < 0)
+	free(call->next_token);
+	call->next_token = strdup(token);
+	if (call->next_token == NULL ||
+	    json_object_set_new(call->request, "nextToken", json_string(token)) < 0)
 		r = -ENOMEM;
 	else
 		r = send_call(call);
@@ -213,7 +224,6 @@ static struct ivs_call *call_new(struct aws_client *c, enum result_kind kind,
 	call->cls = aws_client_class(c);
 	call->kind = kind;
 	call->operation = operation;
-	snprintf(call->path, sizeof(call->path), "/%s", operation);
 	call->cb = cb;
 	call->ud = ud;
 	return call;
@@ -332,7 +342,7 @@ int ivs_tag_resource(struct aws_client *c, const char *arn, const struct ivs_kv 
 		     size_t ntags, ivs_done_fn cb, void *ud)
 {
 	struct ivs_call *call = call_new(c, R_DONE, "TagResource", (void *)cb, ud);
-	char encoded[sizeof(call->path)];
+	char encoded[IVS_TAG_PATH_MAX];
 	int r;
 
 	if (call == NULL)
@@ -341,7 +351,11 @@ int ivs_tag_resource(struct aws_client *c, const char *arn, const struct ivs_kv 
 	if (r == 0)
 		r = percent_encode(arn, encoded, sizeof(encoded) - 6);
 	if (r == 0) {
-		snprintf(call->path, sizeof(call->path), "/tags/%s", encoded);
+		r = asprintf(&call->path, "/tags/%s", encoded) < 0 ? -ENOMEM : 0;
+		if (r < 0)
+			call->path = NULL;
+	}
+	if (r == 0) {
 		r = set_map(call->request, "tags", tags, ntags);
 	}
 	return start(call, r);

@@ -137,7 +137,8 @@ int control_peer_is_admin(uid_t peer_uid, gid_t peer_gid, const gid_t *groups, s
 /*
  * Reply framing. Text: rendered text with empty lines removed, a final newline ensured, then the
  * terminating empty line. Errors: "error: " before the first line. JSON: one line. Each returns
- * 0 or -ENOBUFS/-ENOMEM (the reply does not fit the buffer's cap).
+ * 0 or -ENOBUFS/-ENOMEM (the reply does not fit the buffer's cap); after an error the buffer may
+ * hold part of the reply, so the caller resets it before framing the error.
  */
 int control_frame_text(struct strbuf *out, const char *text, size_t len);
 int control_frame_text_error(struct strbuf *out, const char *message);

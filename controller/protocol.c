@@ -201,22 +201,25 @@ int control_frame_text_error(struct strbuf *out, const char *message)
 	return frame_lines(out, "error: ", message, strlen(message));
 }
 
+static int append_to_strbuf(const char *buffer, size_t size, void *data)
+{
+	return strbuf_append(data, buffer, size) < 0 ? -1 : 0;
+}
+
+/* Serialise straight into the reply buffer: no second copy of a large reply (a status of
+ * hundreds of fleets is ~100 kB) lives beside it. */
 static int frame_json_object(struct strbuf *out, json_t *obj)
 {
-	char *s;
 	int r;
 
 	if (obj == NULL)
 		return -ENOMEM;
-	s = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+	r = json_dump_callback(obj, append_to_strbuf, out, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(obj);
-	if (s == NULL)
+	if (r < 0 && !strbuf_overflowed(out))
 		return -ENOMEM;
-	strbuf_puts(out, s);
-	free(s);
 	strbuf_putc(out, '\n');
-	r = strbuf_overflowed(out) ? -ENOBUFS : 0;
-	return r;
+	return strbuf_overflowed(out) ? -ENOBUFS : 0;
 }
 
 int control_frame_json(struct strbuf *out, const json_t *data)

@@ -6,6 +6,7 @@ Waiting is always "until a condition holds, within a deadline" (wait_until), nev
 """
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -259,7 +260,10 @@ class Daemon:
         self.proc = None
 
     def argv(self, *more):
-        return [os.path.join(BUILD, "ivs-autoscaler"), "-c", self.config, *self.extra_args, *more]
+        # IVS_DAEMON_WRAPPER (e.g. "valgrind --tool=massif") runs the daemon under a tool.
+        wrapper = shlex.split(os.environ.get("IVS_DAEMON_WRAPPER", ""))
+        return [*wrapper, os.path.join(BUILD, "ivs-autoscaler"), "-c", self.config,
+                *self.extra_args, *more]
 
     def start(self, *more):
         self.stderr = open(self.stderr_path, "ab")
