@@ -13,7 +13,9 @@
  *
  * A sweep is a SCAN of the key prefix (MATCH, COUNT 500; never KEYS), at most one running and
  * at most one begun per resync interval, after a pass whose stage listing was complete, never
- * in dry run, while stopping or while any fleet is paused.
+ * in dry run, while stopping or while any fleet is paused. A sweep keeps its candidates as
+ * 64-bit hashes of their ARNs (the pass's listing is kept the same way): a key whose stage was
+ * a candidate of the last complete sweep too has its records removed as the scan meets it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,8 +33,6 @@
 #define SWEEP_COUNT     500
 #define SWEEP_MAX_FOUND 4096         /* candidates kept per sweep; more wait for a later one */
 
-typedef char arn_t[IVS_ARN_MAX + 1];
-
 struct sweep {
 	bool running;
 	bool have_prev;                  /* prev[] holds a complete sweep's candidates */
@@ -41,12 +41,14 @@ struct sweep {
 	char match[2 * KEY_MAX + 2];
 	uint64_t *listed;                /* sorted hashes of the ARNs listed by the pass */
 	size_t n_listed;
-	arn_t *origins_scope;            /* "arn:...:ACCOUNT:stage/" of each origin */
-	size_t n_scope;
-	arn_t *found;                    /* candidates of this sweep */
+	char **scopes;                   /* "arn:...:ACCOUNT:stage/" of the origins, each once */
+	size_t n_scopes;
+	uint64_t *found;                 /* hashes of this sweep's candidates (repeats allowed) */
 	size_t n_found, cap_found;
-	arn_t *prev;                     /* candidates of the last complete sweep */
+	uint64_t *prev;                  /* sorted hashes of the last complete sweep's candidates */
+	bool *prev_removed;              /* its records were removed by this sweep */
 	size_t n_prev;
+	size_t removed;                  /* this sweep's removals, for the log */
 };
 
 uint64_t sweep_arn_hash(const char *s)
@@ -68,14 +70,6 @@ static bool listed(const struct sweep *s, const char *arn)
 	return bsearch(&h, s->listed, s->n_listed, sizeof(h), cmp_u64) != NULL;
 }
 
-static bool in_list(arn_t *list, size_t n, const char *arn)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(list[i], arn) == 0)
-			return true;
-	return false;
-}
-
 static void sweep_reset_run(struct sweep *s)
 {
 	s->running = false;
@@ -85,6 +79,26 @@ static void sweep_reset_run(struct sweep *s)
 	free(s->found);
 	s->found = NULL;
 	s->n_found = s->cap_found = 0;
+	s->removed = 0;
+}
+
+static void free_scopes(struct sweep *s)
+{
+	for (size_t i = 0; i < s->n_scopes; i++)
+		free(s->scopes[i]);
+	free(s->scopes);
+	s->scopes = NULL;
+	s->n_scopes = 0;
+}
+
+static void forget_prev(struct sweep *s)
+{
+	free(s->prev);
+	free(s->prev_removed);
+	s->prev = NULL;
+	s->prev_removed = NULL;
+	s->n_prev = 0;
+	s->have_prev = false;
 }
 
 void sweep_free(struct sweep *s)
@@ -92,8 +106,8 @@ void sweep_free(struct sweep *s)
 	if (s == NULL)
 		return;
 	sweep_reset_run(s);
-	free(s->origins_scope);
-	free(s->prev);
+	free_scopes(s);
+	forget_prev(s);
 	free(s);
 }
 
@@ -103,47 +117,73 @@ static bool in_scope(const struct reconciler *r, const struct sweep *s, const ch
 	for (size_t i = 0; i < r->config->n_fleets; i++)
 		if (strcmp(r->config->fleets[i].origin_stage_arn, arn) == 0)
 			return false;
-	for (size_t i = 0; i < s->n_scope; i++)
-		if (strncmp(arn, s->origins_scope[i], strlen(s->origins_scope[i])) == 0)
+	for (size_t i = 0; i < s->n_scopes; i++)
+		if (strncmp(arn, s->scopes[i], strlen(s->scopes[i])) == 0)
 			return true;
 	return false;
 }
 
-static void add_found(struct sweep *s, const char *arn)
+/* Candidates beyond SWEEP_MAX_FOUND wait for a later sweep (repeats of one ARN count too). */
+static void add_found(struct sweep *s, uint64_t h)
 {
-	if (in_list(s->found, s->n_found, arn) || s->n_found == SWEEP_MAX_FOUND)
+	if (s->n_found == SWEEP_MAX_FOUND)
 		return;
 	if (s->n_found == s->cap_found) {
-		size_t cap = s->cap_found ? s->cap_found * 2 : 16;
-		arn_t *n = realloc(s->found, cap * sizeof(*n));
+		size_t cap = s->cap_found ? s->cap_found * 2 : 64;
+		uint64_t *n = realloc(s->found, cap * sizeof(*n));
 		if (n == NULL)
 			return;                  /* found again next time */
 		s->found = n;
 		s->cap_found = cap;
 	}
-	snprintf(s->found[s->n_found++], sizeof(arn_t), "%s", arn);
+	s->found[s->n_found++] = h;
 }
 
-/* The scan is complete: forget what was a candidate twice; keep this sweep's as prev. */
-static void sweep_finish(struct reconciler *r, struct sweep *s)
+/*
+ * A candidate now (not listed by this sweep's listing) and of the last complete sweep too (not
+ * listed by that one's): its records go, once, however many of its keys the scan meets.
+ */
+static void remove_if_twice(struct reconciler *r, struct sweep *s, const char *arn, uint64_t h)
 {
-	size_t removed = 0;
+	const uint64_t *at = s->have_prev ? bsearch(&h, s->prev, s->n_prev, sizeof(h), cmp_u64) : NULL;
+	size_t i;
 
-	for (size_t i = 0; i < s->n_found && s->have_prev; i++) {
-		if (!in_list(s->prev, s->n_prev, s->found[i]))
-			continue;
-		log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_STAGE_ARN", s->found[i]),
-			  "stage %s is not listed by IVS; removing its redis records", s->found[i]);
-		rec_forget_stage(r, s->found[i]);
-		removed++;
+	if (at == NULL)
+		return;
+	i = (size_t)(at - s->prev);
+	if (s->prev_removed[i])
+		return;
+	s->prev_removed[i] = true;
+	log_event(LOG_INFO, NULL, LOG_FIELDS("IVS_STAGE_ARN", arn),
+		  "stage %s is not listed by IVS; removing its redis records", arn);
+	rec_forget_stage(r, arn);
+	s->removed++;
+}
+
+/* The scan is complete: this sweep's candidates, each once, are the next sweep's prev. */
+static void sweep_finish(struct sweep *s)
+{
+	size_t n = 0;
+	bool *removed;
+
+	sweep_sort_hashes(s->found, s->n_found);
+	for (size_t i = 0; i < s->n_found; i++)
+		if (n == 0 || s->found[i] != s->found[n - 1])
+			s->found[n++] = s->found[i];
+	removed = calloc(n ? n : 1, sizeof(*removed));
+	if (removed == NULL) {
+		forget_prev(s);                  /* nothing is removed next time; found again later */
+		sweep_reset_run(s);
+		return;
 	}
-	free(s->prev);
+	forget_prev(s);
 	s->prev = s->found;
-	s->n_prev = s->n_found;
+	s->prev_removed = removed;
+	s->n_prev = n;
 	s->found = NULL;
 	s->n_found = s->cap_found = 0;
 	s->have_prev = true;
-	log_debug("redis sweep done: %zu candidate(s), %zu removed", s->n_prev, removed);
+	log_debug("redis sweep done: %zu candidate(s), %zu removed", s->n_prev, s->removed);
 	sweep_reset_run(s);
 }
 
@@ -163,13 +203,19 @@ static void on_scan(void *ud, int err, const char *error, const char *next,
 		rec_check_idle(r);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (store_parse_record_key(r->config->redis.key_prefix, keys[i], arn, sizeof(arn)) == 1 &&
-		    in_scope(r, s, arn) && !listed(s, arn))
-			add_found(s, arn);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h;
+
+		if (store_parse_record_key(r->config->redis.key_prefix, keys[i], arn, sizeof(arn)) != 1 ||
+		    !in_scope(r, s, arn) || listed(s, arn))
+			continue;
+		h = sweep_arn_hash(arn);
+		add_found(s, h);
+		remove_if_twice(r, s, arn, h);
+	}
 	snprintf(s->cursor, sizeof(s->cursor), "%s", next);
 	if (strcmp(s->cursor, "0") == 0)
-		sweep_finish(r, s);
+		sweep_finish(s);
 	else
 		sweep_next(r);
 	rec_check_idle(r);
@@ -200,6 +246,34 @@ static bool any_paused(const struct reconciler *r)
 	return false;
 }
 
+/* "arn:...:ACCOUNT:stage/" of every origin, each once (most fleets share an account). */
+static int collect_scopes(const struct reconciler *r, struct sweep *s)
+{
+	for (size_t i = 0; i < r->config->n_fleets; i++) {
+		const char *o = r->config->fleets[i].origin_stage_arn;
+		const char *slash = strstr(o, ":stage/");
+		size_t len;
+		bool seen = false;
+		char **grown;
+
+		if (slash == NULL)
+			continue;
+		len = (size_t)(slash - o) + 7;
+		for (size_t k = 0; k < s->n_scopes && !seen; k++)
+			seen = strlen(s->scopes[k]) == len && strncmp(s->scopes[k], o, len) == 0;
+		if (seen)
+			continue;
+		grown = realloc(s->scopes, (s->n_scopes + 1) * sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		s->scopes = grown;
+		if ((s->scopes[s->n_scopes] = strndup(o, len)) == NULL)
+			return -ENOMEM;
+		s->n_scopes++;
+	}
+	return 0;
+}
+
 void sweep_after_pass(struct reconciler *r, const struct pass *p)
 {
 	struct sweep *s = r->sweep;
@@ -222,21 +296,12 @@ void sweep_after_pass(struct reconciler *r, const struct pass *p)
 	if (store_glob_escape(prefix, s->match, sizeof(s->match) - 1) < 0)
 		return;
 	strcat(s->match, "*");
-	free(s->origins_scope);
-	s->n_scope = 0;
-	s->origins_scope = calloc(r->config->n_fleets ? r->config->n_fleets : 1,
-				  sizeof(*s->origins_scope));
+	free_scopes(s);
 	s->listed = malloc((p->n_listed ? p->n_listed : 1) * sizeof(*s->listed));
-	if (s->origins_scope == NULL || s->listed == NULL) {
+	if (s->listed == NULL || collect_scopes(r, s) < 0) {
+		free_scopes(s);
 		sweep_reset_run(s);
 		return;
-	}
-	for (size_t i = 0; i < r->config->n_fleets; i++) {
-		const char *o = r->config->fleets[i].origin_stage_arn;
-		const char *slash = strstr(o, ":stage/");
-		if (slash != NULL)
-			snprintf(s->origins_scope[s->n_scope++], sizeof(arn_t), "%.*s",
-				 (int)(slash - o + 7), o);
 	}
 	memcpy(s->listed, p->listed, p->n_listed * sizeof(*s->listed));
 	s->n_listed = p->n_listed;
@@ -249,12 +314,8 @@ void sweep_after_pass(struct reconciler *r, const struct pass *p)
 /* The configuration changed (fleets, origins, prefix): what earlier sweeps found is moot. */
 void sweep_forget(struct reconciler *r)
 {
-	if (r->sweep == NULL)
-		return;
-	free(r->sweep->prev);
-	r->sweep->prev = NULL;
-	r->sweep->n_prev = 0;
-	r->sweep->have_prev = false;
+	if (r->sweep != NULL)
+		forget_prev(r->sweep);
 }
 
 void sweep_sort_hashes(uint64_t *h, size_t n)
