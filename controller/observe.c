@@ -311,6 +311,61 @@ fail:
 
 /* ---- observe: IVS ------------------------------------------------------------------------ */
 
+/* The ARN of one of the fleet's replica stages equal to arn, or NULL. */
+static const char *replica_arn(const struct obs_fleet *f, const char *arn)
+{
+	for (size_t i = 0; i < f->n_replicas; i++)
+		if (strcmp(f->replicas[i].arn, arn) == 0)
+			return f->replicas[i].arn;
+	return NULL;
+}
+
+static bool kept_state(const struct ivs_replica *rep)
+{
+	return rep->replication_state == IVS_REPLICATION_ACTIVE ||
+	       rep->replication_state == IVS_REPLICATION_STOPPED;
+}
+
+/*
+ * The host's ACTIVE and STOPPED replications. A destination that is one of the fleet's replicas
+ * (ListStages answered before any host is read) points at that stage's ARN; the others are
+ * copied into one right-sized block, h->dest. 1,000 replications in two live observations
+ * took 0.5 MB as 257-byte slots.
+ */
+static int keep_destinations(const struct obs_fleet *f, struct obs_host *h,
+			     const struct ivs_replica_list *list)
+{
+	size_t need = 0, used = 0;
+
+	for (size_t i = 0; i < list->n; i++)
+		if (kept_state(&list->items[i]) &&
+		    replica_arn(f, list->items[i].destination_stage_arn) == NULL)
+			need += strlen(list->items[i].destination_stage_arn) + 1;
+	if (need > 0 && (h->dest = malloc(need)) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ivs_replica *rep = &list->items[i];
+		const char *arn;
+
+		if (!kept_state(rep))
+			continue;
+		arn = replica_arn(f, rep->destination_stage_arn);
+		if (arn == NULL) {
+			size_t len = strlen(rep->destination_stage_arn) + 1;
+
+			memcpy(h->dest + used, rep->destination_stage_arn, len);
+			arn = h->dest + used;
+			used += len;
+		}
+		h->replications[h->n_replications].destination_arn = arn;
+		h->replications[h->n_replications].state =
+			rep->replication_state == IVS_REPLICATION_ACTIVE ? PLAN_REPLICATION_ACTIVE
+									: PLAN_REPLICATION_STOPPED;
+		h->n_replications++;
+	}
+	return 0;
+}
+
 static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_replica_list *list)
 {
 	struct op *op = ud;
@@ -329,23 +384,10 @@ static void on_replicas(void *ud, const struct aws_error *err, const struct ivs_
 		goto out;
 	}
 	h->replications = calloc(list->n ? list->n : 1, sizeof(*h->replications));
-	h->dest = calloc(list->n ? list->n : 1, sizeof(*h->dest));
-	if (h->replications == NULL || h->dest == NULL) {
+	if (h->replications == NULL || keep_destinations(f, h, list) < 0) {
 		h->replicas_ok = false;
 		op->pass->reads_failed++;
 		goto out;
-	}
-	for (size_t i = 0; i < list->n; i++) {
-		const struct ivs_replica *rep = &list->items[i];
-		if (rep->replication_state != IVS_REPLICATION_ACTIVE &&
-		    rep->replication_state != IVS_REPLICATION_STOPPED)
-			continue;
-		snprintf(h->dest[h->n_replications], sizeof(h->dest[0]), "%s", rep->destination_stage_arn);
-		h->replications[h->n_replications].destination_arn = h->dest[h->n_replications];
-		h->replications[h->n_replications].state =
-			rep->replication_state == IVS_REPLICATION_ACTIVE ? PLAN_REPLICATION_ACTIVE
-									: PLAN_REPLICATION_STOPPED;
-		h->n_replications++;
 	}
 	h->replicas_ok = true;
 out:

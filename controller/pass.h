@@ -36,8 +36,9 @@ struct obs_host {
 	char participant_id[IVS_PARTICIPANT_ID_MAX + 1];
 	char *user_id;                           /* heap, its own length ("" when none) */
 	bool replicas_ok;
-	struct plan_replication *replications;  /* destinations point into dest[] */
-	char (*dest)[IVS_ARN_MAX + 1];
+	/* destinations point at the fleet's replica ARNs, or into dest (observe.c) */
+	struct plan_replication *replications;
+	char *dest;                              /* heap: the other destinations, or NULL */
 	size_t n_replications;
 };
 
