@@ -27,6 +27,7 @@
 #include "resolve.h"
 #include "strbuf.h"
 
+#define OUTPUT_KEEP  (16u << 10)    /* a drained buffer larger than this is given back */
 #define OUTPUT_MAX   (64u << 20)   /* queued request bytes; a sane pipeline is far below */
 #define READ_CHUNK   16384
 
@@ -247,6 +248,12 @@ static int flush_output(struct redis_conn *c)
 			}
 		}
 		strbuf_consume(&c->out, (size_t)n);
+	}
+	/* Drained: give back what a burst grew (a pass's record writes queued in one turn of the
+	 * loop reach ~130 kB), so it is not held for the life of the connection. */
+	if (c->out.alloc > OUTPUT_KEEP) {
+		explicit_bzero(c->out.data, c->out.alloc);   /* may have held an AUTH password */
+		strbuf_free(&c->out);
 	}
 	return 0;
 }
