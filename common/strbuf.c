@@ -123,6 +123,14 @@ void strbuf_consume(struct strbuf *sb, size_t n)
 		sb->data[sb->len] = '\0';
 }
 
+void strbuf_truncate(struct strbuf *sb, size_t len)
+{
+	if (len >= sb->len)
+		return;
+	sb->len = len;
+	sb->data[len] = '\0';
+}
+
 const char *strbuf_str(const struct strbuf *sb)
 {
 	return sb->data != NULL ? sb->data : "";

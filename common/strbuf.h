@@ -34,6 +34,8 @@ int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format
 
 /* Remove the first n bytes (n > len removes everything); used after a partial write. */
 void strbuf_consume(struct strbuf *sb, size_t n);
+/* Keep the first len bytes (len >= the length changes nothing). */
+void strbuf_truncate(struct strbuf *sb, size_t len);
 
 /* The contents as a C string ("" when empty). Valid until the next modification. */
 const char *strbuf_str(const struct strbuf *sb);

@@ -306,6 +306,11 @@ static void render_replication_change(const json_t *d, struct strbuf *out)
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
+static json_t *status_fleet(void *ud, size_t i)
+{
+	return reconciler_fleet_json(ud, i);
+}
+
 static int cmd_status(void *ud, const struct control_request *req, json_t **data, char *err,
 		      size_t errlen)
 {
@@ -318,6 +323,11 @@ static int cmd_status(void *ud, const struct control_request *req, json_t **data
 		json_t *r = c->last_reload(c->ud);
 		json_object_set_new(*data, "last_reload", r != NULL ? r : json_null());
 	}
+	/* the fleets, one at a time */
+	*req->stream = (struct control_stream){
+		.key = "fleets", .n = reconciler_n_fleets(c->reconciler),
+		.item = status_fleet, .ud = c->reconciler,
+	};
 	return 0;
 }
 

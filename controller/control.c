@@ -188,9 +188,10 @@ static void reply_unknown(struct client *c, int json, const char *word)
 static int run_command(struct client *c, const struct control_command *cmd, int json,
 		       int argc, char **argv, char *err_out, size_t err_len)
 {
+	struct control_stream stream = { 0 };
 	struct control_request req = {
 		.argc = argc, .argv = argv, .uid = c->uid, .gid = c->gid, .pid = c->pid,
-		.admin = c->admin, .json = json,
+		.admin = c->admin, .json = json, .stream = &stream,
 	};
 	char err[ERRLEN] = "";
 	json_t *data = NULL;
@@ -204,8 +205,8 @@ static int run_command(struct client *c, const struct control_command *cmd, int 
 		return -1;
 	}
 	if (json) {
-		r = control_frame_json(&c->out, data);
-	} else {
+		r = control_frame_json_stream(&c->out, data, &stream);
+	} else if ((r = control_stream_into(data, &stream)) == 0) {
 		strbuf_init(&text, c->ctl->output_cap);
 		if (cmd->render != NULL)
 			cmd->render(data, &text);
@@ -218,7 +219,7 @@ static int run_command(struct client *c, const struct control_command *cmd, int 
 	}
 	json_decref(data);
 	if (r < 0) {
-		snprintf(err_out, err_len, "reply too large");
+		snprintf(err_out, err_len, r == -ENOMEM ? "out of memory" : "reply too large");
 		reply_error(c, json, err_out);
 		return -1;
 	}

@@ -38,6 +38,19 @@ struct strbuf;
 #define CONTROL_OUTPUT_CAP   (1u << 20) /* a reply larger than this is refused */
 #define CONTROL_MAX_ARGS     32
 
+/*
+ * One array member of a reply made item by item, for replies too large to build as one tree
+ * (the status of hundreds of fleets is ~0.5 MB of JSON objects). A handler whose data is an
+ * object may fill req->stream: a JSON reply serialises each item as it is made and frees it,
+ * as the object's last member; a text reply gets the whole array in data before rendering.
+ */
+struct control_stream {
+	const char *key;                         /* NULL: no streamed member */
+	size_t n;
+	json_t *(*item)(void *ud, size_t i);     /* a new reference; NULL: out of memory */
+	void *ud;
+};
+
 struct control_request {
 	int argc;          /* words after the command name */
 	char **argv;
@@ -46,6 +59,7 @@ struct control_request {
 	pid_t pid;
 	int admin;         /* the peer may run mutating commands */
 	int json;          /* the reply will be JSON */
+	struct control_stream *stream;   /* the handler may fill it (above); never NULL */
 };
 
 /*
@@ -143,6 +157,11 @@ int control_peer_is_admin(uid_t peer_uid, gid_t peer_gid, const gid_t *groups, s
 int control_frame_text(struct strbuf *out, const char *text, size_t len);
 int control_frame_text_error(struct strbuf *out, const char *message);
 int control_frame_json(struct strbuf *out, const json_t *data);
+/* The same with a streamed member (stream NULL or without key: control_frame_json). */
+int control_frame_json_stream(struct strbuf *out, const json_t *data,
+			      const struct control_stream *stream);
+/* Put the streamed member into data (a text reply renders the whole tree). 0 or -ENOMEM. */
+int control_stream_into(json_t *data, const struct control_stream *stream);
 int control_frame_json_error(struct strbuf *out, const char *message);
 
 /* The default text rendering described at control_render_fn. */

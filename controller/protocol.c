@@ -237,6 +237,69 @@ int control_frame_json(struct strbuf *out, const json_t *data)
 	return frame_json_object(out, obj);
 }
 
+int control_frame_json_stream(struct strbuf *out, const json_t *data,
+			      const struct control_stream *stream)
+{
+	json_t *key;
+	int r = 0;
+
+	if (stream == NULL || stream->key == NULL)
+		return control_frame_json(out, data);
+	if (!json_is_object(data) || stream->item == NULL)
+		return -EINVAL;
+	key = json_string(stream->key);
+	if (key == NULL)
+		return -ENOMEM;
+	/* {"ok":true,"data":{...members,"key":[item,item...]}} with the object reopened */
+	strbuf_puts(out, "{\"ok\":true,\"data\":");
+	if (json_dump_callback(data, append_to_strbuf, out, JSON_COMPACT) < 0)
+		r = -ENOMEM;
+	if (r == 0 && !strbuf_overflowed(out)) {
+		strbuf_truncate(out, out->len - 1);                 /* the closing brace */
+		if (json_object_size(data) > 0)
+			strbuf_putc(out, ',');
+		if (json_dump_callback(key, append_to_strbuf, out, JSON_ENCODE_ANY) < 0)
+			r = -ENOMEM;
+		strbuf_puts(out, ":[");
+	}
+	json_decref(key);
+	for (size_t i = 0; r == 0 && i < stream->n && !strbuf_overflowed(out); i++) {
+		json_t *item = stream->item(stream->ud, i);
+
+		if (item == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		if (i > 0)
+			strbuf_putc(out, ',');
+		if (json_dump_callback(item, append_to_strbuf, out,
+				       JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+			r = -ENOMEM;
+		json_decref(item);
+	}
+	strbuf_puts(out, "]}}\n");
+	if (strbuf_overflowed(out))
+		return -ENOBUFS;
+	return r;
+}
+
+int control_stream_into(json_t *data, const struct control_stream *stream)
+{
+	json_t *a;
+
+	if (stream == NULL || stream->key == NULL)
+		return 0;
+	if (!json_is_object(data) || stream->item == NULL || (a = json_array()) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < stream->n; i++) {
+		if (json_array_append_new(a, stream->item(stream->ud, i)) < 0) {
+			json_decref(a);
+			return -ENOMEM;
+		}
+	}
+	return json_object_set_new(data, stream->key, a) < 0 ? -ENOMEM : 0;
+}
+
 int control_frame_json_error(struct strbuf *out, const char *message)
 {
 	json_t *obj = json_object();

@@ -98,7 +98,11 @@ int reconciler_replication(struct reconciler *r, bool start, const char *src, co
 			   const char *participant, char *err, size_t errlen);
 
 /* Views for the admin socket: new references built from the last observation. */
+/* The status without its "fleets" member, which is made one fleet at a time (the admin socket
+ * streams it: a status of hundreds of fleets is large). */
 json_t *reconciler_status_json(const struct reconciler *r);
+size_t reconciler_n_fleets(const struct reconciler *r);
+json_t *reconciler_fleet_json(const struct reconciler *r, size_t i);   /* i < n_fleets */
 json_t *reconciler_fleets_json(const struct reconciler *r);
 json_t *reconciler_stages_json(const struct reconciler *r, const char *fleet);
 json_t *reconciler_replicas_json(const struct reconciler *r, const char *fleet);

@@ -139,7 +139,7 @@ static void leader_status_json(const struct reconciler *r, json_t *o)
 
 json_t *reconciler_status_json(const struct reconciler *r)
 {
-	json_t *o = json_object(), *fleets = json_array(), *wakes = json_object();
+	json_t *o = json_object(), *wakes = json_object();
 	char at[40] = "";
 	if (r->last != NULL)
 		rec_iso_time(r->last->finished_ms, at, sizeof(at));
@@ -185,9 +185,6 @@ json_t *reconciler_status_json(const struct reconciler *r)
 	} else {
 		json_object_set_new(o, "last_pass", json_null());
 	}
-	for (size_t i = 0; i < r->n_fleets; i++)
-		json_array_append_new(fleets, fleet_summary_json(r, &r->fleets[i]));
-	json_object_set_new(o, "fleets", fleets);
 	json_object_set_new(o, "owner", json_string(r->config->controller.owner));
 	{
 		json_t *foreign = json_array();
@@ -196,6 +193,16 @@ json_t *reconciler_status_json(const struct reconciler *r)
 		json_object_set_new(o, "foreign_stages", foreign);
 	}
 	return o;
+}
+
+size_t reconciler_n_fleets(const struct reconciler *r)
+{
+	return r->n_fleets;
+}
+
+json_t *reconciler_fleet_json(const struct reconciler *r, size_t i)
+{
+	return i < r->n_fleets ? fleet_summary_json(r, &r->fleets[i]) : NULL;
 }
 
 json_t *reconciler_fleets_json(const struct reconciler *r)

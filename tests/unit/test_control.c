@@ -265,6 +265,67 @@ static void test_frame_json(void **state)
 	strbuf_free(&sb);
 }
 
+static json_t *number_item(void *ud, size_t i)
+{
+	size_t *fail_at = ud;
+
+	return fail_at != NULL && i == *fail_at ? NULL : json_integer((json_int_t)i * 10);
+}
+
+/* A streamed member: the same JSON as one tree, made item by item. */
+static void test_frame_json_stream(void **state)
+{
+	struct control_stream stream = { .key = "xs", .n = 3, .item = number_item };
+	struct strbuf sb;
+	json_t *data = json_pack("{s:s}", "a", "b"), *empty = json_object();
+	size_t fail_at = 1;
+
+	(void)state;
+	strbuf_init(&sb, 1024);
+	assert_int_equal(control_frame_json_stream(&sb, data, &stream), 0);
+	assert_string_equal(strbuf_str(&sb), "{\"ok\":true,\"data\":{\"a\":\"b\",\"xs\":[0,10,20]}}\n");
+	assert_int_equal(data->refcount, 1);
+	strbuf_reset(&sb);
+	/* an empty object takes no comma; no items is an empty array */
+	stream.n = 0;
+	assert_int_equal(control_frame_json_stream(&sb, empty, &stream), 0);
+	assert_string_equal(strbuf_str(&sb), "{\"ok\":true,\"data\":{\"xs\":[]}}\n");
+	strbuf_reset(&sb);
+	/* no key: the plain framing */
+	stream.key = NULL;
+	assert_int_equal(control_frame_json_stream(&sb, data, &stream), 0);
+	assert_string_equal(strbuf_str(&sb), "{\"ok\":true,\"data\":{\"a\":\"b\"}}\n");
+	strbuf_reset(&sb);
+	/* a key that needs escaping is escaped */
+	stream = (struct control_stream){ .key = "q\"k", .n = 1, .item = number_item };
+	assert_int_equal(control_frame_json_stream(&sb, data, &stream), 0);
+	assert_string_equal(strbuf_str(&sb), "{\"ok\":true,\"data\":{\"a\":\"b\",\"q\\\"k\":[0]}}\n");
+	strbuf_reset(&sb);
+	/* an item that cannot be made, data that is not an object, a reply over the cap */
+	stream = (struct control_stream){ .key = "xs", .n = 3, .item = number_item, .ud = &fail_at };
+	assert_int_equal(control_frame_json_stream(&sb, data, &stream), -ENOMEM);
+	strbuf_reset(&sb);
+	json_t *arr = json_array();
+	assert_int_equal(control_frame_json_stream(&sb, arr, &stream), -EINVAL);
+	json_decref(arr);
+	strbuf_free(&sb);
+	strbuf_init(&sb, 30);
+	stream.ud = NULL;
+	stream.n = 100;
+	assert_int_equal(control_frame_json_stream(&sb, data, &stream), -ENOBUFS);
+	strbuf_free(&sb);
+	/* a text reply gets the member in its tree */
+	stream.n = 2;
+	assert_int_equal(control_stream_into(data, &stream), 0);
+	json_t *want = json_pack("{s:s, s:[i, i]}", "a", "b", "xs", 0, 10);
+	assert_true(json_equal(data, want));
+	json_decref(want);
+	stream.ud = &fail_at;
+	assert_int_equal(control_stream_into(data, &stream), -ENOMEM);
+	json_decref(data);
+	json_decref(empty);
+}
+
 static void test_render_default(void **state)
 {
 	static const struct { const char *json, *want; } cases[] = {
@@ -317,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_frame_text),
 		cmocka_unit_test(test_frame_text_error),
 		cmocka_unit_test(test_frame_json),
+		cmocka_unit_test(test_frame_json_stream),
 		cmocka_unit_test(test_render_default),
 		cmocka_unit_test(test_usage),
 	};
