@@ -31,7 +31,8 @@
 #include "util.h"
 
 #define SWEEP_COUNT     500
-#define SWEEP_MAX_FOUND 4096         /* candidates kept per sweep; more wait for a later one */
+#define SWEEP_MAX_FOUND 16384        /* candidate keys kept per sweep (up to 4 a stage, 8 bytes
+                                        each); more wait for a later sweep */
 
 struct sweep {
 	bool running;
@@ -123,7 +124,7 @@ static bool in_scope(const struct reconciler *r, const struct sweep *s, const ch
 	return false;
 }
 
-/* Candidates beyond SWEEP_MAX_FOUND wait for a later sweep (repeats of one ARN count too). */
+/* Candidates beyond SWEEP_MAX_FOUND keys wait for a later sweep (each key of a stage counts). */
 static void add_found(struct sweep *s, uint64_t h)
 {
 	if (s->n_found == SWEEP_MAX_FOUND)
