@@ -146,7 +146,8 @@ static void add_found(struct sweep *s, uint64_t h)
  */
 static void remove_if_twice(struct reconciler *r, struct sweep *s, const char *arn, uint64_t h)
 {
-	const uint64_t *at = s->have_prev ? bsearch(&h, s->prev, s->n_prev, sizeof(h), cmp_u64) : NULL;
+	const uint64_t *at = s->have_prev && s->n_prev > 0
+				     ? bsearch(&h, s->prev, s->n_prev, sizeof(h), cmp_u64) : NULL;
 	size_t i;
 
 	if (at == NULL)
@@ -321,5 +322,6 @@ void sweep_forget(struct reconciler *r)
 
 void sweep_sort_hashes(uint64_t *h, size_t n)
 {
-	qsort(h, n, sizeof(*h), cmp_u64);
+	if (n > 1)
+		qsort(h, n, sizeof(*h), cmp_u64);
 }
