@@ -168,6 +168,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 				  "if IVS created it", f->cfg->name);
 		record_failure(op, "CreateStage", err);
 		pass_op_done(op);
+		pass_create_answered(r);
 		return;
 	}
 	backoff_ok(r->backoff, key);
@@ -202,6 +203,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 		start_replication(r, op->pass, op->fleet, &a, op->created_arn);
 	}
 	pass_op_done(op);
+	pass_create_answered(r);
 }
 
 static void on_stop_done(void *ud, const struct aws_error *err)
@@ -294,6 +296,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		if (op == NULL)
 			return;
 		op->action = *a;
+		pass_create_sent(r);                /* on_create_done: pass_create_answered */
 		rec_iso_time(now, created, sizeof(created));
 		snprintf(name, sizeof(name), "%.64s-replica-%" PRId64 "-%" PRIu64, f->cfg->name, now,
 			 ++r->stage_seq);

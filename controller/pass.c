@@ -23,6 +23,7 @@ const struct aws_error pass_not_queued = {
 static void pass_step(struct reconciler *r, struct pass *p, size_t fi);
 static void pass_end_if_done(struct reconciler *r, struct pass *p);
 static void fleet_done(struct reconciler *r, struct pass *p, size_t fi);
+static void follow_up_arm(struct reconciler *r);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -108,6 +109,7 @@ bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
 	}
 	p->kind = kind;
 	p->n_fleets = n;
+	p->fleets_observing = n;
 	p->id = ++r->next_pass_id;
 	p->started_ms = rec_wall_ms();
 	p->started_us = rec_mono_us();
@@ -211,6 +213,7 @@ static void pass_skip(struct reconciler *r, struct pass *p, size_t fi)
 	f->reached = true;
 	f->skipped = true;
 	f->phase = FLEET_DONE;
+	p->fleets_observing--;
 	f->pending--;                           /* the hold taken at pass_begin */
 	p->fleets_done++;
 	r->fleets[f->index].busy = NULL;
@@ -317,8 +320,11 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 			break;
 		}
 		f->pending++;
-		if (finished == FLEET_OBSERVING)
+		if (finished == FLEET_OBSERVING) {
 			observe_fleet_done(r, p, fi);
+			if (--p->fleets_observing == 0)
+				follow_up_arm(r);
+		}
 		if (finished == FLEET_OBSERVING && !r->stopping)
 			act_fleet(r, p, fi);
 		else if (finished == FLEET_ACTING && !r->stopping)
@@ -326,6 +332,106 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 		f->pending--;
 	}
 	pass_end_if_done(r, p);
+}
+
+/* ---- follow-ups of a scale-up cut by the step -------------------------------------------- */
+
+/*
+ * A fleet of a targeted pass whose creations were cut by the step is owed one more pass. It
+ * starts when that pass ends, or earlier when the pass is held up while the CreateStage
+ * budget idles: the pass has planned and acted on every fleet, at most FOLLOW_UP_CREATES_LEFT
+ * creations (every pass's) are still owed an answer, and none has been answered for
+ * FOLLOW_UP_STALL_US. That is a pass held by a slow call (a hung request's timeout, a retry's
+ * backoff) of another fleet.
+ * - Not at the fleet's own end: a follow-up's listing and reads would run beside a first pass
+ *   that is still observing fleets and queueing their creations, which is the memory peak.
+ * - Not while creations are answered: the budget is busy, and a pass that is not held up ends
+ *   right after its last creation (a follow-up started then would only overlap its end).
+ * - 0.5 s is 2.5 creations at IVS's CreateStage rate (5 TPS): the bucket keeps those tokens
+ *   (up to its burst of a second), and the follow-up's listing, Redis read and two calls take
+ *   less than the rest of that second.
+ * The wakes go through rec_wake_soon: fleets due together share one targeted pass.
+ */
+#define FOLLOW_UP_CREATES_LEFT 5u
+#define FOLLOW_UP_STALL_US 500000u
+
+static int on_follow_up_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct reconciler *r = ud;
+
+	(void)s;
+	(void)usec;
+	sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* Look again when the stall has lasted long enough (at once when it already has). */
+static void follow_up_arm(struct reconciler *r)
+{
+	uint64_t now = rec_mono_us(), at = r->create_answered_us + FOLLOW_UP_STALL_US;
+	uint64_t delay = at > now ? at - now : 1;
+
+	if (r->n_follow_up == 0 || r->stopping || r->creates_out > FOLLOW_UP_CREATES_LEFT)
+		return;
+	if (r->follow_up_timer == NULL) {
+		if (sd_event_add_time_relative(r->event, &r->follow_up_timer, CLOCK_MONOTONIC, delay,
+					       10000, on_follow_up_timer, r) < 0)
+			return;                  /* the pass's end still wakes them */
+		sd_event_source_set_description(r->follow_up_timer, "scale-up-follow-up");
+		return;
+	}
+	sd_event_source_set_time_relative(r->follow_up_timer, delay);
+	sd_event_source_set_enabled(r->follow_up_timer, SD_EVENT_ONESHOT);
+}
+
+static void follow_up_wake(struct reconciler *r, size_t fleet)
+{
+	struct fleet_state *fs = &r->fleets[fleet];
+
+	fs->follow_up_due = false;
+	if (!fs->follow_up)
+		return;
+	fs->follow_up = false;
+	r->n_follow_up--;
+	if (!r->stopping)
+		rec_wake_soon(r, fleet);
+}
+
+void pass_create_sent(struct reconciler *r)
+{
+	r->creates_out++;
+}
+
+void pass_create_answered(struct reconciler *r)
+{
+	r->creates_out--;
+	r->create_answered_us = rec_mono_us();
+	follow_up_arm(r);
+}
+
+/*
+ * From the event loop (on_defer), never from inside a pass. The fleets due are marked first
+ * and woken after the walk over the running passes: a wake may end the resync's pass.
+ */
+void pass_follow_up(struct reconciler *r)
+{
+	bool any = false;
+
+	if (r->n_follow_up == 0 || r->stopping || r->creates_out > FOLLOW_UP_CREATES_LEFT ||
+	    rec_mono_us() - r->create_answered_us < FOLLOW_UP_STALL_US)
+		return;
+	for (const struct pass *p = r->running; p != NULL; p = p->next_running) {
+		if (p->kind != PASS_TARGETED || p->fleets_observing > 0)
+			continue;
+		for (size_t fi = 0; fi < p->n_fleets; fi++) {
+			struct fleet_state *fs = &r->fleets[p->fleets[fi].index];
+			if (p->fleets[fi].phase == FLEET_DONE && fs->follow_up)
+				any = fs->follow_up_due = true;
+		}
+	}
+	for (size_t i = 0; any && i < r->n_fleets; i++)
+		if (r->fleets[i].follow_up_due)
+			follow_up_wake(r, i);
 }
 
 /* ---- end --------------------------------------------------------------------------------- */
@@ -360,16 +466,20 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 	fs->busy = NULL;
 	/*
 	 * The scale-up step (max(S, 4) new stages a pass) left stages to create: another pass
-	 * follows, once this targeted pass has ended (one pass over every such fleet, not a
-	 * second pass beside it), or soon after the walk's visit. A pass that created nothing does
-	 * not ask again.
+	 * follows, soon after the walk's visit, or for a targeted pass when it ends or is held up
+	 * while the creations have stalled (pass_follow_up). A pass that created nothing does not
+	 * ask again.
 	 */
 	if (f->n_created > 0 && f->summary.decision.reason != NULL &&
 	    strcmp(f->summary.decision.reason, "scale-up limit") == 0) {
-		if (p->kind == PASS_RESYNC)
+		if (p->kind == PASS_RESYNC) {
 			rec_wake_soon(r, f->index);
-		else
-			f->follow_up = true;
+		} else if (!fs->follow_up) {
+			fs->follow_up = true;
+			r->n_follow_up++;
+			if (p->fleets_observing == 0)
+				follow_up_arm(r);
+		}
 	}
 	if (f->planned) {
 		record_fleet(r, p, fi);
@@ -412,9 +522,8 @@ static void pass_end(struct reconciler *r, struct pass *p)
 	p->refs++;
 	if (p->kind == PASS_RESYNC)
 		rec_resync_ended(r, p);
-	for (size_t fi = 0; fi < p->n_fleets && !r->stopping; fi++)
-		if (p->fleets[fi].follow_up)
-			rec_wake_soon(r, p->fleets[fi].index);
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
+		follow_up_wake(r, p->fleets[fi].index);
 	running_remove(r, p);
 	pass_unref(p);                          /* the running reference; r->last keeps it */
 	r->hook_ok = p->ok;
