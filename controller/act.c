@@ -41,6 +41,17 @@ static void action_backoff_fail(struct reconciler *r, const struct obs_fleet *f,
 
 #define ACTION_KEY_MAX (2 * IVS_ARN_MAX + IVS_PARTICIPANT_ID_MAX + 16)
 
+void act_reads_outcome(struct reconciler *r, const struct obs_fleet *f)
+{
+	char key[ACTION_KEY_MAX];
+
+	snprintf(key, sizeof(key), "reads|%s", f->cfg->name);
+	if (!f->summary.fail_static)
+		backoff_ok(r->backoff, key);
+	else if (!r->stopping)
+		action_backoff_fail(r, f, key);
+}
+
 static void action_key(const struct plan_action *a, const char *fleet, char *out, size_t len)
 {
 	snprintf(out, len, "%s|%s|%s|%s", plan_action_kind_name(a->kind),

@@ -481,6 +481,8 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 				follow_up_arm(r);
 		}
 	}
+	if (f->planned && p->kind == PASS_TARGETED)
+		act_reads_outcome(r, f);
 	if (f->planned) {
 		record_fleet(r, p, fi);
 		if (fs->last != NULL)

@@ -266,6 +266,12 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
+/*
+ * A targeted pass is done with a planned fleet: when a read failed (fail static), the fleet
+ * is woken again once the per-item backoff of "reads|FLEET" ends, rather than when the walk
+ * comes round; when its reads succeeded, that backoff is forgotten.
+ */
+void act_reads_outcome(struct reconciler *r, const struct obs_fleet *f);
 void record_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void record_pass(struct reconciler *r, struct pass *p);
 
