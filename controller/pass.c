@@ -23,7 +23,8 @@ const struct aws_error pass_not_queued = {
 static void pass_step(struct reconciler *r, struct pass *p, size_t fi);
 static void pass_end_if_done(struct reconciler *r, struct pass *p);
 static void fleet_done(struct reconciler *r, struct pass *p, size_t fi);
-static void follow_up_arm(struct reconciler *r);
+static void follow_up_arm(struct reconciler *r, uint64_t at);
+#define FOLLOW_UP_STALL_US 500000u               /* see "follow-ups" below */
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -110,6 +111,7 @@ bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
 	p->kind = kind;
 	p->n_fleets = n;
 	p->fleets_observing = n;
+	p->answered_us = rec_mono_us();
 	p->id = ++r->next_pass_id;
 	p->started_ms = rec_wall_ms();
 	p->started_us = rec_mono_us();
@@ -293,6 +295,9 @@ void pass_op_done(struct op *op)
 
 	free(op);
 	r->in_flight--;
+	p->answered_us = rec_mono_us();
+	if (p->kind == PASS_TARGETED && r->n_follow_up > 0)
+		follow_up_arm(r, p->answered_us + FOLLOW_UP_STALL_US);
 	if (fleet < p->n_fleets)
 		pass_release(r, p, fleet);
 	else
@@ -322,8 +327,8 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 		f->pending++;
 		if (finished == FLEET_OBSERVING) {
 			observe_fleet_done(r, p, fi);
-			if (--p->fleets_observing == 0)
-				follow_up_arm(r);
+			if (--p->fleets_observing == 0 && p->kind == PASS_TARGETED)
+				follow_up_arm(r, rec_mono_us() + FOLLOW_UP_STALL_US);
 		}
 		if (finished == FLEET_OBSERVING && !r->stopping)
 			act_fleet(r, p, fi);
@@ -338,22 +343,20 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 
 /*
  * A fleet of a targeted pass whose creations were cut by the step is owed one more pass. It
- * starts when that pass ends, or earlier when the pass is held up while the CreateStage
- * budget idles: the pass has planned and acted on every fleet, at most FOLLOW_UP_CREATES_LEFT
- * creations (every pass's) are still owed an answer, and none has been answered for
- * FOLLOW_UP_STALL_US. That is a pass held by a slow call (a hung request's timeout, a retry's
- * backoff) of another fleet.
+ * starts when that pass ends, or earlier when the pass is held up: it has planned and acted
+ * on every fleet, none of its calls has answered for FOLLOW_UP_STALL_US (what holds it is a
+ * slow call: a hung request's timeout, a retry's backoff), and at most FOLLOW_UP_CREATES_LEFT
+ * creations of every pass are still owed an answer (the CreateStage budget is about to idle).
  * - Not at the fleet's own end: a follow-up's listing and reads would run beside a first pass
- *   that is still observing fleets and queueing their creations, which is the memory peak.
- * - Not while creations are answered: the budget is busy, and a pass that is not held up ends
- *   right after its last creation (a follow-up started then would only overlap its end).
+ *   that is still observing fleets and queueing their calls, which is the memory peak.
+ * - Not while the pass's calls answer: it is busy and ends soon (a follow-up started then
+ *   would run beside its last calls, for little).
  * - 0.5 s is 2.5 creations at IVS's CreateStage rate (5 TPS): the bucket keeps those tokens
  *   (up to its burst of a second), and the follow-up's listing, Redis read and two calls take
  *   less than the rest of that second.
  * The wakes go through rec_wake_soon: fleets due together share one targeted pass.
  */
 #define FOLLOW_UP_CREATES_LEFT 5u
-#define FOLLOW_UP_STALL_US 500000u
 
 static int on_follow_up_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -365,22 +368,26 @@ static int on_follow_up_timer(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
-/* Look again when the stall has lasted long enough (at once when it already has). */
-static void follow_up_arm(struct reconciler *r)
+/* Look again at monotonic time at (µs), unless the timer already looks earlier. */
+static void follow_up_arm(struct reconciler *r, uint64_t at)
 {
-	uint64_t now = rec_mono_us(), at = r->create_answered_us + FOLLOW_UP_STALL_US;
-	uint64_t delay = at > now ? at - now : 1;
+	uint64_t when = 0;
+	int enabled = SD_EVENT_OFF;
 
-	if (r->n_follow_up == 0 || r->stopping || r->creates_out > FOLLOW_UP_CREATES_LEFT)
+	if (r->n_follow_up == 0 || r->stopping)
 		return;
 	if (r->follow_up_timer == NULL) {
-		if (sd_event_add_time_relative(r->event, &r->follow_up_timer, CLOCK_MONOTONIC, delay,
-					       10000, on_follow_up_timer, r) < 0)
+		if (sd_event_add_time(r->event, &r->follow_up_timer, CLOCK_MONOTONIC, at, 10000,
+				      on_follow_up_timer, r) < 0)
 			return;                  /* the pass's end still wakes them */
 		sd_event_source_set_description(r->follow_up_timer, "scale-up-follow-up");
 		return;
 	}
-	sd_event_source_set_time_relative(r->follow_up_timer, delay);
+	if (sd_event_source_get_enabled(r->follow_up_timer, &enabled) >= 0 &&
+	    enabled != SD_EVENT_OFF && sd_event_source_get_time(r->follow_up_timer, &when) >= 0 &&
+	    when <= at)
+		return;
+	sd_event_source_set_time(r->follow_up_timer, at);
 	sd_event_source_set_enabled(r->follow_up_timer, SD_EVENT_ONESHOT);
 }
 
@@ -405,8 +412,6 @@ void pass_create_sent(struct reconciler *r)
 void pass_create_answered(struct reconciler *r)
 {
 	r->creates_out--;
-	r->create_answered_us = rec_mono_us();
-	follow_up_arm(r);
 }
 
 /*
@@ -415,14 +420,27 @@ void pass_create_answered(struct reconciler *r)
  */
 void pass_follow_up(struct reconciler *r)
 {
+	uint64_t now = rec_mono_us(), next = UINT64_MAX;
 	bool any = false;
 
-	if (r->n_follow_up == 0 || r->stopping || r->creates_out > FOLLOW_UP_CREATES_LEFT ||
-	    rec_mono_us() - r->create_answered_us < FOLLOW_UP_STALL_US)
+	if (r->n_follow_up == 0 || r->stopping)
 		return;
 	for (const struct pass *p = r->running; p != NULL; p = p->next_running) {
+		bool owed = false;
 		if (p->kind != PASS_TARGETED || p->fleets_observing > 0)
 			continue;
+		for (size_t fi = 0; fi < p->n_fleets && !owed; fi++)
+			owed = p->fleets[fi].phase == FLEET_DONE &&
+			       r->fleets[p->fleets[fi].index].follow_up;
+		if (!owed)
+			continue;
+		if (now - p->answered_us < FOLLOW_UP_STALL_US ||
+		    r->creates_out > FOLLOW_UP_CREATES_LEFT) {
+			/* not held up yet (a creation answering re-arms through pass_op_done) */
+			if (p->answered_us + FOLLOW_UP_STALL_US < next)
+				next = p->answered_us + FOLLOW_UP_STALL_US;
+			continue;
+		}
 		for (size_t fi = 0; fi < p->n_fleets; fi++) {
 			struct fleet_state *fs = &r->fleets[p->fleets[fi].index];
 			if (p->fleets[fi].phase == FLEET_DONE && fs->follow_up)
@@ -432,6 +450,8 @@ void pass_follow_up(struct reconciler *r)
 	for (size_t i = 0; any && i < r->n_fleets; i++)
 		if (r->fleets[i].follow_up_due)
 			follow_up_wake(r, i);
+	if (next != UINT64_MAX)
+		follow_up_arm(r, next > now ? next : now + FOLLOW_UP_STALL_US);
 }
 
 /* ---- end --------------------------------------------------------------------------------- */
@@ -477,8 +497,7 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 		} else if (!fs->follow_up) {
 			fs->follow_up = true;
 			r->n_follow_up++;
-			if (p->fleets_observing == 0)
-				follow_up_arm(r);
+			follow_up_arm(r, p->answered_us + FOLLOW_UP_STALL_US);
 		}
 	}
 	if (f->planned && p->kind == PASS_TARGETED)

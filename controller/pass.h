@@ -184,6 +184,7 @@ struct pass {
 	bool obs_pumping;
 	size_t fleets_done;
 	size_t fleets_observing;                 /* fleets not planned yet (FLEET_OBSERVING) */
+	uint64_t answered_us;                    /* monotonic: its last callback */
 	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
 	/* Stops IVS confirmed this pass; a delete needs every stop into its stage in here. */

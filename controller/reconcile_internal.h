@@ -103,12 +103,11 @@ struct reconciler {
 	/*
 	 * CreateStage calls sent and not answered yet (queued, waiting or on the wire), every pass,
 	 * and fleets with follow_up set: the follow-ups begin once their pass has acted on every
-	 * fleet and the creations have stalled (pass_follow_up), not only when their pass ends.
+	 * fleet and is held up (pass_follow_up), not only when it ends.
 	 */
 	unsigned creates_out;
 	unsigned n_follow_up;
-	uint64_t create_answered_us;             /* monotonic: the last CreateStage answer */
-	sd_event_source *follow_up_timer;        /* the stall's end: on_defer looks again */
+	sd_event_source *follow_up_timer;        /* a stall may be long enough: look again */
 	struct backoff *backoff;                 /* failed actions waiting to be retried */
 	struct manual_replication manual[MAX_MANUAL];
 	size_t n_manual;
