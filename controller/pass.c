@@ -127,6 +127,11 @@ bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
 		/* Held until ListStages has answered and the fleet's own reads are sent. */
 		f->pending = 1;
 		r->fleets[i].busy = p;
+		/* This pass is the follow-up a scale-up cut by the step was owed (pass_follow_up). */
+		if (r->fleets[i].follow_up) {
+			r->fleets[i].follow_up = false;
+			r->n_follow_up--;
+		}
 	}
 	p->listing = true;
 	p->refs = 1;                            /* running */
