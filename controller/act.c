@@ -41,6 +41,17 @@ static void action_backoff_fail(struct reconciler *r, const struct obs_fleet *f,
 
 #define ACTION_KEY_MAX (2 * IVS_ARN_MAX + IVS_PARTICIPANT_ID_MAX + 16)
 
+void act_reads_outcome(struct reconciler *r, const struct obs_fleet *f)
+{
+	char key[ACTION_KEY_MAX];
+
+	snprintf(key, sizeof(key), "reads|%s", f->cfg->name);
+	if (!f->summary.fail_static)
+		backoff_ok(r->backoff, key);
+	else if (!r->stopping)
+		action_backoff_fail(r, f, key);
+}
+
 static void action_key(const struct plan_action *a, const char *fleet, char *out, size_t len)
 {
 	snprintf(out, len, "%s|%s|%s|%s", plan_action_kind_name(a->kind),
@@ -168,6 +179,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 				  "if IVS created it", f->cfg->name);
 		record_failure(op, "CreateStage", err);
 		pass_op_done(op);
+		pass_create_answered(r);
 		return;
 	}
 	backoff_ok(r->backoff, key);
@@ -202,6 +214,7 @@ static void on_create_done(void *ud, const struct aws_error *err, const struct i
 		start_replication(r, op->pass, op->fleet, &a, op->created_arn);
 	}
 	pass_op_done(op);
+	pass_create_answered(r);
 }
 
 static void on_stop_done(void *ud, const struct aws_error *err)
@@ -294,6 +307,7 @@ static void act_one(struct reconciler *r, struct pass *p, size_t fi, const struc
 		if (op == NULL)
 			return;
 		op->action = *a;
+		pass_create_sent(r);                /* on_create_done: pass_create_answered */
 		rec_iso_time(now, created, sizeof(created));
 		snprintf(name, sizeof(name), "%.64s-replica-%" PRId64 "-%" PRIu64, f->cfg->name, now,
 			 ++r->stage_seq);

@@ -23,6 +23,8 @@ const struct aws_error pass_not_queued = {
 static void pass_step(struct reconciler *r, struct pass *p, size_t fi);
 static void pass_end_if_done(struct reconciler *r, struct pass *p);
 static void fleet_done(struct reconciler *r, struct pass *p, size_t fi);
+static void follow_up_arm(struct reconciler *r, uint64_t at);
+#define FOLLOW_UP_STALL_US 500000u               /* see "follow-ups" below */
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -108,6 +110,8 @@ bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
 	}
 	p->kind = kind;
 	p->n_fleets = n;
+	p->fleets_observing = n;
+	p->answered_us = rec_mono_us();
 	p->id = ++r->next_pass_id;
 	p->started_ms = rec_wall_ms();
 	p->started_us = rec_mono_us();
@@ -123,6 +127,11 @@ bool pass_begin(struct reconciler *r, enum pass_kind kind, const bool *want)
 		/* Held until ListStages has answered and the fleet's own reads are sent. */
 		f->pending = 1;
 		r->fleets[i].busy = p;
+		/* This pass is the follow-up a scale-up cut by the step was owed (pass_follow_up). */
+		if (r->fleets[i].follow_up) {
+			r->fleets[i].follow_up = false;
+			r->n_follow_up--;
+		}
 	}
 	p->listing = true;
 	p->refs = 1;                            /* running */
@@ -211,6 +220,7 @@ static void pass_skip(struct reconciler *r, struct pass *p, size_t fi)
 	f->reached = true;
 	f->skipped = true;
 	f->phase = FLEET_DONE;
+	p->fleets_observing--;
 	f->pending--;                           /* the hold taken at pass_begin */
 	p->fleets_done++;
 	r->fleets[f->index].busy = NULL;
@@ -290,6 +300,9 @@ void pass_op_done(struct op *op)
 
 	free(op);
 	r->in_flight--;
+	p->answered_us = rec_mono_us();
+	if (p->kind == PASS_TARGETED && r->n_follow_up > 0)
+		follow_up_arm(r, p->answered_us + FOLLOW_UP_STALL_US);
 	if (fleet < p->n_fleets)
 		pass_release(r, p, fleet);
 	else
@@ -317,8 +330,11 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 			break;
 		}
 		f->pending++;
-		if (finished == FLEET_OBSERVING)
+		if (finished == FLEET_OBSERVING) {
 			observe_fleet_done(r, p, fi);
+			if (--p->fleets_observing == 0 && p->kind == PASS_TARGETED)
+				follow_up_arm(r, rec_mono_us() + FOLLOW_UP_STALL_US);
+		}
 		if (finished == FLEET_OBSERVING && !r->stopping)
 			act_fleet(r, p, fi);
 		else if (finished == FLEET_ACTING && !r->stopping)
@@ -326,6 +342,121 @@ static void pass_step(struct reconciler *r, struct pass *p, size_t fi)
 		f->pending--;
 	}
 	pass_end_if_done(r, p);
+}
+
+/* ---- follow-ups of a scale-up cut by the step -------------------------------------------- */
+
+/*
+ * A fleet of a targeted pass whose creations were cut by the step is owed one more pass. It
+ * starts when that pass ends, or earlier when the pass is held up: it has planned and acted
+ * on every fleet, none of its calls has answered for FOLLOW_UP_STALL_US (what holds it is a
+ * slow call: a hung request's timeout, a retry's backoff), and at most FOLLOW_UP_CREATES_LEFT
+ * creations of every pass are still owed an answer (the CreateStage budget is about to idle).
+ * - Not at the fleet's own end: a follow-up's listing and reads would run beside a first pass
+ *   that is still observing fleets and queueing their calls, which is the memory peak.
+ * - Not while the pass's calls answer: it is busy and ends soon (a follow-up started then
+ *   would run beside its last calls, for little).
+ * - 0.5 s is 2.5 creations at IVS's CreateStage rate (5 TPS): the bucket keeps those tokens
+ *   (up to its burst of a second), and the follow-up's listing, Redis read and two calls take
+ *   less than the rest of that second.
+ * The wakes go through rec_wake_soon: fleets due together share one targeted pass.
+ */
+#define FOLLOW_UP_CREATES_LEFT 5u
+
+static int on_follow_up_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct reconciler *r = ud;
+
+	(void)s;
+	(void)usec;
+	sd_event_source_set_enabled(r->defer, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* Look again at monotonic time at (µs), unless the timer already looks earlier. */
+static void follow_up_arm(struct reconciler *r, uint64_t at)
+{
+	uint64_t when = 0;
+	int enabled = SD_EVENT_OFF;
+
+	if (r->n_follow_up == 0 || r->stopping)
+		return;
+	if (r->follow_up_timer == NULL) {
+		if (sd_event_add_time(r->event, &r->follow_up_timer, CLOCK_MONOTONIC, at, 10000,
+				      on_follow_up_timer, r) < 0)
+			return;                  /* the pass's end still wakes them */
+		sd_event_source_set_description(r->follow_up_timer, "scale-up-follow-up");
+		return;
+	}
+	if (sd_event_source_get_enabled(r->follow_up_timer, &enabled) >= 0 &&
+	    enabled != SD_EVENT_OFF && sd_event_source_get_time(r->follow_up_timer, &when) >= 0 &&
+	    when <= at)
+		return;
+	sd_event_source_set_time(r->follow_up_timer, at);
+	sd_event_source_set_enabled(r->follow_up_timer, SD_EVENT_ONESHOT);
+}
+
+static void follow_up_wake(struct reconciler *r, size_t fleet)
+{
+	struct fleet_state *fs = &r->fleets[fleet];
+
+	fs->follow_up_due = false;
+	if (!fs->follow_up)
+		return;
+	fs->follow_up = false;
+	r->n_follow_up--;
+	if (!r->stopping)
+		rec_wake_soon(r, fleet);
+}
+
+void pass_create_sent(struct reconciler *r)
+{
+	r->creates_out++;
+}
+
+void pass_create_answered(struct reconciler *r)
+{
+	r->creates_out--;
+}
+
+/*
+ * From the event loop (on_defer), never from inside a pass. The fleets due are marked first
+ * and woken after the walk over the running passes: a wake may end the resync's pass.
+ */
+void pass_follow_up(struct reconciler *r)
+{
+	uint64_t now = rec_mono_us(), next = UINT64_MAX;
+	bool any = false;
+
+	if (r->n_follow_up == 0 || r->stopping)
+		return;
+	for (const struct pass *p = r->running; p != NULL; p = p->next_running) {
+		bool owed = false;
+		if (p->kind != PASS_TARGETED || p->fleets_observing > 0)
+			continue;
+		for (size_t fi = 0; fi < p->n_fleets && !owed; fi++)
+			owed = p->fleets[fi].phase == FLEET_DONE &&
+			       r->fleets[p->fleets[fi].index].follow_up;
+		if (!owed)
+			continue;
+		if (now - p->answered_us < FOLLOW_UP_STALL_US ||
+		    r->creates_out > FOLLOW_UP_CREATES_LEFT) {
+			/* not held up yet (a creation answering re-arms through pass_op_done) */
+			if (p->answered_us + FOLLOW_UP_STALL_US < next)
+				next = p->answered_us + FOLLOW_UP_STALL_US;
+			continue;
+		}
+		for (size_t fi = 0; fi < p->n_fleets; fi++) {
+			struct fleet_state *fs = &r->fleets[p->fleets[fi].index];
+			if (p->fleets[fi].phase == FLEET_DONE && fs->follow_up)
+				any = fs->follow_up_due = true;
+		}
+	}
+	for (size_t i = 0; any && i < r->n_fleets; i++)
+		if (r->fleets[i].follow_up_due)
+			follow_up_wake(r, i);
+	if (next != UINT64_MAX)
+		follow_up_arm(r, next > now ? next : now + FOLLOW_UP_STALL_US);
 }
 
 /* ---- end --------------------------------------------------------------------------------- */
@@ -360,17 +491,22 @@ static void fleet_done(struct reconciler *r, struct pass *p, size_t fi)
 	fs->busy = NULL;
 	/*
 	 * The scale-up step (max(S, 4) new stages a pass) left stages to create: another pass
-	 * follows, once this targeted pass has ended (one pass over every such fleet, not a
-	 * second pass beside it), or soon after the walk's visit. A pass that created nothing does
-	 * not ask again.
+	 * follows, soon after the walk's visit, or for a targeted pass when it ends or is held up
+	 * while the creations have stalled (pass_follow_up). A pass that created nothing does not
+	 * ask again.
 	 */
 	if (f->n_created > 0 && f->summary.decision.reason != NULL &&
 	    strcmp(f->summary.decision.reason, "scale-up limit") == 0) {
-		if (p->kind == PASS_RESYNC)
+		if (p->kind == PASS_RESYNC) {
 			rec_wake_soon(r, f->index);
-		else
-			f->follow_up = true;
+		} else if (!fs->follow_up) {
+			fs->follow_up = true;
+			r->n_follow_up++;
+			follow_up_arm(r, p->answered_us + FOLLOW_UP_STALL_US);
+		}
 	}
+	if (f->planned && p->kind == PASS_TARGETED)
+		act_reads_outcome(r, f);
 	if (f->planned) {
 		record_fleet(r, p, fi);
 		if (fs->last != NULL)
@@ -412,9 +548,8 @@ static void pass_end(struct reconciler *r, struct pass *p)
 	p->refs++;
 	if (p->kind == PASS_RESYNC)
 		rec_resync_ended(r, p);
-	for (size_t fi = 0; fi < p->n_fleets && !r->stopping; fi++)
-		if (p->fleets[fi].follow_up)
-			rec_wake_soon(r, p->fleets[fi].index);
+	for (size_t fi = 0; fi < p->n_fleets; fi++)
+		follow_up_wake(r, p->fleets[fi].index);
 	running_remove(r, p);
 	pass_unref(p);                          /* the running reference; r->last keeps it */
 	r->hook_ok = p->ok;

@@ -104,8 +104,6 @@ struct obs_fleet {
 	bool skipped;
 	/* a wake-up named the fleet while this pass held it: its calls go first from now on */
 	bool urgent;
-	/* the scale-up step cut its creations: a pass follows once this one has ended */
-	bool follow_up;
 	bool origin_seen;
 	char origin_session[IVS_SESSION_ID_MAX + 1];
 	struct obs_stage origin;                 /* viewers of the origin */
@@ -186,6 +184,8 @@ struct pass {
 	unsigned obs_in_flight;
 	bool obs_pumping;
 	size_t fleets_done;
+	size_t fleets_observing;                 /* fleets not planned yet (FLEET_OBSERVING) */
+	uint64_t answered_us;                    /* monotonic: its last callback */
 	bool ended;                              /* recorded or abandoned */
 	unsigned reads_failed, actions_failed, actions_done;
 	/* Stops IVS confirmed this pass; a delete needs every stop into its stage in here. */
@@ -250,6 +250,13 @@ void pass_op_done(struct op *op);
 void pass_free(struct pass *p);
 /* The error a call that could not be queued completes with (its callback runs at once). */
 extern const struct aws_error pass_not_queued;
+/*
+ * Scale-ups cut by the step (max(S, 4) new stages a pass). A CreateStage was sent / answered
+ * (act.c); the event loop's wake-up (on_defer) wakes the fleets owed a follow-up once it is due.
+ */
+void pass_create_sent(struct reconciler *r);
+void pass_create_answered(struct reconciler *r);
+void pass_follow_up(struct reconciler *r);
 /* record.c: the last record-phase Redis write answered (the pass_done hook waits for it). */
 void pass_record_written(struct reconciler *r);
 
@@ -261,6 +268,12 @@ void observe_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void observe_fleet_done(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void act_fleet_deletes(struct reconciler *r, struct pass *p, size_t fleet);
+/*
+ * A targeted pass is done with a planned fleet: when a read failed (fail static), the fleet
+ * is woken again once the per-item backoff of "reads|FLEET" ends, rather than when the walk
+ * comes round; when its reads succeeded, that backoff is forgotten.
+ */
+void act_reads_outcome(struct reconciler *r, const struct obs_fleet *f);
 void record_fleet(struct reconciler *r, struct pass *p, size_t fleet);
 void record_pass(struct reconciler *r, struct pass *p);
 

@@ -275,6 +275,7 @@ static int on_defer(sd_event_source *s, void *ud)
 	/* --once / --dry-run: the first pass only */
 	if (r->one_pass && (r->passes > 0 || r->running != NULL))
 		return 0;
+	pass_follow_up(r);                      /* may set fleets' wake: before they are read */
 	want = calloc(r->n_fleets, sizeof(*want));
 	if (want == NULL)
 		return 0;
@@ -735,6 +736,9 @@ static int fleets_from_config(struct reconciler *r, const struct config *config)
 	free(r->fleets);
 	r->fleets = n;
 	r->n_fleets = config->n_fleets;
+	r->n_follow_up = 0;
+	for (size_t i = 0; i < r->n_fleets; i++)
+		r->n_follow_up += n[i].follow_up;
 	return 0;
 }
 
@@ -779,6 +783,7 @@ void reconciler_free(struct reconciler *r)
 	sd_event_source_disable_unref(r->timer);
 	sd_event_source_disable_unref(r->defer);
 	sd_event_source_disable_unref(r->debounce);
+	sd_event_source_disable_unref(r->follow_up_timer);
 	sd_event_source_disable_unref(r->idle_defer);
 	sd_event_source_disable_unref(r->walk_timer);
 	sd_event_source_disable_unref(r->backoff_timer);

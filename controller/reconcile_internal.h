@@ -47,6 +47,9 @@ struct fleet_state {
 	 * it may miss that change (see pass_walk_step). */
 	uint64_t stages_changed_us;
 	int64_t backoff_wake_ms;                 /* wall ms: an action's backoff ends (0 = none) */
+	/* A targeted pass's scale-up was cut by the step: a follow-up pass is owed (pass.c). */
+	bool follow_up;
+	bool follow_up_due;                      /* pass_follow_up: woken once the walk is over */
 };
 
 struct manual_replication {
@@ -97,6 +100,14 @@ struct reconciler {
 	sd_event_source *debounce;
 	sd_event_source *idle_defer;             /* runs hooks.idle from the loop */
 	uint64_t last_pass_start_us;
+	/*
+	 * CreateStage calls sent and not answered yet (queued, waiting or on the wire), every pass,
+	 * and fleets with follow_up set: the follow-ups begin once their pass has acted on every
+	 * fleet and is held up (pass_follow_up), not only when it ends.
+	 */
+	unsigned creates_out;
+	unsigned n_follow_up;
+	sd_event_source *follow_up_timer;        /* a stall may be long enough: look again */
 	struct backoff *backoff;                 /* failed actions waiting to be retried */
 	struct manual_replication manual[MAX_MANUAL];
 	size_t n_manual;

@@ -650,7 +650,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--only", default="",
-                    help="comma list: reaction,converge,memory,admin,scale")
+                    help="comma list: reaction,converge,converge_faults (the faulty run alone),memory,admin,scale")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--scale-trials", type=int, default=40)
     ap.add_argument("--resyncs", type=int, default=20)
@@ -671,6 +671,7 @@ def main():
             bench_reaction(args.trials)
         if want("converge"):
             bench_converge(0.0, steady=True)
+        if want("converge") or want("converge_faults"):
             bench_converge(0.10, steady=False)
         if want("memory"):
             bench_memory(args.resyncs)

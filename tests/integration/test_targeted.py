@@ -110,6 +110,49 @@ def test_reconcile_fleet_touches_only_that_fleet(tmpdir_path, redis, sim, daemon
     assert not owned_by(sim, "f0") and not owned_by(sim, "f1")
 
 
+def test_a_scale_up_cut_by_the_step_is_followed_up_without_another_wake(
+        tmpdir_path, redis, sim, daemons):
+    d, origins = start_fleets(tmpdir_path, redis, sim, daemons, 2)
+    wait_until(lambda: idle(d), 30, what="the start-up pass over every fleet")
+    passes = d.passes()
+    wakes = d.status()["wakes_total"]
+    # origin + 5 replicas (one host feeds at most 5): the step allows max(S, 4) = 4 new stages
+    # in the first pass, and the resync is 600 s away: only the follow-up can create the 5th.
+    redis.cmd("SET", f"{PREFIX}fleet:f0:desired", "6")
+    wake(redis, "f0")
+    wait_until(lambda: len(owned_by(sim, "f0")) == 5 and idle(d), 30,
+               what="the first pass and its follow-up to create f0's 5 stages")
+    assert d.passes() >= passes + 2
+    assert d.status()["wakes_total"] == wakes + 1      # the wake channel's, nothing else
+    assert not owned_by(sim, "f1")
+
+
+def test_a_targeted_pass_whose_reads_failed_is_retried_after_the_backoff(
+        tmpdir_path, redis, sim, daemons):
+    d, origins = start_fleets(tmpdir_path, redis, sim, daemons, 1)
+    wait_until(lambda: idle(d), 30, what="the start-up pass")
+    # Every attempt of the fleet's host listing fails: the woken pass ends in fail static.
+    sim.faults(failOperations=["ListParticipants"])
+    passes = d.passes()
+    redis.cmd("SET", f"{PREFIX}fleet:f0:desired", "2")
+    wake(redis, "f0")
+    wait_until(lambda: d.passes() > passes and d.status()["fleets"][0].get("fail_static"), 30,
+               what="the woken pass to end with a failed read")
+    sim.faults(failOperations=[])
+    # The resync is 600 s away and nothing else wakes the fleet: only the backoff's end can
+    # start the pass that reads it again and feeds the stage the first pass created blind.
+    def fed():
+        stages = owned_by(sim, "f0")
+        return len(stages) == 1 and any(
+            r["destinationStageArn"] == stages[0]["arn"] and r["replicationState"] == "ACTIVE"
+            for r in sim.state().get("replications", []))
+    wait_until(fed, 30, what="a pass after the backoff to read the fleet again and feed its stage")
+    wait_until(lambda: d.status()["fleets"][0].get("fail_static") is False, 10,
+               what="the fleet's reads healthy again")
+    assert d.status()["wakes"]["backoff"] >= 1
+    assert len(owned_by(sim, "f0")) == 1
+
+
 def test_wake_during_a_running_pass_queues_exactly_one_more(tmpdir_path, redis, sim, daemons):
     d, origins = start_fleets(tmpdir_path, redis, sim, daemons, 1)
     wait_until(lambda: idle(d), 30, what="the start-up pass")
