@@ -510,6 +510,12 @@ def _admin_worker(args):
     return lat
 
 
+def _default_signals():
+    """A pool's workers are ended with SIGTERM: they must not raise Stop like the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def bench_admin(clients, per_client):
     env = Env("admin", sim_args=["--latency-ms", "5000"], tps=0)
     try:
@@ -517,7 +523,7 @@ def bench_admin(clients, per_client):
         d = env.start_daemon(fleets, max_tps=20, resync="1s", timeout="20s")
         d.wait_ready()
         harness.wait_until(lambda: env.status()["pass_running"], 20, what="a pass in flight")
-        with multiprocessing.get_context("fork").Pool(clients) as pool:
+        with multiprocessing.get_context("fork").Pool(clients, initializer=_default_signals) as pool:
             lat = sum(pool.map(_admin_worker, [(d.socket, per_client)] * clients), [])
         inflight = env.status()["pass_running"]
         p50, p99 = percentile(lat, 50), percentile(lat, 99)
