@@ -55,7 +55,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Redis:
+class RedisProcess:
+    """What every test redis-server shares: PING until it answers, stop. A subclass sets
+    self.proc and defines cmd() (plain or TLS; ssl.SSLError is an OSError)."""
+
+    def _ping(self):
+        try:
+            return self.cmd("PING") == "PONG"
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Redis(RedisProcess):
     """A private redis-server on a free loopback port; restartable on the same port."""
 
     def __init__(self, tmpdir):
@@ -70,18 +87,6 @@ class Redis:
              "--appendonly", "no", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self._ping(), 10, what="redis-server to answer PING")
-
-    def _ping(self):
-        try:
-            return self.cmd("PING") == "PONG"
-        except OSError:
-            return False
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
     @property
     def url(self):

@@ -7,7 +7,7 @@ import socket
 import ssl
 import subprocess
 
-from harness import _read_resp, free_port, wait_until
+from harness import RedisProcess, _read_resp, free_port, wait_until
 
 USER = "autoscaler"
 PASSWORD = "s3cret-acl-password"
@@ -84,7 +84,7 @@ class Certs:
                  "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", cwd=self.dir)
 
 
-class TlsRedis:
+class TlsRedis(RedisProcess):
     """A TLS-only redis-server (--port 0): an ACL user with a password, the default user off.
     cert picks the server certificate ("server" or "expired"); client_auth asks for client
     certificates. cmd() talks to it over TLS as the ACL user (with the client certificate)."""
@@ -116,18 +116,6 @@ class TlsRedis:
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_until(self._ping, 10, what="the TLS redis-server to answer PING")
-
-    def _ping(self):
-        try:
-            return self.cmd("PING") == "PONG"
-        except (OSError, ssl.SSLError):
-            return False
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
     @property
     def url(self):
@@ -176,7 +164,7 @@ def tls_args(certs):
             "--tls-replication", "yes"]
 
 
-class PlainRedis:
+class PlainRedis(RedisProcess):
     """A redis-server on a free port, optionally a replica of another (for the Sentinel set
     and for REPLICAOF scenarios). Same cmd() shape as harness.Redis. With certs it is TLS-only
     (and replicates over TLS); cmd() then speaks TLS."""
@@ -196,12 +184,6 @@ class PlainRedis:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._ping, 10, what=f"redis-server {name} to answer PING")
 
-    def _ping(self):
-        try:
-            return self.cmd("PING") == "PONG"
-        except OSError:
-            return False
-
     @property
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
@@ -211,12 +193,6 @@ class PlainRedis:
 
     def role(self):
         return self.cmd("ROLE")[0]
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
 
 
 class SentinelSet:
